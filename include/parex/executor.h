@@ -1,0 +1,247 @@
+/*
+ * parex/executor.h - one interface over threads and processes.
+ *
+ * An executor runs tasks on a backend picked by configuration:
+ *   inline   runs each task in the submitting thread (debugging; the
+ *            sequential baseline);
+ *   thread   a pool of threads in this process;
+ *   process  a pool of forked worker processes over shared memory.
+ * The same task code runs unchanged on each, because arguments and results
+ * pass by value (copied) on every backend. Large data goes through
+ * px_executor_alloc(), which both kinds of worker can read and write.
+ *
+ * Configuration, lowest precedence first:
+ *   1. built-in defaults;
+ *   2. the INI file named by $PAREX_CONFIG, else ./parex.conf if it exists
+ *      (section [executor], keys as below);
+ *   3. the spec in $PAREX_EXECUTOR;
+ *   4. the spec the program passes to px_executor_open().
+ * A spec is "BACKEND" or "BACKEND:key=value,key=value", or ":key=value" to
+ * change keys only. Keys (see README.md for the full table): workers, queue,
+ * block, max_arg, max_result, spin_us, gil (thread), task_timeout_ms,
+ * max_tasks_per_worker, shm_size (process).
+ */
+#ifndef PAREX_EXECUTOR_H
+#define PAREX_EXECUTOR_H
+
+#include <parex/future.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct px_executor px_executor;
+typedef struct px_config px_config;
+
+/* What a running task sees of its worker; valid only during the call. */
+typedef struct px_task px_task;
+
+/*
+ * A task: fn(task, arg, arg_len) with a private copy of the submitted argument
+ * bytes. Return 0 for success (with the result set by px_task_return(), or no
+ * bytes), or a negative error code that becomes the future's error.
+ */
+typedef int (*px_task_fn)(px_task *t, const void *arg, size_t arg_len);
+
+/*
+ * Sets the task's result to a copy of len bytes at data (a later call
+ * replaces it). Returns 0, or -EMSGSIZE when len exceeds the executor's
+ * max_result (the task should then return that code).
+ */
+PX_API int px_task_return(px_task *t, const void *data, size_t len);
+
+/*
+ * Sets a message for the error the task is about to return, printf-style,
+ * and returns err so a task can `return px_task_fail(t, -EIO, "...", ...)`.
+ */
+PX_API int px_task_fail(px_task *t, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The worker's index, 0 .. workers-1 (0 on the inline backend). */
+PX_API int px_task_worker_id(const px_task *t);
+
+/*
+ * Brackets a blocking section in a task (I/O, sleep). Under GIL emulation it
+ * releases the GIL, as CPython does around blocking calls; otherwise it does
+ * nothing. Calls must pair, in the same task.
+ */
+PX_API void px_task_blocking_begin(px_task *t);
+PX_API void px_task_blocking_end(px_task *t);
+
+/* Sleeps ns nanoseconds as a blocking section. Returns 0. */
+PX_API int px_task_sleep(px_task *t, int64_t ns);
+
+/*
+ * A per-worker initializer, run once in each worker (thread or process)
+ * before its first task, and again in every replacement worker. A non-zero
+ * return fails the executor's creation (or, for a replacement, retires it).
+ */
+typedef int (*px_worker_init_fn)(int worker_id, void *arg);
+
+/* Configuration --------------------------------------------------------- */
+
+/* Creates a configuration holding the built-in defaults. 0 or -ENOMEM. */
+PX_API int px_config_create(px_config **out);
+
+/* Frees a configuration. Accepts NULL. */
+PX_API void px_config_destroy(px_config *cfg);
+
+/*
+ * Applies a spec ("thread:workers=4"). source names where it came from for
+ * error messages ("PAREX_EXECUTOR", "argument", ...; NULL: "spec"). Returns
+ * 0, or -EINVAL for an unknown backend or key or a bad value, with a message
+ * naming the key and the source in px_config_error().
+ */
+PX_API int px_config_apply(px_config *cfg, const char *spec, const char *source);
+
+/* Sets one key ("backend" included), as px_config_apply() does. */
+PX_API int px_config_set(px_config *cfg, const char *key, const char *value,
+			 const char *source);
+
+/*
+ * Applies an INI file's [executor] section. Returns 0, -ENOENT (or another
+ * open error) if it cannot be read, or -EINVAL with px_config_error() naming
+ * the file, line and key.
+ */
+PX_API int px_config_load_file(px_config *cfg, const char *path);
+
+/*
+ * Applies the environment's layers: the file named by $PAREX_CONFIG (which
+ * must exist) or ./parex.conf (if it exists), then $PAREX_EXECUTOR.
+ * Returns 0 or the first error as above.
+ */
+PX_API int px_config_load_env(px_config *cfg);
+
+/* Sets the per-worker initializer (NULL: none). */
+PX_API void px_config_set_initializer(px_config *cfg, px_worker_init_fn fn,
+				      void *arg);
+
+/* The message of the last failed call on cfg, or "" if none. */
+PX_API const char *px_config_error(const px_config *cfg);
+
+/*
+ * Writes the effective configuration as a spec ("thread:workers=2,...") into
+ * buf (always NUL-terminated when len > 0). Returns the length it needs, as
+ * snprintf does.
+ */
+PX_API int px_config_format(const px_config *cfg, char *buf, size_t len);
+
+/* Executors -------------------------------------------------------------- */
+
+/*
+ * Creates an executor from cfg (which the caller keeps). Workers start now.
+ * Returns 0, -EINVAL for an inconsistent configuration, PX_ENOBACKEND, a
+ * worker initializer's failure, or a system error (-ENOMEM, -EAGAIN).
+ */
+PX_API int px_executor_create(px_executor **out, const px_config *cfg);
+
+/*
+ * Creates an executor from defaults, the environment's layers (see
+ * px_config_load_env) and then spec (may be NULL). On failure, if errbuf is
+ * not NULL, writes a one-line message naming the key and its source.
+ */
+PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
+			    size_t errlen);
+
+/* Flags for px_submit_opts.flags. */
+enum {
+	PX_SUBMIT_NOWAIT = 1u << 0, /* full queue: fail with -EAGAIN, don't block */
+};
+
+typedef struct px_submit_opts {
+	unsigned flags;     /* PX_SUBMIT_* */
+	int64_t timeout_ns; /* process backend: kill the task past this; 0 = pool
+			       default (task_timeout_ms); PX_FOREVER = none */
+} px_submit_opts;
+
+/*
+ * Submits fn with a copy of arg_len bytes at arg (arg may be NULL when
+ * arg_len is 0). On success stores a new future (one reference, yours)
+ * through out and returns 0. The bounded queue makes a full submit block
+ * (config block=1, the default) or fail with -EAGAIN (block=0 or
+ * PX_SUBMIT_NOWAIT). Returns -EINVAL for NULL arguments, -EMSGSIZE when
+ * arg_len exceeds max_arg, PX_ESHUTDOWN after shutdown, -ENOMEM. opts may be
+ * NULL.
+ */
+PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
+			      size_t arg_len, const px_submit_opts *opts,
+			      px_future **out);
+
+/* Called by px_executor_map() as records finish: done of total. */
+typedef void (*px_progress_fn)(size_t done, size_t total, void *arg);
+
+typedef struct px_map_opts {
+	size_t chunk;        /* records per task; 0 = pick one */
+	int64_t timeout_ns;  /* for the whole map; 0 or PX_FOREVER = none */
+	int *errors;         /* optional: per-record result code, n entries */
+	px_progress_fn progress; /* optional, called in the mapping thread */
+	void *progress_arg;
+} px_map_opts;
+
+/*
+ * Runs fn over n argument records of arg_size bytes each (args is an array),
+ * like Executor.map: records are grouped into tasks of opts->chunk records,
+ * and each record's result (at most result_size bytes; shorter ones are zero
+ * padded) lands in results[i] in input order. results may be NULL when
+ * result_size is 0. Returns 0 when every record succeeded; otherwise the
+ * error of the first failed record in input order (per-record codes in
+ * opts->errors), -ETIMEDOUT (unfinished records are cancelled), or the
+ * errors of px_executor_submit().
+ */
+PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
+			   size_t arg_size, size_t n, void *results,
+			   size_t result_size, const px_map_opts *opts);
+
+/*
+ * Stops taking work, as Executor.shutdown(wait, cancel_futures): queued
+ * tasks are cancelled if cancel_pending, else they still run; with wait the
+ * call returns once every task has finished and the workers have exited.
+ * Later submits return PX_ESHUTDOWN. Safe to call more than once. Returns 0.
+ */
+PX_API int px_executor_shutdown(px_executor *ex, bool wait, bool cancel_pending);
+
+/*
+ * Shuts down (wait, no cancel) if not done yet, and frees the executor.
+ * Futures it handed out stay valid. Accepts NULL. Must not be called from one
+ * of its own tasks.
+ */
+PX_API void px_executor_destroy(px_executor *ex);
+
+typedef struct px_executor_stats {
+	uint64_t submitted; /* accepted by submit */
+	uint64_t completed; /* finished with a result */
+	uint64_t failed;    /* finished with an error (crashes, timeouts too) */
+	uint64_t cancelled; /* cancelled before or while running */
+	uint64_t queued;    /* accepted, not yet started */
+	uint64_t running;   /* running now */
+	uint64_t workers;   /* live workers */
+	uint64_t busy_ns;   /* total time workers spent running tasks */
+	uint64_t respawns;  /* process backend: workers replaced */
+} px_executor_stats;
+
+/* Fills *out with a consistent-enough snapshot. 0 or -EINVAL. */
+PX_API int px_executor_stats_get(px_executor *ex, px_executor_stats *out);
+
+/* The backend's name ("inline", "thread", "process"). */
+PX_API const char *px_executor_backend(const px_executor *ex);
+
+/* The number of workers the executor was created with. */
+PX_API int px_executor_workers(const px_executor *ex);
+
+/*
+ * Allocates size bytes that tasks on this executor can read and write in
+ * place, on any backend (plain memory for threads, the executor's shared
+ * memory arena for processes), so large data passes by pointer instead of by
+ * copy. Stores the pointer through out. Returns 0, -EINVAL, -ENOMEM (arena
+ * full: raise shm_size). Memory is 64-byte aligned and zeroed.
+ */
+PX_API int px_executor_alloc(px_executor *ex, size_t size, void **out);
+
+/* Frees memory from px_executor_alloc(). Accepts NULL. */
+PX_API void px_executor_free(px_executor *ex, void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAREX_EXECUTOR_H */
