@@ -154,6 +154,10 @@ extern const struct px__backend_ops px__thread_backend;
 /* Defined by procpool/ once it is built in; a weak NULL until then. */
 extern const struct px__backend_ops px__process_backend __attribute__((weak));
 
+/* Plain-memory px_executor_alloc/free for the in-process backends. */
+int px__heap_alloc(px_executor *ex, size_t size, void **out);
+void px__heap_free(px_executor *ex, void *p);
+
 /* Online CPUs, at least 1. */
 int px__online_cpus(void);
 

@@ -85,6 +85,9 @@ bool px__future_try_start(px_future *f);
  */
 int px__future_complete(px_future *f, int err);
 
+/* PENDING -> CANCELLED (a plain cancel). True if this call cancelled it. */
+bool px__future_cancel_pending(px_future *f);
+
 /*
  * Registers n on f's completion list, or, if f is already finished, returns
  * false without linking (the caller handles "already done").

@@ -1,0 +1,630 @@
+/*
+ * lib/future.c - the future's state machine, its completion list, the promise
+ * side, and the per-thread free list futures come from.
+ *
+ * State word (f->state, also the futex word):
+ *   bits 0-1  PENDING -> RUNNING -> DONE, or PENDING/RUNNING -> CANCELLED
+ *   bit 2     PX__F_WAITERS: a thread sleeps in px_future_wait on the word
+ * Every transition is a CAS on the whole word, so the WAITERS bit a waiter
+ * sets is never lost. Transitions to a final state happen with f->lock held,
+ * after err/result/msg are written; the CAS is a release, and readers load the
+ * state with acquire before reading the outcome. The lock also guards the
+ * completion list, which the finishing thread detaches in the same critical
+ * section and fires after unlocking.
+ *
+ * Lock order: f->lock is a leaf; nothing is taken while holding it, and no
+ * callback runs under it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "future_internal.h"
+
+static inline uint32_t st(uint32_t w)
+{
+	return w & PX__F_STATE_MASK;
+}
+
+static inline bool final_state(uint32_t s)
+{
+	return s == PX_FUTURE_DONE || s == PX_FUTURE_CANCELLED;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void lock_future(px_future *f)
+{
+	/* Pairs with the release store in unlock_future(). */
+	while (atomic_exchange_explicit(&f->lock, 1, memory_order_acquire))
+		while (atomic_load_explicit(&f->lock, memory_order_relaxed))
+			cpu_relax();
+}
+
+static void unlock_future(px_future *f)
+{
+	atomic_store_explicit(&f->lock, 0, memory_order_release);
+}
+
+/* Free list ------------------------------------------------------------- */
+
+/*
+ * Futures are recycled through a per-thread cache, refilled from and spilled
+ * to a global list in batches under a mutex, so the common submit/release
+ * pair touches no shared cache line. Under AddressSanitizer every future is
+ * a fresh malloc, so use-after-release is caught.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define PX__NO_FUTURE_CACHE 1
+#endif
+
+#define CACHE_MAX 256   /* futures kept per thread */
+#define CACHE_BATCH 128 /* moved to/from the global list at a time */
+#define GLOBAL_MAX 65536
+
+#ifndef PX__NO_FUTURE_CACHE
+struct fcache {
+	px_future *head;
+	unsigned n;
+	bool registered;
+};
+
+static __thread struct fcache tcache;
+static pthread_mutex_t glock = PTHREAD_MUTEX_INITIALIZER;
+static px_future *gfree;
+static size_t gcount;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void spill(struct fcache *c, unsigned n)
+{
+	px_future *first = c->head, *last = first;
+	for (unsigned i = 1; i < n; i++)
+		last = last->qnext;
+	c->head = last->qnext;
+	c->n -= n;
+	pthread_mutex_lock(&glock);
+	if (gcount >= GLOBAL_MAX) {
+		pthread_mutex_unlock(&glock);
+		last->qnext = NULL;
+		while (first) {
+			px_future *nx = first->qnext;
+			free(first);
+			first = nx;
+		}
+		return;
+	}
+	last->qnext = gfree;
+	gfree = first;
+	gcount += n;
+	pthread_mutex_unlock(&glock);
+}
+
+static void cache_thread_exit(void *p)
+{
+	struct fcache *c = p;
+	if (c->n)
+		spill(c, c->n);
+}
+
+static void cache_key_init(void)
+{
+	pthread_key_create(&cache_key, cache_thread_exit);
+}
+
+static px_future *cache_get(void)
+{
+	struct fcache *c = &tcache;
+	if (!c->head) {
+		pthread_mutex_lock(&glock);
+		unsigned n = 0;
+		while (gfree && n < CACHE_BATCH) {
+			px_future *f = gfree;
+			gfree = f->qnext;
+			f->qnext = c->head;
+			c->head = f;
+			n++;
+		}
+		gcount -= n;
+		pthread_mutex_unlock(&glock);
+		c->n += n;
+		if (!c->head)
+			return NULL;
+	}
+	px_future *f = c->head;
+	c->head = f->qnext;
+	c->n--;
+	return f;
+}
+
+static void cache_put(px_future *f)
+{
+	struct fcache *c = &tcache;
+	if (!c->registered) {
+		pthread_once(&cache_once, cache_key_init);
+		pthread_setspecific(cache_key, c);
+		c->registered = true;
+	}
+	f->qnext = c->head;
+	c->head = f;
+	if (++c->n > CACHE_MAX)
+		spill(c, CACHE_BATCH);
+}
+#endif
+
+px_future *px__future_new(void)
+{
+	px_future *f = NULL;
+#ifndef PX__NO_FUTURE_CACHE
+	f = cache_get();
+#endif
+	if (!f) {
+		f = aligned_alloc(64, (sizeof(*f) + 63) & ~(size_t)63);
+		if (!f)
+			return NULL;
+	}
+	memset(f, 0, offsetof(px_future, res_inline));
+	atomic_init(&f->refs, 1);
+	f->result = f->res_inline;
+	return f;
+}
+
+static void future_free(px_future *f)
+{
+	if (f->result != f->res_inline)
+		free(f->result);
+	if (f->arg && f->arg != f->arg_inline)
+		free(f->arg);
+	free(f->msg);
+	/* Callbacks of a future that never completed are dropped unrun. */
+	for (struct px__node *n = f->head, *nx; n; n = nx) {
+		nx = n->next;
+		free(n);
+	}
+#ifndef PX__NO_FUTURE_CACHE
+	cache_put(f);
+#else
+	free(f);
+#endif
+}
+
+PX_API px_future *px_future_retain(px_future *f)
+{
+	if (f)
+		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+	return f;
+}
+
+PX_API void px_future_release(px_future *f)
+{
+	if (!f)
+		return;
+	/* acq_rel: the last release must see every other holder's writes. */
+	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+		future_free(f);
+}
+
+/* Storing the outcome (producer side, before completion) ---------------- */
+
+int px__future_store_result(px_future *f, const void *data, size_t len)
+{
+	if (len > UINT32_MAX)
+		return -EMSGSIZE;
+	if (len <= PX__RES_INLINE) {
+		if (f->result != f->res_inline) {
+			free(f->result);
+			f->result = f->res_inline;
+		}
+	} else {
+		void *p = malloc(len);
+		if (!p)
+			return -ENOMEM;
+		if (f->result != f->res_inline)
+			free(f->result);
+		f->result = p;
+	}
+	if (len)
+		memcpy(f->result, data, len);
+	f->result_len = (uint32_t)len;
+	return 0;
+}
+
+void px__future_store_message(px_future *f, const char *msg)
+{
+	free(f->msg);
+	f->msg = msg ? strdup(msg) : NULL;
+}
+
+int px__future_store_arg(px_future *f, const void *arg, size_t len)
+{
+	if (len <= PX__ARG_INLINE) {
+		f->arg = f->arg_inline;
+	} else {
+		f->arg = malloc(len);
+		if (!f->arg)
+			return -ENOMEM;
+	}
+	if (len)
+		memcpy(f->arg, arg, len);
+	f->arg_len = (uint32_t)len;
+	return 0;
+}
+
+/* Transitions ------------------------------------------------------------ */
+
+bool px__future_try_start(px_future *f)
+{
+	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
+	while (st(w) == PX_FUTURE_PENDING) {
+		/* acquire: the starter then reads the task record written before
+		 * the submit's release (the queue's publication). */
+		if (atomic_compare_exchange_weak_explicit(
+			    &f->state, &w, (w & ~PX__F_STATE_MASK) | PX_FUTURE_RUNNING,
+			    memory_order_acquire, memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+static void fire_list(px_future *f, struct px__node *n)
+{
+	while (n) {
+		/* Read next before fire(): the node may be freed by it or by
+		 * its owner as soon as `fired` is set. */
+		struct px__node *nx = n->next;
+		n->fire(n, f);
+		n = nx;
+	}
+}
+
+/*
+ * Moves f to final state s with outcome err (and message msg, owned, may be
+ * NULL), if not already final; with only_pending, only from PENDING (a plain
+ * cancel). Holding the lock serialises finishers; px__future_try_start does
+ * not take it, so the CAS below may still lose to a start. The release CAS
+ * publishes err/result/msg. Returns 0, -EALREADY, or -EBUSY (only_pending and
+ * the work started).
+ */
+static int finish(px_future *f, uint32_t s, int err, bool only_pending,
+		  char *msg)
+{
+	lock_future(f);
+	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
+	for (;;) {
+		int busy = final_state(st(w)) ? -EALREADY
+			   : (only_pending && st(w) != PX_FUTURE_PENDING) ? -EBUSY
+			   : 0;
+		if (busy) {
+			unlock_future(f);
+			free(msg);
+			return busy;
+		}
+		f->err = err;
+		/* The WAITERS bit is dropped: every sleeper is woken below. */
+		if (atomic_compare_exchange_weak_explicit(&f->state, &w, s,
+							  memory_order_release,
+							  memory_order_relaxed))
+			break;
+	}
+	if (msg) {
+		free(f->msg);
+		f->msg = msg;
+	}
+	struct px__node *list = f->head;
+	f->head = f->tail = NULL;
+	for (struct px__node *n = list; n; n = n->next)
+		n->linked = false;
+	unlock_future(f);
+	if (w & PX__F_WAITERS)
+		px__futex_wake(&f->state, INT_MAX);
+	fire_list(f, list);
+	return 0;
+}
+
+int px__future_complete(px_future *f, int err)
+{
+	if (err > 0)
+		err = -err;
+	if (err == -ECANCELED)
+		return finish(f, PX_FUTURE_CANCELLED, err, false, NULL);
+	return finish(f, PX_FUTURE_DONE, err, false, NULL);
+}
+
+bool px__future_cancel_pending(px_future *f)
+{
+	return finish(f, PX_FUTURE_CANCELLED, -ECANCELED, true, NULL) == 0;
+}
+
+/* Completion list --------------------------------------------------------- */
+
+bool px__future_link(px_future *f, struct px__node *n)
+{
+	atomic_store_explicit(&n->fired, 0, memory_order_relaxed);
+	lock_future(f);
+	if (final_state(st(atomic_load_explicit(&f->state, memory_order_relaxed)))) {
+		unlock_future(f);
+		return false;
+	}
+	n->next = NULL;
+	n->prev = f->tail;
+	if (f->tail)
+		f->tail->next = n;
+	else
+		f->head = n;
+	f->tail = n;
+	n->linked = true;
+	unlock_future(f);
+	return true;
+}
+
+void px__future_unlink(px_future *f, struct px__node *n)
+{
+	lock_future(f);
+	if (n->linked) {
+		if (n->prev)
+			n->prev->next = n->next;
+		else
+			f->head = n->next;
+		if (n->next)
+			n->next->prev = n->prev;
+		else
+			f->tail = n->prev;
+		n->linked = false;
+		unlock_future(f);
+		return;
+	}
+	unlock_future(f);
+	/* Taken by a finisher: wait until its fire() is done with the node.
+	 * Pairs with the release store of `fired` in the fire functions. */
+	while (!atomic_load_explicit(&n->fired, memory_order_acquire))
+		cpu_relax();
+}
+
+struct cb_node {
+	struct px__node node;
+	px_done_fn fn;
+	void *arg;
+};
+
+static void cb_fire(struct px__node *n, px_future *f)
+{
+	struct cb_node *c = (struct cb_node *)n;
+	c->fn(f, c->arg);
+	free(c);
+}
+
+PX_API int px_future_on_done(px_future *f, px_done_fn fn, void *arg)
+{
+	if (!f || !fn)
+		return -EINVAL;
+	struct cb_node *c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->node.fire = cb_fire;
+	c->fn = fn;
+	c->arg = arg;
+	if (!px__future_link(f, &c->node))
+		cb_fire(&c->node, f); /* already done: run here, now */
+	return 0;
+}
+
+/* Queries ------------------------------------------------------------------- */
+
+PX_API px_future_state px_future_state_get(const px_future *f)
+{
+	if (!f)
+		return PX_FUTURE_PENDING;
+	return (px_future_state)st(atomic_load_explicit(
+		&((px_future *)f)->state, memory_order_acquire));
+}
+
+PX_API bool px_future_is_done(const px_future *f)
+{
+	return f && final_state(px_future_state_get(f));
+}
+
+PX_API int px_future_error(const px_future *f)
+{
+	if (!f)
+		return -EINVAL;
+	if (!px_future_is_done(f))
+		return -EAGAIN;
+	return f->err;
+}
+
+PX_API const char *px_future_message(const px_future *f)
+{
+	if (!f || !px_future_is_done(f))
+		return NULL;
+	return f->msg;
+}
+
+PX_API const void *px_future_result(const px_future *f, size_t *len)
+{
+	if (len)
+		*len = 0;
+	if (!f || px_future_state_get(f) != PX_FUTURE_DONE || f->err != 0)
+		return NULL;
+	if (len)
+		*len = f->result_len;
+	return f->result_len ? f->result : NULL;
+}
+
+/* Waiting ------------------------------------------------------------------ */
+
+/* How long a waiter spins before it sleeps: long enough to catch a task that
+ * finishes within a few cache-line round trips, short against a futex wake
+ * (about 22 us on the reference VM). */
+#define WAIT_SPIN_NS 20000
+
+PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
+{
+	if (!f)
+		return -EINVAL;
+	uint32_t w = atomic_load_explicit(&f->state, memory_order_acquire);
+	if (final_state(st(w)))
+		return 0;
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
+
+	void *tok = px__blocking_enter();
+	int64_t start = px__now_ns();
+	int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+	int64_t spin_until = start + (timeout_ns >= 0 && timeout_ns < WAIT_SPIN_NS
+					      ? timeout_ns : WAIT_SPIN_NS);
+	int r = 0;
+	for (unsigned i = 1;; i++) {
+		w = atomic_load_explicit(&f->state, memory_order_acquire);
+		if (final_state(st(w)))
+			goto out;
+		cpu_relax();
+		if ((i & 63) == 0 && px__now_ns() >= spin_until)
+			break;
+	}
+	for (;;) {
+		w = atomic_load_explicit(&f->state, memory_order_acquire);
+		if (final_state(st(w)))
+			break;
+		int64_t left = -1;
+		if (timeout_ns >= 0) {
+			left = deadline - px__now_ns();
+			if (left <= 0) {
+				r = -ETIMEDOUT;
+				break;
+			}
+		}
+		if (!(w & PX__F_WAITERS)) {
+			/* Announce the sleeper; the finisher's CAS sees the bit
+			 * and wakes. Retry if the word changed meanwhile. */
+			if (!atomic_compare_exchange_weak_explicit(
+				    &f->state, &w, w | PX__F_WAITERS,
+				    memory_order_acquire, memory_order_acquire))
+				continue;
+			w |= PX__F_WAITERS;
+		}
+		px__futex_wait(&f->state, w, left);
+	}
+out:
+	px__blocking_leave(tok);
+	return r;
+}
+
+PX_API int px_future_get_i64(px_future *f, int64_t timeout_ns, int64_t *out)
+{
+	if (!f || !out)
+		return -EINVAL;
+	int r = px_future_wait(f, timeout_ns);
+	if (r)
+		return r;
+	if (f->err)
+		return f->err;
+	if (f->result_len != sizeof(int64_t))
+		return -EMSGSIZE;
+	memcpy(out, f->result, sizeof(int64_t));
+	return 0;
+}
+
+/* Cancel ---------------------------------------------------------------------- */
+
+PX_API int px_future_cancel(px_future *f, unsigned flags)
+{
+	if (!f || (flags & ~(unsigned)PX_CANCEL_RUNNING))
+		return -EINVAL;
+	uint32_t w = atomic_load_explicit(&f->state, memory_order_acquire);
+	for (;;) {
+		switch (st(w)) {
+		case PX_FUTURE_CANCELLED:
+			return 0;
+		case PX_FUTURE_DONE:
+			return -EBUSY;
+		case PX_FUTURE_PENDING:
+			if (px__future_cancel_pending(f))
+				return 0;
+			/* Started or finished meanwhile: look again. */
+			w = atomic_load_explicit(&f->state, memory_order_acquire);
+			continue;
+		case PX_FUTURE_RUNNING:
+			if ((flags & PX_CANCEL_RUNNING) && f->cancel_fn)
+				return f->cancel_fn(f, f->cancel_arg);
+			return -EBUSY;
+		}
+	}
+}
+
+/* Promise side ------------------------------------------------------------------ */
+
+PX_API int px_promise_create(px_future **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = px__future_new();
+	return *out ? 0 : -ENOMEM;
+}
+
+PX_API int px_promise_start(px_future *f)
+{
+	if (!f)
+		return -EINVAL;
+	if (px__future_try_start(f))
+		return 0;
+	uint32_t s = st(atomic_load_explicit(&f->state, memory_order_acquire));
+	if (s == PX_FUTURE_CANCELLED)
+		return -ECANCELED;
+	return s == PX_FUTURE_RUNNING ? 0 : -EALREADY;
+}
+
+PX_API int px_promise_set_result(px_future *f, const void *data, size_t len)
+{
+	if (!f || (!data && len))
+		return -EINVAL;
+	if (px_future_is_done(f))
+		return -EALREADY;
+	int r = px__future_store_result(f, data, len);
+	if (r) {
+		finish(f, PX_FUTURE_DONE, r, false, NULL);
+		return r;
+	}
+	return finish(f, PX_FUTURE_DONE, 0, false, NULL);
+}
+
+PX_API int px_promise_set_i64(px_future *f, int64_t value)
+{
+	return px_promise_set_result(f, &value, sizeof(value));
+}
+
+PX_API int px_promise_set_error(px_future *f, int err, const char *message)
+{
+	if (!f)
+		return -EINVAL;
+	if (err > 0)
+		err = -err;
+	if (err == 0)
+		err = -EIO;
+	char *m = NULL;
+	if (message && !(m = strdup(message)))
+		return finish(f, PX_FUTURE_DONE, -ENOMEM, false, NULL);
+	return finish(f, err == -ECANCELED ? PX_FUTURE_CANCELLED : PX_FUTURE_DONE,
+		      err, false, m);
+}
+
+PX_API int px_promise_set_cancelled(px_future *f)
+{
+	if (!f)
+		return -EINVAL;
+	return finish(f, PX_FUTURE_CANCELLED, -ECANCELED, false, NULL);
+}
+
+PX_API void px_promise_on_cancel(px_future *f, px_cancel_fn fn, void *arg)
+{
+	if (!f)
+		return;
+	f->cancel_fn = fn;
+	f->cancel_arg = arg;
+}

@@ -1,0 +1,153 @@
+/*
+ * lib/task.c - what a task can do (px_task_*), and running an in-process task
+ * on a future (px__task_run), shared by the inline and thread backends.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "executor_internal.h"
+
+PX_API int px_task_return(px_task *t, const void *data, size_t len)
+{
+	if (!t || (!data && len))
+		return -EINVAL;
+	if (len > t->max_result)
+		return -EMSGSIZE;
+	return t->ops->set_result(t, data, len);
+}
+
+PX_API int px_task_fail(px_task *t, int err, const char *fmt, ...)
+{
+	if (err > 0)
+		err = -err;
+	if (err == 0)
+		err = -EIO;
+	if (t && fmt) {
+		char msg[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		t->ops->set_message(t, msg);
+	}
+	return err;
+}
+
+PX_API int px_task_worker_id(const px_task *t)
+{
+	return t ? t->worker_id : -EINVAL;
+}
+
+PX_API void px_task_blocking_begin(px_task *t)
+{
+	if (t && t->ops->blocking_begin)
+		t->ops->blocking_begin(t);
+}
+
+PX_API void px_task_blocking_end(px_task *t)
+{
+	if (t && t->ops->blocking_end)
+		t->ops->blocking_end(t);
+}
+
+PX_API int px_task_sleep(px_task *t, int64_t ns)
+{
+	if (ns <= 0)
+		return 0;
+	px_task_blocking_begin(t);
+	struct timespec ts = { .tv_sec = ns / PX_SEC, .tv_nsec = ns % PX_SEC };
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	px_task_blocking_end(t);
+	return 0;
+}
+
+/* Task ops over an in-process future. */
+
+static int fut_set_result(px_task *t, const void *data, size_t len)
+{
+	return px__future_store_result(t->f, data, len);
+}
+
+static void fut_set_message(px_task *t, const char *msg)
+{
+	px__future_store_message(t->f, msg);
+}
+
+static void fut_blocking_begin(px_task *t)
+{
+	t->blocking = px__blocking_enter();
+}
+
+static void fut_blocking_end(px_task *t)
+{
+	px__blocking_leave(t->blocking);
+	t->blocking = NULL;
+}
+
+const struct px__task_ops px__future_task_ops = {
+	.set_result = fut_set_result,
+	.set_message = fut_set_message,
+	.blocking_begin = fut_blocking_begin,
+	.blocking_end = fut_blocking_end,
+};
+
+void px__counts_record(struct px__counts *c, int err)
+{
+	/* Single writer: a relaxed load/store pair is an increment. */
+	_Atomic uint64_t *k = err == 0 ? &c->completed
+			      : err == -ECANCELED ? &c->cancelled : &c->failed;
+	atomic_store_explicit(k, atomic_load_explicit(k, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+void px__counts_add(px_executor_stats *out, const struct px__counts *c)
+{
+	out->completed += atomic_load_explicit(&c->completed, memory_order_relaxed);
+	out->failed += atomic_load_explicit(&c->failed, memory_order_relaxed);
+	out->cancelled += atomic_load_explicit(&c->cancelled, memory_order_relaxed);
+	out->busy_ns += atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
+}
+
+bool px__task_run(px_executor *ex, px_future *f, int worker_id,
+		  const struct px__task_ops *ops, struct px__counts *c)
+{
+	if (!px__future_try_start(f)) {
+		/* Cancelled while queued: the canceller completed it. */
+		px__counts_record(c, -ECANCELED);
+		px_future_release(f);
+		return false;
+	}
+	struct px_task t = {
+		.ops = ops,
+		.worker_id = worker_id,
+		.max_result = ex->cfg.max_result,
+		.f = f,
+	};
+	int64_t t0 = px__now_ns();
+	int err = f->fn(&t, f->arg, f->arg_len);
+	int64_t t1 = px__now_ns();
+	if (t.blocking) /* an unpaired blocking_begin: take the GIL back */
+		fut_blocking_end(&t);
+	if (err > 0)
+		err = -err;
+	px__future_complete(f, err);
+	px__counts_record(c, err);
+	atomic_store_explicit(&c->busy_ns,
+			      atomic_load_explicit(&c->busy_ns, memory_order_relaxed) +
+				      (uint64_t)(t1 - t0),
+			      memory_order_relaxed);
+	px_future_release(f);
+	return true;
+}
+
+void px__future_cancel_queued(struct px__counts *c, px_future *f)
+{
+	/* Fails if the user cancelled it earlier; either way it leaves the
+	 * queue cancelled and is counted here, as a worker would have. */
+	px__future_cancel_pending(f);
+	px__counts_record(c, -ECANCELED);
+	px_future_release(f);
+}

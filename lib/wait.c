@@ -1,0 +1,325 @@
+/*
+ * lib/wait.c - waiting on many futures: px_wait() and the as-completed
+ * iterator.
+ *
+ * ALL_COMPLETED waits on each future in turn: futures mostly finish in
+ * submission order, so this sleeps at most once per late future and costs no
+ * registration at all for the ones already done. FIRST_COMPLETED and
+ * FIRST_EXCEPTION register a node on every pending future; the node's fire()
+ * bumps one futex word the waiter sleeps on, so n futures cost n nodes and
+ * one sleeping thread, never a thread or a condvar per future.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "future_internal.h"
+
+static bool is_failure(const px_future *f)
+{
+	return px_future_state_get(f) == PX_FUTURE_CANCELLED ||
+	       (px_future_state_get(f) == PX_FUTURE_DONE && px_future_error(f) != 0);
+}
+
+/* Whether the condition holds now; counts finished futures into *ndone. */
+static bool condition(px_future *const *fs, size_t n, px_wait_mode mode,
+		      size_t *ndone)
+{
+	size_t done = 0;
+	bool failed = false;
+	for (size_t i = 0; i < n; i++) {
+		if (px_future_is_done(fs[i])) {
+			done++;
+			if (is_failure(fs[i]))
+				failed = true;
+		}
+	}
+	*ndone = done;
+	switch (mode) {
+	case PX_FIRST_COMPLETED:
+		return done > 0 || n == 0;
+	case PX_FIRST_EXCEPTION:
+		return failed || done == n;
+	case PX_ALL_COMPLETED:
+		return done == n;
+	}
+	return false;
+}
+
+struct waitset {
+	_Atomic uint32_t seq;     /* futex word: bumped by every fire */
+	_Atomic uint32_t sleeping; /* the waiter is (about to be) asleep */
+};
+
+struct wait_node {
+	struct px__node node;
+	struct waitset *ws;
+};
+
+static void wait_fire(struct px__node *n, px_future *f)
+{
+	(void)f;
+	struct waitset *ws = ((struct wait_node *)n)->ws;
+	/* seq_cst pairs with the waiter's store of `sleeping` then load of
+	 * `seq` (Dekker): either it sees the bump or we see it asleep. */
+	atomic_fetch_add(&ws->seq, 1);
+	if (atomic_load(&ws->sleeping))
+		px__futex_wake(&ws->seq, 1);
+	/* Last touch of the node and the waitset: after this the waiter may
+	 * return and free both (px__future_unlink waits for it). */
+	atomic_store_explicit(&n->fired, 1, memory_order_release);
+}
+
+static void fill_done(px_future *const *fs, size_t n, bool *done)
+{
+	if (done)
+		for (size_t i = 0; i < n; i++)
+			done[i] = px_future_is_done(fs[i]);
+}
+
+static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
+		    bool *done)
+{
+	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (px_future_is_done(fs[i]))
+			continue;
+		int64_t left = -1;
+		if (timeout_ns >= 0) {
+			left = deadline - px__now_ns();
+			if (left < 0)
+				left = 0;
+		}
+		r = px_future_wait(fs[i], left);
+	}
+	fill_done(fs, n, done);
+	return r ? r : (int)(n > INT_MAX ? INT_MAX : n);
+}
+
+PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
+		   int64_t timeout_ns, bool *done)
+{
+	if ((!fs && n) || (mode != PX_FIRST_COMPLETED &&
+			   mode != PX_FIRST_EXCEPTION && mode != PX_ALL_COMPLETED))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!fs[i])
+			return -EINVAL;
+	if (mode == PX_ALL_COMPLETED)
+		return wait_all(fs, n, timeout_ns, done);
+
+	size_t ndone;
+	bool ok = condition(fs, n, mode, &ndone);
+	if (ok || timeout_ns == 0) {
+		fill_done(fs, n, done);
+		return ok ? (int)ndone : -ETIMEDOUT;
+	}
+
+	struct wait_node *nodes = calloc(n, sizeof(*nodes));
+	if (!nodes)
+		return -ENOMEM;
+	struct waitset ws;
+	atomic_init(&ws.seq, 0);
+	atomic_init(&ws.sleeping, 0);
+	for (size_t i = 0; i < n; i++) {
+		nodes[i].node.fire = wait_fire;
+		nodes[i].ws = &ws;
+		if (!px__future_link(fs[i], &nodes[i].node))
+			atomic_store_explicit(&nodes[i].node.fired, 1,
+					      memory_order_relaxed);
+	}
+
+	void *tok = px__blocking_enter();
+	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	int r = 0;
+	for (;;) {
+		uint32_t seq = atomic_load(&ws.seq);
+		if (condition(fs, n, mode, &ndone))
+			break;
+		int64_t left = -1;
+		if (timeout_ns >= 0) {
+			left = deadline - px__now_ns();
+			if (left <= 0) {
+				r = -ETIMEDOUT;
+				break;
+			}
+		}
+		atomic_store(&ws.sleeping, 1);
+		if (atomic_load(&ws.seq) == seq)
+			px__futex_wait(&ws.seq, seq, left);
+		atomic_store(&ws.sleeping, 0);
+	}
+	px__blocking_leave(tok);
+
+	for (size_t i = 0; i < n; i++)
+		px__future_unlink(fs[i], &nodes[i].node);
+	free(nodes);
+	condition(fs, n, mode, &ndone);
+	fill_done(fs, n, done);
+	return r ? r : (int)(ndone > INT_MAX ? INT_MAX : ndone);
+}
+
+/* As-completed ------------------------------------------------------------ */
+
+struct ac_node {
+	struct px__node node;
+	struct px_as_completed *it;
+	size_t idx;
+	struct ac_node *ready_next; /* on the iterator's ready stack */
+};
+
+struct px_as_completed {
+	size_t n;
+	size_t yielded;
+	px_future **fs;
+	struct ac_node *nodes;
+	_Atomic(struct ac_node *) ready;  /* Treiber stack pushed by fire() */
+	struct ac_node *local;            /* popped, in completion order */
+	_Atomic uint32_t seq;
+	_Atomic uint32_t sleeping;
+};
+
+static void ready_push(struct px_as_completed *it, struct ac_node *a)
+{
+	struct ac_node *head = atomic_load_explicit(&it->ready, memory_order_relaxed);
+	do
+		a->ready_next = head;
+	/* release: the popper, which exchanges with acquire, sees ready_next */
+	while (!atomic_compare_exchange_weak_explicit(&it->ready, &head, a,
+						      memory_order_release,
+						      memory_order_relaxed));
+}
+
+static void ac_fire(struct px__node *n, px_future *f)
+{
+	(void)f;
+	struct ac_node *a = (struct ac_node *)n;
+	struct px_as_completed *it = a->it;
+	ready_push(it, a);
+	/* seq_cst: Dekker with the iterator's sleeping/seq, as in wait_fire */
+	atomic_fetch_add(&it->seq, 1);
+	if (atomic_load(&it->sleeping))
+		px__futex_wake(&it->seq, 1);
+	atomic_store_explicit(&n->fired, 1, memory_order_release);
+}
+
+PX_API int px_as_completed_open(px_as_completed **out, px_future *const *fs,
+				size_t n)
+{
+	if (!out || (!fs && n))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!fs[i])
+			return -EINVAL;
+	struct px_as_completed *it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->n = n;
+	it->fs = calloc(n ? n : 1, sizeof(*it->fs));
+	it->nodes = calloc(n ? n : 1, sizeof(*it->nodes));
+	if (!it->fs || !it->nodes) {
+		free(it->fs);
+		free(it->nodes);
+		free(it);
+		return -ENOMEM;
+	}
+	atomic_init(&it->ready, NULL);
+	/* Already-finished futures go first, in array order. */
+	struct ac_node **tail = &it->local;
+	for (size_t i = 0; i < n; i++) {
+		it->fs[i] = px_future_retain(fs[i]);
+		struct ac_node *a = &it->nodes[i];
+		a->node.fire = ac_fire;
+		a->it = it;
+		a->idx = i;
+		if (!px__future_link(fs[i], &a->node)) {
+			atomic_store_explicit(&a->node.fired, 1, memory_order_relaxed);
+			*tail = a;
+			tail = &a->ready_next;
+		}
+	}
+	*tail = NULL;
+	*out = it;
+	return 0;
+}
+
+/* Moves the ready stack to the local list, oldest completion first. */
+static void take_ready(struct px_as_completed *it)
+{
+	struct ac_node *s = atomic_exchange_explicit(&it->ready, NULL,
+						     memory_order_acquire);
+	struct ac_node *rev = NULL;
+	while (s) {
+		struct ac_node *nx = s->ready_next;
+		s->ready_next = rev;
+		rev = s;
+		s = nx;
+	}
+	if (!it->local) {
+		it->local = rev;
+		return;
+	}
+	struct ac_node *t = it->local;
+	while (t->ready_next)
+		t = t->ready_next;
+	t->ready_next = rev;
+}
+
+PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
+				px_future **out)
+{
+	if (!it || !out)
+		return -EINVAL;
+	if (it->yielded == it->n)
+		return PX_EEOF;
+	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	void *tok = NULL;
+	bool blocked = false;
+	int r = 0;
+	for (;;) {
+		uint32_t seq = atomic_load(&it->seq);
+		if (!it->local)
+			take_ready(it);
+		if (it->local)
+			break;
+		int64_t left = -1;
+		if (timeout_ns >= 0) {
+			left = deadline - px__now_ns();
+			if (left <= 0) {
+				r = -ETIMEDOUT;
+				break;
+			}
+		}
+		if (!blocked) {
+			tok = px__blocking_enter();
+			blocked = true;
+		}
+		atomic_store(&it->sleeping, 1);
+		if (atomic_load(&it->seq) == seq)
+			px__futex_wait(&it->seq, seq, left);
+		atomic_store(&it->sleeping, 0);
+	}
+	if (blocked)
+		px__blocking_leave(tok);
+	if (r)
+		return r;
+	struct ac_node *a = it->local;
+	it->local = a->ready_next;
+	it->yielded++;
+	*out = it->fs[a->idx];
+	return 0;
+}
+
+PX_API void px_as_completed_close(px_as_completed *it)
+{
+	if (!it)
+		return;
+	for (size_t i = 0; i < it->n; i++) {
+		px__future_unlink(it->fs[i], &it->nodes[i].node);
+		px_future_release(it->fs[i]);
+	}
+	free(it->fs);
+	free(it->nodes);
+	free(it);
+}

@@ -1,0 +1,447 @@
+/*
+ * threadpool/threadpool.c - the "thread" backend: a fixed set of worker
+ * threads fed by one bounded lock-free MPMC queue of futures.
+ *
+ * The queue is Vyukov's bounded MPMC array: each slot carries a sequence
+ * number that says whose turn it is (producer at lap L sees seq == pos,
+ * consumer sees seq == pos + 1), so producers and consumers each CAS only
+ * their own index, head and tail sit on separate cache lines, and capacity
+ * is exactly what the configuration asked for (positions are taken modulo
+ * the capacity, not masked).
+ *
+ * Idle workers spin for spin_us, then park, each on its own futex word, after
+ * setting their bit in a `parked` bitmap. A submit that finds a bit set
+ * clears it and wakes that one worker: one wake per parked worker, never a
+ * thundering herd, and no system call while every worker is busy.
+ *
+ * Memory-order pairings:
+ *  - slot->seq: the producer's release store (after writing slot->item)
+ *    pairs with the consumer's acquire load; the consumer's release store
+ *    (pos + cap, after reading the item) pairs with the next producer's
+ *    acquire load.
+ *  - parked bitmap (Dekker): worker sets its bit (seq_cst RMW), fence, then
+ *    looks at the queue; producer publishes the slot, fence, then loads the
+ *    bitmap. One of them sees the other.
+ *  - space waiters (a full queue, blocking submit): the same Dekker shape
+ *    between a producer's waiter count and a consumer's freed slot.
+ *  - submitters / shut / drained: a submitter counts itself in (seq_cst),
+ *    then checks shut; shutdown sets shut, waits for submitters == 0, then
+ *    releases `drained`; a worker that acquires drained and then finds the
+ *    queue empty may exit, since no enqueue can follow.
+ *
+ * Lock order: tp->shut_mu is taken only by shutdown/destroy, never by a
+ * worker, and no other lock is held with it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor_internal.h"
+
+struct tp_slot {
+	_Atomic uint64_t seq;
+	px_future *item;
+};
+
+struct thread_pool;
+
+struct tp_worker {
+	alignas(64) struct thread_pool *tp;
+	pthread_t thread;
+	int id;
+	bool started;
+	_Atomic uint32_t wake;    /* futex word this worker parks on */
+	_Atomic uint32_t running; /* 1 while a task runs (stats) */
+	struct px__counts counts;
+};
+
+struct thread_pool {
+	struct px_executor ex;
+	uint32_t cap;
+	int nworkers;
+	int nwords; /* of the parked bitmap */
+	struct tp_slot *slots;
+	struct tp_worker *workers;
+	_Atomic uint64_t *parked;
+	struct px__gil *gil;
+	uint64_t spin_ns;
+
+	alignas(64) _Atomic uint64_t tail; /* producers */
+	alignas(64) _Atomic uint64_t head; /* consumers */
+	alignas(64) _Atomic uint32_t space_seq;
+	_Atomic uint32_t space_waiters;
+	_Atomic uint32_t submitters;
+	atomic_int drained;
+	_Atomic uint32_t init_left; /* futex word: workers still initialising */
+	atomic_int init_err;
+
+	pthread_mutex_t shut_mu;
+	bool joined;
+	struct px__counts shut_counts; /* cancelled by shutdown; under shut_mu */
+};
+
+/* The pool whose worker the calling thread is, if any. */
+static __thread struct thread_pool *tls_pool;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* Queue ------------------------------------------------------------------ */
+
+static bool tp_push(struct thread_pool *tp, px_future *f)
+{
+	uint64_t pos = atomic_load_explicit(&tp->tail, memory_order_relaxed);
+	struct tp_slot *s;
+	for (;;) {
+		s = &tp->slots[pos % tp->cap];
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		int64_t diff = (int64_t)(seq - pos);
+		if (diff == 0) {
+			if (atomic_compare_exchange_weak_explicit(
+				    &tp->tail, &pos, pos + 1, memory_order_relaxed,
+				    memory_order_relaxed))
+				break;
+		} else if (diff < 0) {
+			return false; /* full: the slot is a lap behind */
+		} else {
+			pos = atomic_load_explicit(&tp->tail, memory_order_relaxed);
+		}
+	}
+	s->item = f;
+	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+	return true;
+}
+
+static px_future *tp_pop(struct thread_pool *tp)
+{
+	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
+	struct tp_slot *s;
+	for (;;) {
+		s = &tp->slots[pos % tp->cap];
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		int64_t diff = (int64_t)(seq - (pos + 1));
+		if (diff == 0) {
+			if (atomic_compare_exchange_weak_explicit(
+				    &tp->head, &pos, pos + 1, memory_order_relaxed,
+				    memory_order_relaxed))
+				break;
+		} else if (diff < 0) {
+			return NULL; /* empty */
+		} else {
+			pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
+		}
+	}
+	px_future *f = s->item;
+	atomic_store_explicit(&s->seq, pos + tp->cap, memory_order_release);
+	return f;
+}
+
+static bool tp_nonempty(struct thread_pool *tp)
+{
+	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
+	uint64_t seq = atomic_load_explicit(&tp->slots[pos % tp->cap].seq,
+					    memory_order_acquire);
+	return seq == pos + 1;
+}
+
+/* Parking -------------------------------------------------------------------- */
+
+static void wake_worker(struct tp_worker *w)
+{
+	atomic_fetch_add_explicit(&w->wake, 1, memory_order_release);
+	px__futex_wake(&w->wake, 1);
+}
+
+/* Wakes one parked worker, if any. Called after publishing a task. */
+static void wake_one(struct thread_pool *tp)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* Dekker with the parker */
+	for (int i = 0; i < tp->nwords; i++) {
+		uint64_t bits = atomic_load_explicit(&tp->parked[i],
+						     memory_order_relaxed);
+		while (bits) {
+			uint64_t bit = bits & -bits;
+			uint64_t old = atomic_fetch_and(&tp->parked[i], ~bit);
+			if (old & bit) {
+				wake_worker(&tp->workers[i * 64 + __builtin_ctzll(bit)]);
+				return;
+			}
+			bits = old & ~bit;
+		}
+	}
+}
+
+static void wake_all(struct thread_pool *tp)
+{
+	for (int i = 0; i < tp->nworkers; i++) {
+		struct tp_worker *w = &tp->workers[i];
+		atomic_fetch_and(&tp->parked[i / 64], ~(1ull << (i % 64)));
+		wake_worker(w);
+	}
+}
+
+/* Wakes one producer blocked on a full queue, if any. After a pop. */
+static void wake_space(struct thread_pool *tp)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* Dekker with the producer */
+	if (atomic_load_explicit(&tp->space_waiters, memory_order_relaxed)) {
+		atomic_fetch_add(&tp->space_seq, 1);
+		px__futex_wake(&tp->space_seq, 1);
+	}
+}
+
+/* Workers ---------------------------------------------------------------- */
+
+static void park(struct thread_pool *tp, struct tp_worker *w)
+{
+	uint64_t bit = 1ull << (w->id % 64);
+	_Atomic uint64_t *word = &tp->parked[w->id / 64];
+	uint32_t seen = atomic_load_explicit(&w->wake, memory_order_acquire);
+	atomic_fetch_or(word, bit);
+	atomic_thread_fence(memory_order_seq_cst); /* Dekker with wake_one */
+	if (!tp_nonempty(tp) && !atomic_load_explicit(&tp->drained,
+						      memory_order_acquire))
+		px__futex_wait(&w->wake, seen, -1);
+	/* Woken, or changed our mind: make sure we are not listed. */
+	atomic_fetch_and(word, ~bit);
+}
+
+static void *worker_main(void *arg)
+{
+	struct tp_worker *w = arg;
+	struct thread_pool *tp = w->tp;
+	char name[16];
+	snprintf(name, sizeof(name), "px-worker-%d", w->id);
+	pthread_setname_np(pthread_self(), name);
+	tls_pool = tp;
+	px__gil_bind_thread(tp->gil);
+
+	if (tp->ex.cfg.init) {
+		int r = tp->ex.cfg.init(w->id, tp->ex.cfg.init_arg);
+		if (r) {
+			int zero = 0;
+			atomic_compare_exchange_strong(&tp->init_err, &zero,
+						       r < 0 ? r : -ECANCELED);
+		}
+	}
+	if (atomic_fetch_sub(&tp->init_left, 1) == 1)
+		px__futex_wake(&tp->init_left, 1);
+
+	for (;;) {
+		px_future *f = tp_pop(tp);
+		if (f) {
+			wake_space(tp);
+			atomic_store_explicit(&w->running, 1, memory_order_relaxed);
+			if (tp->gil)
+				px__gil_acquire(tp->gil);
+			px__task_run(&tp->ex, f, w->id, &px__future_task_ops,
+				     &w->counts);
+			if (tp->gil)
+				px__gil_release(tp->gil);
+			atomic_store_explicit(&w->running, 0, memory_order_relaxed);
+			continue;
+		}
+		/* Idle: spin a little, since a wake costs far more. */
+		int64_t until = px__now_ns() + (int64_t)tp->spin_ns;
+		bool got = false;
+		for (unsigned i = 1; tp->spin_ns; i++) {
+			if (tp_nonempty(tp)) {
+				got = true;
+				break;
+			}
+			cpu_relax();
+			if ((i & 63) == 0) {
+				if (px__now_ns() >= until)
+					break;
+				/* Let a runnable submitter have the core. */
+				if ((i & 1023) == 0)
+					sched_yield();
+			}
+		}
+		if (got)
+			continue;
+		if (atomic_load_explicit(&tp->drained, memory_order_acquire)) {
+			if (tp_nonempty(tp))
+				continue;
+			break;
+		}
+		park(tp, w);
+	}
+	return NULL;
+}
+
+/* Backend ops -------------------------------------------------------------- */
+
+static void tp_free(struct thread_pool *tp)
+{
+	px__gil_destroy(tp->gil);
+	pthread_mutex_destroy(&tp->shut_mu);
+	free(tp->slots);
+	free(tp->workers);
+	free(tp->parked);
+	free(tp);
+}
+
+static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending);
+
+static int tp_create(px_executor **out, const struct px__config *cfg)
+{
+	struct thread_pool *tp = aligned_alloc(64, (sizeof(*tp) + 63) & ~(size_t)63);
+	if (!tp)
+		return -ENOMEM;
+	memset(tp, 0, sizeof(*tp));
+	px__executor_init(&tp->ex, &px__thread_backend, cfg);
+	tp->cap = cfg->queue;
+	tp->nworkers = tp->ex.cfg.workers;
+	tp->nwords = (tp->nworkers + 63) / 64;
+	tp->spin_ns = (uint64_t)cfg->spin_us * 1000;
+	pthread_mutex_init(&tp->shut_mu, NULL);
+	tp->slots = calloc(tp->cap, sizeof(*tp->slots));
+	tp->workers = aligned_alloc(64, sizeof(*tp->workers) * (size_t)tp->nworkers);
+	tp->parked = calloc((size_t)tp->nwords, sizeof(*tp->parked));
+	if (cfg->gil)
+		tp->gil = px__gil_create();
+	if (!tp->slots || !tp->workers || !tp->parked || (cfg->gil && !tp->gil)) {
+		tp_free(tp);
+		return -ENOMEM;
+	}
+	memset(tp->workers, 0, sizeof(*tp->workers) * (size_t)tp->nworkers);
+	for (uint32_t i = 0; i < tp->cap; i++)
+		atomic_init(&tp->slots[i].seq, i);
+	atomic_init(&tp->init_left, (uint32_t)tp->nworkers);
+
+	int r = 0;
+	for (int i = 0; i < tp->nworkers; i++) {
+		struct tp_worker *w = &tp->workers[i];
+		w->tp = tp;
+		w->id = i;
+		r = -pthread_create(&w->thread, NULL, worker_main, w);
+		if (r) {
+			/* The ones that never started count as initialised. */
+			atomic_fetch_sub(&tp->init_left, (uint32_t)(tp->nworkers - i));
+			break;
+		}
+		w->started = true;
+	}
+	/* Wait for every started worker's initializer. */
+	for (uint32_t left; (left = atomic_load(&tp->init_left)) != 0;)
+		px__futex_wait(&tp->init_left, left, -1);
+	if (!r)
+		r = atomic_load(&tp->init_err);
+	if (r) {
+		atomic_store(&tp->ex.shut, 1);
+		tp_shutdown(&tp->ex, true, true);
+		tp_free(tp);
+		return r;
+	}
+	*out = &tp->ex;
+	return 0;
+}
+
+static int tp_submit(px_executor *ex, px_future *f, unsigned flags,
+		     int64_t timeout_ns)
+{
+	(void)timeout_ns; /* threads cannot be stopped: no per-task timeout */
+	struct thread_pool *tp = (struct thread_pool *)ex;
+	int r = 0;
+	atomic_fetch_add(&tp->submitters, 1);
+	if (atomic_load(&ex->shut)) {
+		r = PX_ESHUTDOWN;
+		goto out;
+	}
+	while (!tp_push(tp, f)) {
+		if (flags & PX_SUBMIT_NOWAIT) {
+			r = -EAGAIN;
+			goto out;
+		}
+		/* Full: count ourselves as a waiter, look once more, sleep.
+		 * The timeout bounds the cost of any missed wake. */
+		uint32_t seq = atomic_load(&tp->space_seq);
+		atomic_fetch_add(&tp->space_waiters, 1);
+		if (tp_push(tp, f)) {
+			atomic_fetch_sub(&tp->space_waiters, 1);
+			break;
+		}
+		if (!atomic_load(&ex->shut)) {
+			void *tok = px__blocking_enter();
+			px__futex_wait(&tp->space_seq, seq, 100 * PX_MSEC);
+			px__blocking_leave(tok);
+		}
+		atomic_fetch_sub(&tp->space_waiters, 1);
+		if (atomic_load(&ex->shut)) {
+			r = PX_ESHUTDOWN;
+			goto out;
+		}
+	}
+out:
+	atomic_fetch_sub(&tp->submitters, 1);
+	if (!r)
+		wake_one(tp);
+	return r;
+}
+
+static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
+{
+	struct thread_pool *tp = (struct thread_pool *)ex;
+	pthread_mutex_lock(&tp->shut_mu);
+	/* Let blocked submitters see `shut` and leave. */
+	atomic_fetch_add(&tp->space_seq, 1);
+	px__futex_wake(&tp->space_seq, INT_MAX);
+	while (atomic_load(&tp->submitters))
+		sched_yield();
+	if (cancel_pending) {
+		px_future *f;
+		while ((f = tp_pop(tp)))
+			px__future_cancel_queued(&tp->shut_counts, f);
+	}
+	atomic_store_explicit(&tp->drained, 1, memory_order_release);
+	wake_all(tp);
+	if (wait && !tp->joined && tls_pool != tp) {
+		for (int i = 0; i < tp->nworkers; i++)
+			if (tp->workers[i].started)
+				pthread_join(tp->workers[i].thread, NULL);
+		tp->joined = true;
+	}
+	pthread_mutex_unlock(&tp->shut_mu);
+}
+
+static void tp_destroy(px_executor *ex)
+{
+	tp_free((struct thread_pool *)ex);
+}
+
+static void tp_stats(px_executor *ex, px_executor_stats *out)
+{
+	struct thread_pool *tp = (struct thread_pool *)ex;
+	uint64_t tail = atomic_load_explicit(&tp->tail, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&tp->head, memory_order_relaxed);
+	out->queued = tail > head ? tail - head : 0;
+	out->workers = (uint64_t)tp->nworkers;
+	for (int i = 0; i < tp->nworkers; i++) {
+		px__counts_add(out, &tp->workers[i].counts);
+		out->running += atomic_load_explicit(&tp->workers[i].running,
+						     memory_order_relaxed);
+	}
+	/* Written only under shut_mu; relaxed atomic reads need no lock. */
+	px__counts_add(out, &tp->shut_counts);
+}
+
+const struct px__backend_ops px__thread_backend = {
+	.name = "thread",
+	.create = tp_create,
+	.submit = tp_submit,
+	.shutdown = tp_shutdown,
+	.destroy = tp_destroy,
+	.stats = tp_stats,
+	.alloc = px__heap_alloc,
+	.free = px__heap_free,
+};
