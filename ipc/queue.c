@@ -1,0 +1,481 @@
+/*
+ * ipc/queue.c - px_queue: variable-size messages over a px_ring of 64-byte
+ * descriptors plus a shared arena. See include/parex/queue.h.
+ *
+ * Layout (offsets from the queue's start, all 128-byte aligned):
+ *   struct px_queue   header, arena bump pointer, free-list heads, the
+ *                     parking place of producers waiting for arena space;
+ *   ring              px_ring of struct px__qdesc;
+ *   links             one _Atomic uint32_t per 64-byte arena unit: the
+ *                     free-list "next" of a free block. Kept outside the
+ *                     blocks so that payload bytes are never also accessed
+ *                     atomically (a stale popper's read of "next" would
+ *                     otherwise race with the payload copy of the block's
+ *                     new owner);
+ *   arena             payload blocks.
+ *
+ * Arena: power-of-two size classes from 64 bytes up to the block that holds
+ * max_msg. A block is taken from its class's free list, else carved from the
+ * never-carved rest of the arena (an atomic bump pointer), else taken from a
+ * larger class's free list. Freed blocks return to the free list of their
+ * class (recorded in the descriptor); blocks are never split or merged, so
+ * a long mix of sizes can strand space in small classes (see README.md).
+ * Free lists are Treiber stacks whose head word carries a 32-bit tag beside
+ * the block index, which defeats ABA.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include <parex/queue.h>
+
+#include "ipc_util.h"
+#include "ring_internal.h"
+
+#define PX__Q_MAGIC UINT64_C(0x0045554555515850) /* "PXQUEUE" */
+#define PX__Q_VERSION 1u
+#define PX__Q_UNIT 64u
+#define PX__Q_NCLASS 24 /* 64 B .. 512 MiB */
+#define PX__Q_INLINE UINT32_MAX
+#define PX__Q_ARENA_MAX (UINT64_C(1) << 38) /* 2^32 units of 64 bytes */
+
+struct px__qdesc {
+	uint32_t len;
+	uint32_t cls; /* PX__Q_INLINE or the arena block's class */
+	uint64_t unit; /* the block's first 64-byte unit */
+	unsigned char data[PX_QUEUE_INLINE_MAX];
+};
+_Static_assert(sizeof(struct px__qdesc) == 64, "descriptor size");
+
+struct px_queue {
+	struct {
+		_Atomic uint64_t magic;
+		uint32_t version;
+		uint32_t flags;
+		uint64_t memsize;
+		uint64_t ring_off, ring_size;
+		uint64_t links_off;
+		uint64_t arena_off, arena_units;
+		uint32_t capacity;
+		uint32_t max_msg;
+		uint32_t nclass; /* classes in use: 0 .. nclass-1 */
+		uint32_t reserved;
+	} _Alignas(PX__RING_LINE) ro;
+	/* Units carved so far; only grows. */
+	struct {
+		_Atomic uint64_t bump;
+	} _Alignas(PX__RING_LINE) carve;
+	/* Free-list heads: tag << 32 | (unit + 1), 0 in the low half: empty. */
+	_Alignas(PX__RING_LINE) _Atomic uint64_t free_head[PX__Q_NCLASS];
+	/* Producers park here waiting for arena space. */
+	struct px__ring_wait _Alignas(PX__RING_LINE) space;
+};
+
+static inline px_ring *px__q_ring(px_queue *q)
+{
+	return (px_ring *)((char *)q + q->ro.ring_off);
+}
+
+static inline _Atomic uint32_t *px__q_links(px_queue *q)
+{
+	return (_Atomic uint32_t *)((char *)q + q->ro.links_off);
+}
+
+static inline unsigned char *px__q_unit(px_queue *q, uint64_t unit)
+{
+	return (unsigned char *)q + q->ro.arena_off + unit * PX__Q_UNIT;
+}
+
+static inline uint64_t px__align(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* The smallest class whose block holds len bytes. */
+static uint32_t px__q_class(uint64_t len)
+{
+	uint32_t c = 0;
+	while (((uint64_t)PX__Q_UNIT << c) < len)
+		c++;
+	return c;
+}
+
+/* The whole layout for cfg; returns the size or a negative error. */
+static int64_t px__q_layout(const px_queue_config *cfg, uint64_t *ring_off,
+			    uint64_t *ring_size, uint64_t *links_off,
+			    uint64_t *arena_off, uint64_t *arena_units,
+			    uint32_t *nclass)
+{
+	if (!cfg || cfg->capacity == 0 || cfg->max_msg == 0 ||
+	    (cfg->flags & ~(unsigned)PX_RING_SPSC))
+		return -EINVAL;
+	if (cfg->capacity > PX_RING_CAPACITY_MAX || cfg->max_msg > PX_QUEUE_MSG_MAX)
+		return -E2BIG;
+	ssize_t rs = px_ring_memsize(cfg->capacity, sizeof(struct px__qdesc),
+				     cfg->flags);
+	if (rs < 0)
+		return rs;
+	uint64_t units = 0;
+	uint32_t ncls = 0;
+	if (cfg->max_msg > PX_QUEUE_INLINE_MAX) {
+		uint32_t top = px__q_class(cfg->max_msg);
+		uint64_t block = (uint64_t)PX__Q_UNIT << top;
+		uint64_t arena = cfg->arena_size;
+		if (arena == 0) {
+			if ((uint64_t)cfg->capacity > UINT64_MAX / block)
+				return -E2BIG;
+			arena = (uint64_t)cfg->capacity * block;
+		}
+		if (arena < block)
+			return -EINVAL;
+		units = arena / PX__Q_UNIT + (arena % PX__Q_UNIT != 0);
+		if (units >= UINT32_MAX || units * PX__Q_UNIT > PX__Q_ARENA_MAX)
+			return -E2BIG;
+		ncls = top + 1;
+	}
+	*ring_off = px__align(sizeof(struct px_queue), PX__RING_LINE);
+	*ring_size = (uint64_t)rs;
+	*links_off = px__align(*ring_off + (uint64_t)rs, PX__RING_LINE);
+	*arena_off = px__align(*links_off + units * sizeof(uint32_t), PX__RING_LINE);
+	*arena_units = units;
+	*nclass = ncls;
+	return (int64_t)(*arena_off + units * PX__Q_UNIT);
+}
+
+ssize_t px_queue_memsize(const px_queue_config *cfg)
+{
+	uint64_t ro, rs, lo, ao, au;
+	uint32_t nc;
+	int64_t r = px__q_layout(cfg, &ro, &rs, &lo, &ao, &au, &nc);
+	return (ssize_t)r;
+}
+
+int px_queue_init(void *mem, size_t size, const px_queue_config *cfg)
+{
+	if (!mem || ((uintptr_t)mem % PX_RING_ALIGN) != 0)
+		return -EINVAL;
+	uint64_t ro, rs, lo, ao, au;
+	uint32_t nc;
+	int64_t need = px__q_layout(cfg, &ro, &rs, &lo, &ao, &au, &nc);
+	if (need < 0)
+		return (int)need;
+	if ((uint64_t)size < (uint64_t)need)
+		return -ENOSPC;
+	px_queue *q = mem;
+	memset(q, 0, sizeof *q);
+	q->ro.version = PX__Q_VERSION;
+	q->ro.flags = cfg->flags;
+	q->ro.memsize = (uint64_t)need;
+	q->ro.ring_off = ro;
+	q->ro.ring_size = rs;
+	q->ro.links_off = lo;
+	q->ro.arena_off = ao;
+	q->ro.arena_units = au;
+	q->ro.capacity = cfg->capacity;
+	q->ro.max_msg = cfg->max_msg;
+	q->ro.nclass = nc;
+	int r = px_ring_init(px__q_ring(q), rs, cfg->capacity,
+			     sizeof(struct px__qdesc), cfg->flags);
+	if (r < 0)
+		return r;
+	/* Release: pairs with the acquire in px_queue_attach(). */
+	atomic_store_explicit(&q->ro.magic, PX__Q_MAGIC, memory_order_release);
+	return 0;
+}
+
+int px_queue_attach(px_queue **out, void *mem, size_t size)
+{
+	if (!out || !mem || ((uintptr_t)mem % PX_RING_ALIGN) != 0)
+		return -EINVAL;
+	if (size < sizeof(struct px_queue))
+		return -EBADMSG;
+	px_queue *q = mem;
+	/* Acquire: pairs with the release in px_queue_init(). */
+	if (atomic_load_explicit(&q->ro.magic, memory_order_acquire) != PX__Q_MAGIC)
+		return PX_EBADMAGIC;
+	if (q->ro.version != PX__Q_VERSION)
+		return PX_EVERSION;
+	px_queue_config cfg = {
+		.capacity = q->ro.capacity,
+		.max_msg = q->ro.max_msg,
+		.arena_size = q->ro.arena_units * PX__Q_UNIT,
+		.flags = q->ro.flags,
+	};
+	uint64_t ro, rs, lo, ao, au;
+	uint32_t nc;
+	int64_t need = px__q_layout(&cfg, &ro, &rs, &lo, &ao, &au, &nc);
+	if (need < 0 || (uint64_t)need != q->ro.memsize || ro != q->ro.ring_off ||
+	    lo != q->ro.links_off || ao != q->ro.arena_off || nc != q->ro.nclass)
+		return -EBADMSG;
+	if ((uint64_t)need > (uint64_t)size)
+		return -EBADMSG; /* truncated */
+	px_ring *ring;
+	int r = px_ring_attach(&ring, px__q_ring(q), rs);
+	if (r < 0)
+		return r;
+	*out = q;
+	return 0;
+}
+
+/* ---- arena ------------------------------------------------------------ */
+
+static bool px__q_pop_free(px_queue *q, uint32_t c, uint64_t *unit)
+{
+	_Atomic uint64_t *head = &q->free_head[c];
+	/* Acquire: pairs with the release CAS in px__q_push_free(); we see
+	 * the link written before the block was pushed, and the previous
+	 * owner's reads of the block happen before our writes. */
+	uint64_t h = atomic_load_explicit(head, memory_order_acquire);
+	for (;;) {
+		uint32_t top = (uint32_t)h;
+		if (top == 0)
+			return false;
+		/* Relaxed: if the block was popped and pushed again meanwhile,
+		 * the tag makes the CAS below fail and we retry. */
+		uint32_t next = atomic_load_explicit(&px__q_links(q)[top - 1],
+						     memory_order_relaxed);
+		uint64_t nh = ((h >> 32) + 1) << 32 | next;
+		/* Acquire on both paths, as for the first load. */
+		if (atomic_compare_exchange_weak_explicit(head, &h, nh,
+							  memory_order_acquire,
+							  memory_order_acquire)) {
+			*unit = top - 1;
+			return true;
+		}
+	}
+}
+
+static void px__q_push_free(px_queue *q, uint32_t c, uint64_t unit)
+{
+	_Atomic uint64_t *head = &q->free_head[c];
+	uint64_t h = atomic_load_explicit(head, memory_order_relaxed);
+	for (;;) {
+		/* Relaxed: published by the release CAS below. */
+		atomic_store_explicit(&px__q_links(q)[unit], (uint32_t)h,
+				      memory_order_relaxed);
+		uint64_t nh = ((h >> 32) + 1) << 32 | (unit + 1);
+		/* Release: pairs with the acquire in px__q_pop_free(). */
+		if (atomic_compare_exchange_weak_explicit(head, &h, nh,
+							  memory_order_release,
+							  memory_order_relaxed))
+			return;
+	}
+}
+
+/* One attempt: a block of class >= c; its class goes to *got. */
+static bool px__q_alloc_try(px_queue *q, uint32_t c, uint64_t *unit, uint32_t *got)
+{
+	if (px__q_pop_free(q, c, unit)) {
+		*got = c;
+		return true;
+	}
+	uint64_t units = (uint64_t)1 << c;
+	/* Relaxed: the bump pointer only hands out disjoint ranges; the
+	 * carved memory was zero or is being claimed for the first time. */
+	uint64_t b = atomic_load_explicit(&q->carve.bump, memory_order_relaxed);
+	while (b + units <= q->ro.arena_units) {
+		if (atomic_compare_exchange_weak_explicit(&q->carve.bump, &b, b + units,
+							  memory_order_relaxed,
+							  memory_order_relaxed)) {
+			*unit = b;
+			*got = c;
+			return true;
+		}
+	}
+	for (uint32_t k = c + 1; k < q->ro.nclass; k++) {
+		if (px__q_pop_free(q, k, unit)) {
+			*got = k;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void px__q_free(px_queue *q, uint32_t c, uint64_t unit)
+{
+	px__q_push_free(q, c, unit);
+	/* Pairs with the fence in px__q_alloc(): our push is ordered before
+	 * our read of the waiter count (Dekker, as in ring.c). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&q->space.waiters, memory_order_relaxed)) {
+		/* Release: pairs with the sleeper's acquire load of seq. */
+		atomic_fetch_add_explicit(&q->space.seq, 1, memory_order_release);
+		px__futex_wake(&q->space.seq, INT_MAX);
+	}
+}
+
+/* A block for len bytes, waiting until the deadline (-1: none; 0 timeout:
+ * no wait). Returns 0, -EAGAIN, -ETIMEDOUT, -EPIPE or -EINTR. */
+static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
+		       int64_t deadline, uint32_t gen, uint64_t *unit, uint32_t *got)
+{
+	uint32_t c = px__q_class(len);
+	px_ring *ring = px__q_ring(q);
+	if (px__q_alloc_try(q, c, unit, got))
+		return 0;
+	if (timeout_ns == 0)
+		return -EAGAIN;
+	uint32_t spins = atomic_load_explicit(&ring->ro.spin, memory_order_relaxed);
+	for (uint32_t i = 0; i < spins; i++) {
+		px__cpu_relax();
+		if (px__q_alloc_try(q, c, unit, got))
+			return 0;
+	}
+	int ret;
+	atomic_fetch_add_explicit(&q->space.waiters, 1, memory_order_relaxed);
+	for (;;) {
+		/* Pairs with the fence in px__q_free(). */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* Acquire: pairs with the release bumps in px__q_free() and
+		 * px__q_wake_all(). */
+		uint32_t v = atomic_load_explicit(&q->space.seq, memory_order_acquire);
+		if (px__q_alloc_try(q, c, unit, got)) {
+			ret = 0;
+			break;
+		}
+		if (px_ring_is_closed(ring)) {
+			ret = -EPIPE;
+			break;
+		}
+		/* Acquire: pairs with the release increment in px_ring_kick(). */
+		if (atomic_load_explicit(&ring->ro.kick_gen, memory_order_acquire) != gen) {
+			ret = -EINTR;
+			break;
+		}
+		if (px__futex_wait(&q->space.seq, v, deadline) == -ETIMEDOUT) {
+			ret = px__q_alloc_try(q, c, unit, got) ? 0 : -ETIMEDOUT;
+			break;
+		}
+	}
+	atomic_fetch_sub_explicit(&q->space.waiters, 1, memory_order_relaxed);
+	return ret;
+}
+
+static void px__q_wake_all(px_queue *q)
+{
+	/* Release: pairs with the acquire load of seq in px__q_alloc(). */
+	atomic_fetch_add_explicit(&q->space.seq, 1, memory_order_release);
+	px__futex_wake(&q->space.seq, INT_MAX);
+}
+
+/* ---- put / get -------------------------------------------------------- */
+
+static int64_t px__remaining(int64_t timeout_ns, int64_t deadline)
+{
+	if (timeout_ns < 0 || deadline < 0)
+		return PX_FOREVER;
+	int64_t left = deadline - px__now_ns();
+	/* Keep waiting semantics (not "try") when time is nearly out: the
+	 * ring answers -ETIMEDOUT after one more check. */
+	return left > 0 ? left : 1;
+}
+
+int px_queue_putv(px_queue *q, const struct iovec *iov, int iovcnt,
+		  int64_t timeout_ns)
+{
+	if (!q || iovcnt < 0 || iovcnt > 64 || (iovcnt > 0 && !iov))
+		return -EINVAL;
+	uint64_t len = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_base && iov[i].iov_len)
+			return -EINVAL;
+		len += iov[i].iov_len;
+		if (len > q->ro.max_msg)
+			return -EMSGSIZE;
+	}
+	px_ring *ring = px__q_ring(q);
+	if (px_ring_is_closed(ring))
+		return -EPIPE;
+	struct px__qdesc d;
+	d.len = (uint32_t)len;
+	d.unit = 0;
+	unsigned char *dst = d.data;
+	int64_t deadline = px__deadline(timeout_ns);
+	if (len <= PX_QUEUE_INLINE_MAX) {
+		d.cls = PX__Q_INLINE;
+	} else {
+		/* Acquire: pairs with the release increment in px_ring_kick(). */
+		uint32_t gen = atomic_load_explicit(&ring->ro.kick_gen,
+						    memory_order_acquire);
+		int r = px__q_alloc(q, len, timeout_ns, deadline, gen, &d.unit, &d.cls);
+		if (r < 0)
+			return r;
+		dst = px__q_unit(q, d.unit);
+	}
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len)
+			memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+	int64_t left = timeout_ns == 0 ? 0 : px__remaining(timeout_ns, deadline);
+	int r = px_ring_push(ring, &d, left);
+	if (r < 0 && d.cls != PX__Q_INLINE)
+		px__q_free(q, d.cls, d.unit);
+	return r;
+}
+
+int px_queue_put(px_queue *q, const void *msg, size_t len, int64_t timeout_ns)
+{
+	if (!q || (!msg && len))
+		return -EINVAL;
+	if (len > (q->ro.max_msg))
+		return -EMSGSIZE;
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+	return px_queue_putv(q, &iov, len ? 1 : 0, timeout_ns);
+}
+
+ssize_t px_queue_get(px_queue *q, void *buf, size_t cap, int64_t timeout_ns)
+{
+	if (!q || !buf || cap < q->ro.max_msg)
+		return -EINVAL;
+	struct px__qdesc d;
+	int r = px_ring_pop(px__q_ring(q), &d, timeout_ns);
+	if (r < 0)
+		return r;
+	if (d.cls == PX__Q_INLINE) {
+		memcpy(buf, d.data, d.len);
+	} else {
+		memcpy(buf, px__q_unit(q, d.unit), d.len);
+		px__q_free(q, d.cls, d.unit);
+	}
+	return (ssize_t)d.len;
+}
+
+int px_queue_close(px_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	px_ring_close(px__q_ring(q));
+	px__q_wake_all(q);
+	return 0;
+}
+
+bool px_queue_is_closed(const px_queue *q)
+{
+	return q && px_ring_is_closed(px__q_ring((px_queue *)q));
+}
+
+int px_queue_kick(px_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	px_ring_kick(px__q_ring(q));
+	px__q_wake_all(q);
+	return 0;
+}
+
+uint32_t px_queue_count(const px_queue *q)
+{
+	return q ? px_ring_count(px__q_ring((px_queue *)q)) : 0;
+}
+
+uint32_t px_queue_max_msg(const px_queue *q)
+{
+	return q ? q->ro.max_msg : 0;
+}
+
+void px_queue_set_spin(px_queue *q, uint32_t spins)
+{
+	if (q)
+		px_ring_set_spin(px__q_ring(q), spins);
+}

@@ -1,0 +1,621 @@
+/*
+ * ipc/ring.c - px_ring: a bounded lock-free queue of fixed-size slots in
+ * caller memory. See include/parex/ring.h for the contract and
+ * ipc/README.md for the design; the memory-order pairings are named at each
+ * atomic below.
+ *
+ * Two algorithms share one header layout (ring_internal.h):
+ *
+ *  - PX_RING_SPSC: Lamport's ring. The producer owns tail, the consumer owns
+ *    head; each keeps a cached copy of the other's index in its own cache
+ *    line and re-reads the real one only when the copy says full / empty, so
+ *    in steady state neither side touches the other's line per item. Burst
+ *    operations publish the index once per burst.
+ *
+ *  - every other mode: Vyukov's bounded MPMC queue. Each slot carries a
+ *    sequence number: seq == pos means free for the producer of position
+ *    pos, seq == pos + 1 means filled for the consumer of pos, and the
+ *    consumer sets seq = pos + capacity to hand the slot to the next lap.
+ *    Producers claim positions with a CAS on tail, consumers with a CAS on
+ *    head (a plain store in SP / SC mode). Neither side reads the other's
+ *    index on the fast path, only the slot's sequence word, so 1P/1C costs
+ *    no index ping-pong (rte_ring's MPMC mode reads the opposite index on
+ *    every operation).
+ *
+ * Positions are free-running 64-bit counters (they never wrap in practice),
+ * so any capacity works: the slot is pos & mask for powers of two and
+ * pos % capacity otherwise, and a ring of capacity N holds N items.
+ *
+ * Blocking: a sleeper registers in a waiter count, issues a seq_cst fence,
+ * reads the futex word, re-checks the ring and sleeps on the word; a party
+ * that makes progress for the other side issues a seq_cst fence and only if
+ * the waiter count is non-zero bumps the word and calls FUTEX_WAKE. The two
+ * fences form a Dekker pair: either the sleeper's re-check sees the progress,
+ * or the waker sees the waiter. No system call happens while nobody sleeps.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "ipc_util.h"
+#include "ring_internal.h"
+
+#define PX__HDR_SIZE (sizeof(struct px_ring))
+
+static inline bool px__is_spsc(const px_ring *r)
+{
+	return (r->ro.flags & PX_RING_SPSC) == PX_RING_SPSC;
+}
+
+static inline uint64_t px__idx(const px_ring *r, uint64_t pos)
+{
+	return r->ro.pow2 ? (pos & r->ro.mask) : pos % r->ro.capacity;
+}
+
+/* Vyukov mode: slot entries are a sequence word followed by the item. */
+static inline size_t px__entry_size(uint32_t stride)
+{
+	return sizeof(uint64_t) + stride;
+}
+
+static inline _Atomic uint64_t *px__entry_seq(px_ring *r, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(r->slots + px__idx(r, pos) *
+				    px__entry_size(r->ro.stride));
+}
+
+static inline unsigned char *px__spsc_slot(px_ring *r, uint64_t idx)
+{
+	return r->slots + idx * r->ro.stride;
+}
+
+/* Fixed-size copies for the common item sizes: a memcpy call costs more
+ * than the copy itself. */
+static inline void px__copy(void *dst, const void *src, uint32_t n)
+{
+	switch (n) {
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	case 32:
+		memcpy(dst, src, 32);
+		break;
+	case 64:
+		memcpy(dst, src, 64);
+		break;
+	default:
+		memcpy(dst, src, n);
+	}
+}
+
+ssize_t px_ring_memsize(uint32_t capacity, uint32_t slot_size, unsigned flags)
+{
+	if (capacity == 0 || slot_size == 0 || (flags & ~(unsigned)PX_RING_SPSC))
+		return -EINVAL;
+	if (capacity > PX_RING_CAPACITY_MAX || slot_size > PX_RING_SLOT_MAX)
+		return -E2BIG;
+	uint64_t stride = ((uint64_t)slot_size + 7) & ~UINT64_C(7);
+	uint64_t entry = (flags & PX_RING_SPSC) == PX_RING_SPSC
+				 ? stride : px__entry_size((uint32_t)stride);
+	uint64_t total = PX__HDR_SIZE + (uint64_t)capacity * entry;
+	total = (total + PX__RING_LINE - 1) & ~(uint64_t)(PX__RING_LINE - 1);
+	if (total > (uint64_t)SSIZE_MAX)
+		return -E2BIG;
+	return (ssize_t)total;
+}
+
+int px_ring_init(void *mem, size_t size, uint32_t capacity, uint32_t slot_size,
+		 unsigned flags)
+{
+	if (!mem || ((uintptr_t)mem % PX_RING_ALIGN) != 0)
+		return -EINVAL;
+	ssize_t need = px_ring_memsize(capacity, slot_size, flags);
+	if (need < 0)
+		return (int)need;
+	if (size < (size_t)need)
+		return -ENOSPC;
+	px_ring *r = mem;
+	memset(r, 0, PX__HDR_SIZE);
+	r->ro.version = PX__RING_VERSION;
+	r->ro.flags = flags;
+	r->ro.memsize = (uint64_t)need;
+	r->ro.capacity = capacity;
+	r->ro.slot_size = slot_size;
+	r->ro.stride = (slot_size + 7u) & ~7u;
+	r->ro.pow2 = (capacity & (capacity - 1)) == 0;
+	r->ro.mask = r->ro.pow2 ? capacity - 1 : 0;
+	atomic_init(&r->ro.spin, PX_RING_SPIN_DEFAULT);
+	if (!px__is_spsc(r)) {
+		for (uint64_t i = 0; i < capacity; i++)
+			atomic_init(px__entry_seq(r, i), i);
+	}
+	/* Release: pairs with the acquire in px_ring_attach(); an attacher
+	 * that sees the magic sees the initialised ring. */
+	atomic_store_explicit(&r->ro.magic, PX__RING_MAGIC, memory_order_release);
+	return 0;
+}
+
+int px_ring_attach(px_ring **out, void *mem, size_t size)
+{
+	if (!out || !mem || ((uintptr_t)mem % PX_RING_ALIGN) != 0)
+		return -EINVAL;
+	if (size < PX__HDR_SIZE)
+		return -EBADMSG;
+	px_ring *r = mem;
+	/* Acquire: pairs with the release in px_ring_init(). */
+	uint64_t magic = atomic_load_explicit(&r->ro.magic, memory_order_acquire);
+	if (magic != PX__RING_MAGIC)
+		return PX_EBADMAGIC;
+	if (r->ro.version != PX__RING_VERSION)
+		return PX_EVERSION;
+	ssize_t need = px_ring_memsize(r->ro.capacity, r->ro.slot_size, r->ro.flags);
+	if (need < 0 || (uint64_t)need != r->ro.memsize ||
+	    r->ro.stride != ((r->ro.slot_size + 7u) & ~7u))
+		return -EBADMSG;
+	if ((size_t)need > size)
+		return -EBADMSG; /* the mapping is shorter than the ring */
+	*out = r;
+	return 0;
+}
+
+/*
+ * Wakes up to n sleepers of w if there are any. The seq_cst fence pairs with
+ * the one in px__ring_block(): it orders our publication (the index or
+ * sequence store before this call) before our read of the waiter count, as
+ * the sleeper orders its registration before its re-check of the ring.
+ */
+static inline void px__ring_wake(struct px__ring_wait *w, uint32_t n)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&w->waiters, memory_order_relaxed) == 0)
+		return;
+	/* Release: pairs with the sleeper's acquire load of seq, so a sleeper
+	 * that reads the new value also sees what we published. */
+	atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
+	px__futex_wake(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
+}
+
+/* ---- SPSC: Lamport ring with cached indices --------------------------- */
+
+static void px__spsc_copy_in(px_ring *r, uint64_t pos, const unsigned char *src,
+			     uint32_t m)
+{
+	uint32_t cap = r->ro.capacity, ss = r->ro.slot_size, st = r->ro.stride;
+	uint64_t idx = px__idx(r, pos);
+	if (ss == st) {
+		uint64_t first = cap - idx < m ? cap - idx : m;
+		if (m == 1) {
+			px__copy(px__spsc_slot(r, idx), src, ss);
+			return;
+		}
+		memcpy(px__spsc_slot(r, idx), src, first * ss);
+		if (first < m)
+			memcpy(px__spsc_slot(r, 0), src + first * ss, (m - first) * ss);
+		return;
+	}
+	for (uint32_t k = 0; k < m; k++) {
+		memcpy(px__spsc_slot(r, idx), src + (size_t)k * ss, ss);
+		if (++idx == cap)
+			idx = 0;
+	}
+}
+
+static void px__spsc_copy_out(px_ring *r, uint64_t pos, unsigned char *dst,
+			      uint32_t m)
+{
+	uint32_t cap = r->ro.capacity, ss = r->ro.slot_size, st = r->ro.stride;
+	uint64_t idx = px__idx(r, pos);
+	if (ss == st) {
+		uint64_t first = cap - idx < m ? cap - idx : m;
+		if (m == 1) {
+			px__copy(dst, px__spsc_slot(r, idx), ss);
+			return;
+		}
+		memcpy(dst, px__spsc_slot(r, idx), first * ss);
+		if (first < m)
+			memcpy(dst + first * ss, px__spsc_slot(r, 0), (m - first) * ss);
+		return;
+	}
+	for (uint32_t k = 0; k < m; k++) {
+		memcpy(dst + (size_t)k * ss, px__spsc_slot(r, idx), ss);
+		if (++idx == cap)
+			idx = 0;
+	}
+}
+
+static int px__spsc_push(px_ring *r, const void *items, uint32_t n)
+{
+	/* Relaxed: tail is ours, nobody else writes it. */
+	uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+	/* Relaxed: a late view of closed only delays -EPIPE by an item. */
+	if (atomic_load_explicit(&r->ro.closed, memory_order_relaxed))
+		return -EPIPE;
+	uint32_t cap = r->ro.capacity;
+	uint64_t room = cap - (t - r->prod.cached_head);
+	if (room < n) {
+		/* Acquire: pairs with the consumer's release store of head in
+		 * px__spsc_pop(); slots below head have been read out and may
+		 * be overwritten. */
+		r->prod.cached_head =
+			atomic_load_explicit(&r->cons.head, memory_order_acquire);
+		room = cap - (t - r->prod.cached_head);
+	}
+	uint32_t m = room < n ? (uint32_t)room : n;
+	if (m == 0)
+		return 0;
+	px__spsc_copy_in(r, t, items, m);
+	/* Release: pairs with the consumer's acquire load of tail; the items
+	 * written above are visible to a consumer that sees the new tail. */
+	atomic_store_explicit(&r->prod.tail, t + m, memory_order_release);
+	px__ring_wake(&r->ne, m);
+	return (int)m;
+}
+
+/* Empty: PX_EEOF if closed and drained, else 0. */
+static int px__empty_result(px_ring *r, uint64_t head)
+{
+	/* Acquire: pairs with the release in px_ring_close(); a closing
+	 * producer's earlier pushes are visible once closed is. */
+	if (!atomic_load_explicit(&r->ro.closed, memory_order_acquire))
+		return 0;
+	/* Acquire: pairs with the producers' release/RMW on tail. */
+	uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_acquire) &
+		     ~PX__RING_CLOSED_BIT;
+	return head >= t ? PX_EEOF : 0;
+}
+
+static int px__spsc_pop(px_ring *r, void *items, uint32_t n)
+{
+	/* Relaxed: head is ours. */
+	uint64_t h = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
+	uint64_t avail = r->cons.cached_tail - h;
+	if (avail < n) {
+		/* Acquire: pairs with the producer's release store of tail in
+		 * px__spsc_push(). */
+		r->cons.cached_tail =
+			atomic_load_explicit(&r->prod.tail, memory_order_acquire);
+		avail = r->cons.cached_tail - h;
+	}
+	uint32_t m = avail < n ? (uint32_t)avail : n;
+	if (m == 0)
+		return px__empty_result(r, h);
+	px__spsc_copy_out(r, h, items, m);
+	/* Release: pairs with the producer's acquire load of head; our reads
+	 * of the slots happen before the producer reuses them. */
+	atomic_store_explicit(&r->cons.head, h + m, memory_order_release);
+	px__ring_wake(&r->nf, m);
+	return (int)m;
+}
+
+/* ---- Vyukov bounded queue (MPMC, SP/MC, MP/SC) ------------------------ */
+
+static int px__vy_push(px_ring *r, const void *items, uint32_t n)
+{
+	bool sp = r->ro.flags & PX_RING_SP;
+	uint64_t cap = r->ro.capacity;
+	/* Relaxed: the position is validated by the slot's sequence word
+	 * (acquire below) and, with several producers, by the CAS. */
+	uint64_t pos = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+	uint32_t m;
+	for (;;) {
+		if (sp ? atomic_load_explicit(&r->ro.closed, memory_order_relaxed)
+		       : (pos & PX__RING_CLOSED_BIT) != 0)
+			return -EPIPE;
+		int64_t dif = 0;
+		for (m = 0; m < n; m++) {
+			/* Acquire: pairs with the consumer's release store of
+			 * seq = pos + capacity in px__vy_pop(): its read of
+			 * the slot happened before we overwrite it. */
+			uint64_t seq = atomic_load_explicit(
+				px__entry_seq(r, pos + m), memory_order_acquire);
+			dif = (int64_t)(seq - (pos + m));
+			if (dif != 0)
+				break;
+		}
+		if (m == 0) {
+			if (dif < 0)
+				return 0; /* full: the slot is a lap behind */
+			/* Another producer took pos: start again from tail. */
+			pos = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+			continue;
+		}
+		if (sp) {
+			/* Relaxed: tail only feeds px_ring_count() and the
+			 * end-of-stream check, which is ordered by closed. */
+			atomic_store_explicit(&r->prod.tail, pos + m, memory_order_relaxed);
+			break;
+		}
+		/* Relaxed: the CAS only arbitrates between producers; the
+		 * data is published through each slot's sequence word. A
+		 * failure reloads pos (and sees the closed bit). */
+		if (atomic_compare_exchange_weak_explicit(&r->prod.tail, &pos, pos + m,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			break;
+	}
+	const unsigned char *src = items;
+	uint32_t ss = r->ro.slot_size;
+	for (uint32_t k = 0; k < m; k++) {
+		_Atomic uint64_t *seq = px__entry_seq(r, pos + k);
+		px__copy((unsigned char *)(seq + 1), src + (size_t)k * ss, ss);
+		/* Release: pairs with the consumer's acquire load of seq; the
+		 * item is visible to the consumer that sees pos + 1. */
+		atomic_store_explicit(seq, pos + k + 1, memory_order_release);
+	}
+	(void)cap;
+	px__ring_wake(&r->ne, m);
+	return (int)m;
+}
+
+static int px__vy_pop(px_ring *r, void *items, uint32_t n)
+{
+	bool sc = r->ro.flags & PX_RING_SC;
+	uint64_t cap = r->ro.capacity;
+	/* Relaxed: validated by the slot's sequence word and the CAS. */
+	uint64_t pos = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
+	uint32_t m;
+	for (;;) {
+		int64_t dif = 0;
+		for (m = 0; m < n; m++) {
+			/* Acquire: pairs with the producer's release store of
+			 * seq = pos + 1 in px__vy_push(). */
+			uint64_t seq = atomic_load_explicit(
+				px__entry_seq(r, pos + m), memory_order_acquire);
+			dif = (int64_t)(seq - (pos + m + 1));
+			if (dif != 0)
+				break;
+		}
+		if (m == 0) {
+			if (dif < 0) /* empty, or the producer is still writing */
+				return px__empty_result(r, pos);
+			pos = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
+			continue;
+		}
+		if (sc) {
+			/* Relaxed: head is only read by count and by the
+			 * consumer itself. */
+			atomic_store_explicit(&r->cons.head, pos + m, memory_order_relaxed);
+			break;
+		}
+		/* Relaxed: arbitration between consumers only. */
+		if (atomic_compare_exchange_weak_explicit(&r->cons.head, &pos, pos + m,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			break;
+	}
+	unsigned char *dst = items;
+	uint32_t ss = r->ro.slot_size;
+	for (uint32_t k = 0; k < m; k++) {
+		_Atomic uint64_t *seq = px__entry_seq(r, pos + k);
+		px__copy(dst + (size_t)k * ss, (unsigned char *)(seq + 1), ss);
+		/* Release: pairs with the producer's acquire load of seq in
+		 * px__vy_push(); our read of the item happens before the
+		 * producer of the next lap overwrites it. */
+		atomic_store_explicit(seq, pos + k + cap, memory_order_release);
+	}
+	px__ring_wake(&r->nf, m);
+	return (int)m;
+}
+
+static inline int px__push(px_ring *r, const void *items, uint32_t n)
+{
+	return px__is_spsc(r) ? px__spsc_push(r, items, n) : px__vy_push(r, items, n);
+}
+
+static inline int px__pop(px_ring *r, void *items, uint32_t n)
+{
+	return px__is_spsc(r) ? px__spsc_pop(r, items, n) : px__vy_pop(r, items, n);
+}
+
+/* ---- public operations ------------------------------------------------ */
+
+int px_ring_try_push(px_ring *r, const void *item)
+{
+	if (!r || !item)
+		return -EINVAL;
+	int ret = px__push(r, item, 1);
+	return ret == 0 ? -EAGAIN : (ret > 0 ? 0 : ret);
+}
+
+int px_ring_try_pop(px_ring *r, void *item)
+{
+	if (!r || !item)
+		return -EINVAL;
+	int ret = px__pop(r, item, 1);
+	return ret == 0 ? -EAGAIN : (ret > 0 ? 0 : ret);
+}
+
+int px_ring_try_push_burst(px_ring *r, const void *items, uint32_t n)
+{
+	if (!r || (!items && n))
+		return -EINVAL;
+	if (n > (uint32_t)INT_MAX)
+		n = INT_MAX;
+	return n ? px__push(r, items, n) : 0;
+}
+
+int px_ring_try_pop_burst(px_ring *r, void *items, uint32_t n)
+{
+	if (!r || (!items && n))
+		return -EINVAL;
+	if (n > (uint32_t)INT_MAX)
+		n = INT_MAX;
+	return n ? px__pop(r, items, n) : 0;
+}
+
+/*
+ * The blocking forms: try, spin, then park. Returns the op's positive count
+ * or error, -EAGAIN (timeout 0), -ETIMEDOUT or -EINTR.
+ */
+static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
+			  int64_t timeout_ns)
+{
+	int ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+	if (ret != 0)
+		return ret;
+	if (timeout_ns == 0)
+		return -EAGAIN;
+	int64_t deadline = px__deadline(timeout_ns);
+	/* Acquire: pairs with the release increment in px_ring_kick(). */
+	uint32_t gen = atomic_load_explicit(&r->ro.kick_gen, memory_order_acquire);
+	uint32_t spins = atomic_load_explicit(&r->ro.spin, memory_order_relaxed);
+	for (uint32_t i = 0; i < spins; i++) {
+		px__cpu_relax();
+		ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+		if (ret != 0)
+			return ret;
+		if (atomic_load_explicit(&r->ro.kick_gen, memory_order_relaxed) != gen)
+			return -EINTR;
+		if ((i & 1023) == 1023 && px__deadline_passed(deadline))
+			return -ETIMEDOUT;
+	}
+	struct px__ring_wait *w = push ? &r->nf : &r->ne;
+	/* Relaxed: ordered before the re-check by the fence below. */
+	atomic_fetch_add_explicit(&w->waiters, 1, memory_order_relaxed);
+	for (;;) {
+		/* Pairs with the fence in px__ring_wake(): our registration
+		 * is ordered before our re-check of the ring, so either we see
+		 * the other side's progress or it sees us and wakes us. */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* Acquire: pairs with the release increment in
+		 * px__ring_wake(), px_ring_close() and px_ring_kick(). */
+		uint32_t v = atomic_load_explicit(&w->seq, memory_order_acquire);
+		ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+		if (ret != 0)
+			break;
+		if (atomic_load_explicit(&r->ro.kick_gen, memory_order_acquire) != gen) {
+			ret = -EINTR;
+			break;
+		}
+		if (px__futex_wait(&w->seq, v, deadline) == -ETIMEDOUT) {
+			ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+			if (ret == 0)
+				ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	/* Relaxed: a stale non-zero count only costs a waker a syscall. */
+	atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
+	return ret;
+}
+
+int px_ring_push(px_ring *r, const void *item, int64_t timeout_ns)
+{
+	if (!r || !item)
+		return -EINVAL;
+	int ret = px__ring_block(r, true, (void *)item, 1, timeout_ns);
+	return ret > 0 ? 0 : ret;
+}
+
+int px_ring_pop(px_ring *r, void *item, int64_t timeout_ns)
+{
+	if (!r || !item)
+		return -EINVAL;
+	int ret = px__ring_block(r, false, item, 1, timeout_ns);
+	return ret > 0 ? 0 : ret;
+}
+
+int px_ring_push_burst(px_ring *r, const void *items, uint32_t n,
+		       int64_t timeout_ns)
+{
+	if (!r || (!items && n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (n > (uint32_t)INT_MAX)
+		n = INT_MAX;
+	return px__ring_block(r, true, (void *)items, n, timeout_ns);
+}
+
+int px_ring_pop_burst(px_ring *r, void *items, uint32_t n, int64_t timeout_ns)
+{
+	if (!r || (!items && n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (n > (uint32_t)INT_MAX)
+		n = INT_MAX;
+	return px__ring_block(r, false, items, n, timeout_ns);
+}
+
+/* Wakes every sleeper on both sides; callers changed state first. */
+static void px__ring_wake_all(px_ring *r)
+{
+	/* Release: pairs with the sleepers' acquire load of seq; a sleeper
+	 * that sees the bump also sees closed / kick_gen. */
+	atomic_fetch_add_explicit(&r->ne.seq, 1, memory_order_release);
+	atomic_fetch_add_explicit(&r->nf.seq, 1, memory_order_release);
+	px__futex_wake(&r->ne.seq, INT_MAX);
+	px__futex_wake(&r->nf.seq, INT_MAX);
+}
+
+int px_ring_close(px_ring *r)
+{
+	if (!r)
+		return -EINVAL;
+	if (!(r->ro.flags & PX_RING_SP)) {
+		/* Several producers: set the closed bit in tail itself, so
+		 * every producer's claim CAS is ordered against the close:
+		 * a claim either precedes it (and the consumers' end-of-stream
+		 * check sees the claimed position) or fails and sees -EPIPE.
+		 * Release: pairs with the consumers' acquire load of tail. */
+		atomic_fetch_or_explicit(&r->prod.tail, PX__RING_CLOSED_BIT,
+					 memory_order_release);
+	}
+	/* Release: pairs with the acquire in px__empty_result(); with one
+	 * producer that closes, its pushes are visible before closed is. */
+	atomic_store_explicit(&r->ro.closed, 1, memory_order_release);
+	px__ring_wake_all(r);
+	return 0;
+}
+
+bool px_ring_is_closed(const px_ring *r)
+{
+	/* Acquire: pairs with the release store in px_ring_close(). */
+	return r && atomic_load_explicit(&((px_ring *)r)->ro.closed,
+					 memory_order_acquire);
+}
+
+int px_ring_kick(px_ring *r)
+{
+	if (!r)
+		return -EINVAL;
+	/* Release: pairs with the acquire loads of kick_gen in
+	 * px__ring_block(). */
+	atomic_fetch_add_explicit(&r->ro.kick_gen, 1, memory_order_release);
+	px__ring_wake_all(r);
+	return 0;
+}
+
+uint32_t px_ring_count(const px_ring *r)
+{
+	if (!r)
+		return 0;
+	px_ring *rw = (px_ring *)r;
+	/* Acquire both, head first: head never passes tail, so reading head
+	 * before tail never yields a negative count (only a stale one). */
+	uint64_t h = atomic_load_explicit(&rw->cons.head, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&rw->prod.tail, memory_order_acquire) &
+		     ~PX__RING_CLOSED_BIT;
+	uint64_t c = t > h ? t - h : 0;
+	return c > r->ro.capacity ? r->ro.capacity : (uint32_t)c;
+}
+
+uint32_t px_ring_capacity(const px_ring *r)
+{
+	return r ? r->ro.capacity : 0;
+}
+
+uint32_t px_ring_slot_size(const px_ring *r)
+{
+	return r ? r->ro.slot_size : 0;
+}
+
+void px_ring_set_spin(px_ring *r, uint32_t spins)
+{
+	if (r)
+		atomic_store_explicit(&r->ro.spin, spins, memory_order_relaxed);
+}
