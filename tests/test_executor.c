@@ -542,7 +542,7 @@ static void stats_count_outcomes(void **state)
 }
 
 /* Initializer: sets a per-worker global that tasks then read. */
-static int64_t init_mark;
+static __thread int64_t init_mark; /* per worker */
 
 static int init_ok(int id, void *arg)
 {
