@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# scripts/test.sh - builds parex and runs the whole test suite three times:
+# plain, under ThreadSanitizer, and under AddressSanitizer+UBSan.
+# Installs missing Debian packages first (scripts/deps.sh).
+# Usage: scripts/test.sh [plain|tsan|asan ...]   (default: all three)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+jobs=$(nproc)
+variants=("$@")
+[ ${#variants[@]} -eq 0 ] && variants=(plain tsan asan)
+
+status=0
+for v in "${variants[@]}"; do
+	case "$v" in
+	plain) san=""; scale=1 ;;
+	tsan) san="thread"; scale=0.1 ;;
+	asan) san="address,undefined"; scale=0.1 ;;
+	*) echo "test.sh: unknown variant '$v' (plain, tsan, asan)" >&2; exit 2 ;;
+	esac
+	dir="build-test-$v"
+	echo "=== $v: configure and build ($dir)"
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPX_SANITIZE="$san" >/dev/null
+	cmake --build "$dir" -j "$jobs" >/dev/null
+	echo "=== $v: ctest"
+	# Sanitizer runs are 5-20x slower: stress sizes scale down, checks do not.
+	if ! (cd "$dir" && PX_TEST_SCALE=$scale \
+	      TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	      ASAN_OPTIONS="detect_leaks=1 abort_on_error=1" \
+	      UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" \
+	      ctest --output-on-failure --timeout 600); then
+		status=1
+	fi
+done
+if [ $status -eq 0 ]; then echo "test.sh: all variants passed"; else echo "test.sh: FAILED" >&2; fi
+exit $status
