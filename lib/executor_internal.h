@@ -125,12 +125,12 @@ extern const struct px__task_ops px__future_task_ops;
 /*
  * Runs the task stored in f on the calling thread, as worker worker_id:
  * PENDING -> RUNNING (skips it and returns false if cancelled meanwhile),
- * calls fn, completes the future with the outcome, updates ex's counters and
- * *busy_ns (may be NULL), and drops the task's reference. Returns true if it
- * ran. The thread pool and the inline backend both use it.
+ * calls fn, completes the future with the outcome, counts it into c (and,
+ * if timed, its run time into c->busy_ns), and drops the task's reference.
+ * Returns true if it ran. The thread pool and the inline backend use it.
  */
 bool px__task_run(px_executor *ex, px_future *f, int worker_id,
-		  const struct px__task_ops *ops, struct px__counts *c);
+		  const struct px__task_ops *ops, struct px__counts *c, bool timed);
 
 /*
  * Initialises the common part of a backend's executor; backends call it first

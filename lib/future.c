@@ -5,15 +5,18 @@
  * State word (f->state, also the futex word):
  *   bits 0-1  PENDING -> RUNNING -> DONE, or PENDING/RUNNING -> CANCELLED
  *   bit 2     PX__F_WAITERS: a thread sleeps in px_future_wait on the word
- * Every transition is a CAS on the whole word, so the WAITERS bit a waiter
- * sets is never lost. Transitions to a final state happen with f->lock held,
- * after err/result/msg are written; the CAS is a release, and readers load the
- * state with acquire before reading the outcome. The lock also guards the
- * completion list, which the finishing thread detaches in the same critical
- * section and fires after unlocking.
+ *   bit 3     PX__F_LOCK: a spinlock guarding the completion list and the
+ *             outcome fields
+ * Nobody changes the word while another holds the lock bit: starting
+ * (PENDING -> RUNNING), announcing a sleeper (WAITERS) and locking are CASes
+ * that wait for the bit to clear. So a finisher needs one CAS to take the
+ * lock, writes err/msg and detaches the list, then publishes the final state
+ * and drops the lock with one release store; readers load the state with
+ * acquire before reading the outcome. Completion callbacks fire after that,
+ * outside the lock.
  *
- * Lock order: f->lock is a leaf; nothing is taken while holding it, and no
- * callback runs under it.
+ * Lock order: the lock bit is a leaf; nothing is taken while holding it, and
+ * no callback runs under it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -40,17 +43,30 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void lock_future(px_future *f)
+/* Takes the lock bit; returns the word as locked (lock bit set). The
+ * acquire pairs with the release store that drops the bit. */
+static uint32_t lock_future(px_future *f)
 {
-	/* Pairs with the release store in unlock_future(). */
-	while (atomic_exchange_explicit(&f->lock, 1, memory_order_acquire))
-		while (atomic_load_explicit(&f->lock, memory_order_relaxed))
+	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
+	for (;;) {
+		if (w & PX__F_LOCK) {
 			cpu_relax();
+			w = atomic_load_explicit(&f->state, memory_order_relaxed);
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(&f->state, &w,
+							  w | PX__F_LOCK,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return w | PX__F_LOCK;
+	}
 }
 
-static void unlock_future(px_future *f)
+/* Drops the lock bit, publishing w (the word without the bit). Nobody else
+ * changed the word while we held the bit, so a plain store does. */
+static void unlock_future(px_future *f, uint32_t w)
 {
-	atomic_store_explicit(&f->lock, 0, memory_order_release);
+	atomic_store_explicit(&f->state, w & ~PX__F_LOCK, memory_order_release);
 }
 
 /* Free list ------------------------------------------------------------- */
@@ -263,6 +279,11 @@ bool px__future_try_start(px_future *f)
 {
 	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
 	while (st(w) == PX_FUTURE_PENDING) {
+		if (w & PX__F_LOCK) { /* a cancel may be in progress */
+			cpu_relax();
+			w = atomic_load_explicit(&f->state, memory_order_relaxed);
+			continue;
+		}
 		/* acquire: the starter then reads the task record written before
 		 * the submit's release (the queue's publication). */
 		if (atomic_compare_exchange_weak_explicit(
@@ -287,32 +308,34 @@ static void fire_list(px_future *f, struct px__node *n)
 /*
  * Moves f to final state s with outcome err (and message msg, owned, may be
  * NULL), if not already final; with only_pending, only from PENDING (a plain
- * cancel). Holding the lock serialises finishers; px__future_try_start does
- * not take it, so the CAS below may still lose to a start. The release CAS
- * publishes err/result/msg. Returns 0, -EALREADY, or -EBUSY (only_pending and
- * the work started).
+ * cancel). Taking the lock bit serialises finishers against each other and
+ * against a start; the release store that drops it publishes err/result/msg.
+ * Returns 0, -EALREADY, or -EBUSY (only_pending and the work started).
  */
 static int finish(px_future *f, uint32_t s, int err, bool only_pending,
 		  char *msg)
 {
-	lock_future(f);
 	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
 	for (;;) {
 		int busy = final_state(st(w)) ? -EALREADY
 			   : (only_pending && st(w) != PX_FUTURE_PENDING) ? -EBUSY
 			   : 0;
 		if (busy) {
-			unlock_future(f);
 			free(msg);
 			return busy;
 		}
-		f->err = err;
-		/* The WAITERS bit is dropped: every sleeper is woken below. */
-		if (atomic_compare_exchange_weak_explicit(&f->state, &w, s,
-							  memory_order_release,
+		if (w & PX__F_LOCK) {
+			cpu_relax();
+			w = atomic_load_explicit(&f->state, memory_order_relaxed);
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(&f->state, &w,
+							  w | PX__F_LOCK,
+							  memory_order_acquire,
 							  memory_order_relaxed))
 			break;
 	}
+	f->err = err;
 	if (msg) {
 		free(f->msg);
 		f->msg = msg;
@@ -321,7 +344,9 @@ static int finish(px_future *f, uint32_t s, int err, bool only_pending,
 	f->head = f->tail = NULL;
 	for (struct px__node *n = list; n; n = n->next)
 		n->linked = false;
-	unlock_future(f);
+	/* Publish the outcome, drop the lock and the WAITERS bit at once:
+	 * every sleeper is woken just below. */
+	atomic_store_explicit(&f->state, s, memory_order_release);
 	if (w & PX__F_WAITERS)
 		px__futex_wake(&f->state, INT_MAX);
 	fire_list(f, list);
@@ -347,9 +372,9 @@ bool px__future_cancel_pending(px_future *f)
 bool px__future_link(px_future *f, struct px__node *n)
 {
 	atomic_store_explicit(&n->fired, 0, memory_order_relaxed);
-	lock_future(f);
-	if (final_state(st(atomic_load_explicit(&f->state, memory_order_relaxed)))) {
-		unlock_future(f);
+	uint32_t w = lock_future(f);
+	if (final_state(st(w))) {
+		unlock_future(f, w);
 		return false;
 	}
 	n->next = NULL;
@@ -360,13 +385,13 @@ bool px__future_link(px_future *f, struct px__node *n)
 		f->head = n;
 	f->tail = n;
 	n->linked = true;
-	unlock_future(f);
+	unlock_future(f, w);
 	return true;
 }
 
 void px__future_unlink(px_future *f, struct px__node *n)
 {
-	lock_future(f);
+	uint32_t w = lock_future(f);
 	if (n->linked) {
 		if (n->prev)
 			n->prev->next = n->next;
@@ -377,10 +402,10 @@ void px__future_unlink(px_future *f, struct px__node *n)
 		else
 			f->tail = n->prev;
 		n->linked = false;
-		unlock_future(f);
+		unlock_future(f, w);
 		return;
 	}
-	unlock_future(f);
+	unlock_future(f, w);
 	/* Taken by a finisher: wait until its fire() is done with the node.
 	 * Pairs with the release store of `fired` in the fire functions. */
 	while (!atomic_load_explicit(&n->fired, memory_order_acquire))
@@ -499,6 +524,11 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 				r = -ETIMEDOUT;
 				break;
 			}
+		}
+		if (w & PX__F_LOCK) {
+			/* Locked for a moment: the bit may not be set now. */
+			cpu_relax();
+			continue;
 		}
 		if (!(w & PX__F_WAITERS)) {
 			/* Announce the sleeper; the finisher's CAS sees the bit

@@ -21,6 +21,7 @@
 /* Bits of the state word above the px_future_state value (bits 0-1). */
 #define PX__F_STATE_MASK 3u
 #define PX__F_WAITERS 4u /* a thread sleeps in futex_wait on the word */
+#define PX__F_LOCK 8u    /* spinlock: completion list and outcome */
 
 /*
  * A node on a future's completion list: a done callback or a px_wait /
@@ -36,9 +37,8 @@ struct px__node {
 };
 
 struct px_future {
-	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_WAITERS */
+	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_* bits */
 	_Atomic uint32_t refs;
-	_Atomic uint32_t lock;   /* spinlock: guards head/tail and the node links */
 	int32_t err;             /* outcome once DONE/CANCELLED */
 	uint32_t result_len;
 	uint32_t arg_len;

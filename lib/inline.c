@@ -42,7 +42,7 @@ static int inline_submit(px_executor *ex, px_future *f, unsigned flags,
 	 * local px__counts (single writer) and added with atomic RMWs. */
 	struct px__counts c = { 0 };
 	atomic_fetch_add(&ie->running, 1);
-	px__task_run(ex, f, 0, &px__future_task_ops, &c);
+	px__task_run(ex, f, 0, &px__future_task_ops, &c, true);
 	atomic_fetch_sub(&ie->running, 1);
 	atomic_fetch_add(&ie->counts.completed, atomic_load(&c.completed));
 	atomic_fetch_add(&ie->counts.failed, atomic_load(&c.failed));

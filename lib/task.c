@@ -112,7 +112,7 @@ void px__counts_add(px_executor_stats *out, const struct px__counts *c)
 }
 
 bool px__task_run(px_executor *ex, px_future *f, int worker_id,
-		  const struct px__task_ops *ops, struct px__counts *c)
+		  const struct px__task_ops *ops, struct px__counts *c, bool timed)
 {
 	if (!px__future_try_start(f)) {
 		/* Cancelled while queued: the canceller completed it. */
@@ -126,19 +126,21 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
 		.max_result = ex->cfg.max_result,
 		.f = f,
 	};
-	int64_t t0 = px__now_ns();
+	int64_t t0 = timed ? px__now_ns() : 0;
 	int err = f->fn(&t, f->arg, f->arg_len);
-	int64_t t1 = px__now_ns();
+	int64_t t1 = timed ? px__now_ns() : 0;
 	if (t.blocking) /* an unpaired blocking_begin: take the GIL back */
 		fut_blocking_end(&t);
 	if (err > 0)
 		err = -err;
 	px__future_complete(f, err);
 	px__counts_record(c, err);
-	atomic_store_explicit(&c->busy_ns,
-			      atomic_load_explicit(&c->busy_ns, memory_order_relaxed) +
-				      (uint64_t)(t1 - t0),
-			      memory_order_relaxed);
+	if (timed)
+		atomic_store_explicit(&c->busy_ns,
+				      atomic_load_explicit(&c->busy_ns,
+							   memory_order_relaxed) +
+					      (uint64_t)(t1 - t0),
+				      memory_order_relaxed);
 	px_future_release(f);
 	return true;
 }

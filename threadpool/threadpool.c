@@ -19,11 +19,16 @@
  *    pairs with the consumer's acquire load; the consumer's release store
  *    (pos + cap, after reading the item) pairs with the next producer's
  *    acquire load.
- *  - parked bitmap (Dekker): worker sets its bit (seq_cst RMW), fence, then
- *    looks at the queue; producer publishes the slot, fence, then loads the
- *    bitmap. One of them sees the other.
- *  - space waiters (a full queue, blocking submit): the same Dekker shape
- *    between a producer's waiter count and a consumer's freed slot.
+ *  - parking (Dekker on tail and the parked bitmap): the producer's seq_cst
+ *    CAS of tail, then a seq_cst load of the bitmap; the worker's seq_cst
+ *    fetch_or of its bit, then a seq_cst load of tail. One of them sees the
+ *    other: the worker stays up, or the producer wakes it. No fence is
+ *    needed (on x86 the CAS is the barrier), so a submit to a busy pool
+ *    costs one CAS and two plain loads.
+ *  - space (a blocking submit on a full queue): the same shape on head and
+ *    space_waiters: the consumer's seq_cst CAS of head, then a seq_cst load
+ *    of space_waiters; the producer's seq_cst increment of space_waiters,
+ *    then a seq_cst load of head.
  *  - submitters / shut / drained: a submitter counts itself in (seq_cst),
  *    then checks shut; shutdown sets shut, waits for submitters == 0, then
  *    releases `drained`; a worker that acquires drained and then finds the
@@ -85,23 +90,6 @@ struct thread_pool {
 	struct px__counts shut_counts; /* cancelled by shutdown; under shut_mu */
 };
 
-/*
- * The load half of a Dekker handshake: a seq_cst fence, then a plain load of
- * the other side's flag. ThreadSanitizer does not model fences, so under it
- * the same order comes from a seq_cst read-modify-write of the flag, which
- * the other side also modifies with a seq_cst RMW (slower: it takes the
- * line exclusive, hence not the default).
- */
-#if defined(__SANITIZE_THREAD__)
-#define DEKKER_LOAD(p) atomic_fetch_add((p), 0)
-#define DEKKER_FENCE() ((void)0)
-#else
-#define DEKKER_LOAD(p)                                                    \
-	(atomic_thread_fence(memory_order_seq_cst),                       \
-	 atomic_load_explicit((p), memory_order_relaxed))
-#define DEKKER_FENCE() atomic_thread_fence(memory_order_seq_cst)
-#endif
-
 /* The pool whose worker the calling thread is, if any. */
 static __thread struct thread_pool *tls_pool;
 
@@ -123,8 +111,9 @@ static bool tp_push(struct thread_pool *tp, px_future *f)
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t diff = (int64_t)(seq - pos);
 		if (diff == 0) {
+			/* seq_cst: the parking handshake (see top). */
 			if (atomic_compare_exchange_weak_explicit(
-				    &tp->tail, &pos, pos + 1, memory_order_relaxed,
+				    &tp->tail, &pos, pos + 1, memory_order_seq_cst,
 				    memory_order_relaxed))
 				break;
 		} else if (diff < 0) {
@@ -147,8 +136,9 @@ static px_future *tp_pop(struct thread_pool *tp)
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t diff = (int64_t)(seq - (pos + 1));
 		if (diff == 0) {
+			/* seq_cst: the space handshake (see top). */
 			if (atomic_compare_exchange_weak_explicit(
-				    &tp->head, &pos, pos + 1, memory_order_relaxed,
+				    &tp->head, &pos, pos + 1, memory_order_seq_cst,
 				    memory_order_relaxed))
 				break;
 		} else if (diff < 0) {
@@ -162,12 +152,12 @@ static px_future *tp_pop(struct thread_pool *tp)
 	return f;
 }
 
+/* Whether a task is queued or being queued (tail claimed, maybe not yet
+ * published): a worker that sees this must not park. */
 static bool tp_nonempty(struct thread_pool *tp)
 {
-	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
-	uint64_t seq = atomic_load_explicit(&tp->slots[pos % tp->cap].seq,
-					    memory_order_acquire);
-	return seq == pos + 1;
+	uint64_t tail = atomic_load(&tp->tail); /* seq_cst: parking handshake */
+	return tail != atomic_load_explicit(&tp->head, memory_order_relaxed);
 }
 
 /* Parking -------------------------------------------------------------------- */
@@ -182,8 +172,8 @@ static void wake_worker(struct tp_worker *w)
 static void wake_one(struct thread_pool *tp)
 {
 	for (int i = 0; i < tp->nwords; i++) {
-		/* Dekker with park(): we published a task, it set its bit. */
-		uint64_t bits = DEKKER_LOAD(&tp->parked[i]);
+		/* seq_cst, after the tail CAS: the parking handshake. */
+		uint64_t bits = atomic_load(&tp->parked[i]);
 		while (bits) {
 			uint64_t bit = bits & -bits;
 			uint64_t old = atomic_fetch_and(&tp->parked[i], ~bit);
@@ -208,8 +198,8 @@ static void wake_all(struct thread_pool *tp)
 /* Wakes one producer blocked on a full queue, if any. After a pop. */
 static void wake_space(struct thread_pool *tp)
 {
-	/* Dekker with tp_submit: we freed a slot, it counted itself. */
-	if (DEKKER_LOAD(&tp->space_waiters)) {
+	/* seq_cst, after the head CAS: the space handshake. */
+	if (atomic_load(&tp->space_waiters)) {
 		atomic_fetch_add(&tp->space_seq, 1);
 		px__futex_wake(&tp->space_seq, 1);
 	}
@@ -222,8 +212,7 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 	uint64_t bit = 1ull << (w->id % 64);
 	_Atomic uint64_t *word = &tp->parked[w->id / 64];
 	uint32_t seen = atomic_load_explicit(&w->wake, memory_order_acquire);
-	atomic_fetch_or(word, bit);
-	DEKKER_FENCE(); /* Dekker with wake_one: bit set, then look */
+	atomic_fetch_or(word, bit); /* seq_cst, then tp_nonempty loads tail */
 	if (!tp_nonempty(tp) && !atomic_load_explicit(&tp->drained,
 						      memory_order_acquire))
 		px__futex_wait(&w->wake, seen, -1);
@@ -252,19 +241,32 @@ static void *worker_main(void *arg)
 	if (atomic_fetch_sub(&tp->init_left, 1) == 1)
 		px__futex_wake(&tp->init_left, 1);
 
+	/* Busy time is measured per streak of back-to-back tasks, not per
+	 * task: two clock reads would cost more than a tiny task. */
+	int64_t streak = -1;
 	for (;;) {
 		px_future *f = tp_pop(tp);
 		if (f) {
 			wake_space(tp);
+			if (streak < 0)
+				streak = px__now_ns();
 			atomic_store_explicit(&w->running, 1, memory_order_relaxed);
 			if (tp->gil)
 				px__gil_acquire(tp->gil);
 			px__task_run(&tp->ex, f, w->id, &px__future_task_ops,
-				     &w->counts);
+				     &w->counts, false);
 			if (tp->gil)
 				px__gil_release(tp->gil);
 			atomic_store_explicit(&w->running, 0, memory_order_relaxed);
 			continue;
+		}
+		if (streak >= 0) {
+			uint64_t busy = atomic_load_explicit(&w->counts.busy_ns,
+							     memory_order_relaxed);
+			atomic_store_explicit(&w->counts.busy_ns,
+					      busy + (uint64_t)(px__now_ns() - streak),
+					      memory_order_relaxed);
+			streak = -1;
 		}
 		/* Idle: spin a little, since a wake costs far more. */
 		int64_t until = px__now_ns() + (int64_t)tp->spin_ns;
@@ -383,11 +385,9 @@ static int tp_submit(px_executor *ex, px_future *f, unsigned flags,
 		 * The timeout bounds the cost of any missed wake. */
 		uint32_t seq = atomic_load(&tp->space_seq);
 		atomic_fetch_add(&tp->space_waiters, 1);
-		if (tp_push(tp, f)) {
-			atomic_fetch_sub(&tp->space_waiters, 1);
-			break;
-		}
-		if (!atomic_load(&ex->shut)) {
+		uint64_t tail = atomic_load_explicit(&tp->tail, memory_order_relaxed);
+		bool room = tail - atomic_load(&tp->head) < tp->cap; /* handshake */
+		if (!room && !atomic_load(&ex->shut)) {
 			void *tok = px__blocking_enter();
 			px__futex_wait(&tp->space_seq, seq, 100 * PX_MSEC);
 			px__blocking_leave(tok);
