@@ -3,6 +3,9 @@
  *
  * Run: build-dir/bench/bench_threadpool [--rounds N] [--tasks N]
  *      [--pingpong N] [--spec SPEC] [--no-python] [--no-idle] [--verbose]
+ *      [--only PEER] [--parts abc]
+ * --only and --parts (say --only parex --parts a) narrow a run for
+ * profiling one peer on one measurement.
  *
  * Every pool runs with 2 worker threads:
  *   (a) throughput: --tasks tiny tasks (one atomic increment each) are
@@ -67,6 +70,8 @@ static const char *opt_spec = "thread:workers=2";
 static int opt_python = 1;
 static int opt_idle = 1;
 static int opt_verbose;
+static const char *opt_only;        /* run this peer only */
+static const char *opt_parts = "abc"; /* measurements to run */
 
 /* Helpers ---------------------------------------------------------------- */
 
@@ -621,7 +626,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench_threadpool [--rounds N] [--tasks N] "
 		"[--pingpong N] [--py-tasks N] [--py-pingpong N]\n"
-		"       [--spec SPEC] [--no-python] [--no-idle] [--verbose]\n");
+		"       [--spec SPEC] [--no-python] [--no-idle] [--verbose]"
+		" [--only PEER] [--parts abc]\n");
 	exit(2);
 }
 
@@ -661,12 +667,18 @@ static void parse_args(int argc, char **argv)
 			opt_py_pingpong = parse_count(v), i++;
 		} else if (!strcmp(a, "--spec")) {
 			opt_spec = v, i++;
+		} else if (!strcmp(a, "--only")) {
+			opt_only = v, i++;
+		} else if (!strcmp(a, "--parts")) {
+			opt_parts = v, i++;
 		} else {
 			usage();
 		}
 	}
-	if (opt_rounds > 1000)
+	if (opt_rounds > 1000 || strspn(opt_parts, "abc") != strlen(opt_parts))
 		usage();
+	if (!strchr(opt_parts, 'c'))
+		opt_idle = 0;
 }
 
 static void run_round(int round, int64_t *lat)
@@ -690,14 +702,21 @@ static void run_round(int round, int64_t *lat)
 			}
 #endif
 		} else {
-			int64_t ns = p->throughput(opt_tasks);
+			tps = p50 = p99 = 0;
+			if (strchr(opt_parts, 'a')) {
+				int64_t ns = p->throughput(opt_tasks);
 
-			tps = (double)opt_tasks * 1e9 / (double)ns;
-			sleep_ms(20);
-			p->pingpong(opt_pingpong, lat);
-			qsort(lat, opt_pingpong, sizeof *lat, cmp_i64);
-			p50 = (double)quantile(lat, opt_pingpong, 0.50) / 1e3;
-			p99 = (double)quantile(lat, opt_pingpong, 0.99) / 1e3;
+				tps = (double)opt_tasks * 1e9 / (double)ns;
+				sleep_ms(20);
+			}
+			if (strchr(opt_parts, 'b')) {
+				p->pingpong(opt_pingpong, lat);
+				qsort(lat, opt_pingpong, sizeof *lat, cmp_i64);
+				p50 = (double)quantile(lat, opt_pingpong, 0.50) /
+				      1e3;
+				p99 = (double)quantile(lat, opt_pingpong, 0.99) /
+				      1e3;
+			}
 		}
 		p->tps[p->runs] = tps;
 		p->p50us[p->runs] = p50;
@@ -723,22 +742,38 @@ static void run_idle(struct peer *p)
 	p->idle_done = 1;
 }
 
+/* Prints a parex/peer ratio, or a dash when either side did not run. */
+static void print_ratio(int width, double px, double peer)
+{
+	if (px > 0 && peer > 0)
+		printf(" %*.3f", width, px / peer);
+	else
+		printf(" %*s", width, "-");
+}
+
 static void print_tables(void)
 {
 	const struct peer *px = &peers[0];
-	double px_tps, px_p50, px_p99, best_tps = 0, glib_p50 = 0;
+	double px_tps = 0, px_p50 = 0, px_p99 = 0, best_tps = 0, glib_p50 = 0;
 	const char *best = "none";
+	int has_a = strchr(opt_parts, 'a') != NULL;
+	int has_b = strchr(opt_parts, 'b') != NULL;
 
-	px_tps = median(peers[0].tps, px->runs);
-	px_p50 = median(peers[0].p50us, px->runs);
-	px_p99 = median(peers[0].p99us, px->runs);
+	if (!px->absent && px->runs) {
+		px_tps = median(peers[0].tps, px->runs);
+		px_p50 = median(peers[0].p50us, px->runs);
+		px_p99 = median(peers[0].p99us, px->runs);
+	}
 
-	printf("\n(a) throughput: %zu tiny tasks (atomic increment), submit "
-	       "all, then wait all (python: %zu)\n", opt_tasks, opt_py_tasks);
-	printf("(parex/peer > 1: parex is faster)\n");
-	printf("%-8s %14s %14s %14s %10s\n", "peer", "tasks/s", "min", "max",
-	       "parex/peer");
-	for (size_t k = 0; k < NPEERS; k++) {
+	if (has_a) {
+		printf("\n(a) throughput: %zu tiny tasks (atomic increment), "
+		       "submit all, then wait all (python: %zu)\n", opt_tasks,
+		       opt_py_tasks);
+		printf("(parex/peer > 1: parex is faster)\n");
+		printf("%-8s %14s %14s %14s %10s\n", "peer", "tasks/s", "min",
+		       "max", "parex/peer");
+	}
+	for (size_t k = 0; has_a && k < NPEERS; k++) {
 		struct peer *p = &peers[k];
 		double t;
 
@@ -746,23 +781,27 @@ static void print_tables(void)
 			continue;
 		/* median() sorts, so the extremes are at the ends after. */
 		t = median(p->tps, p->runs);
-		printf("%-8s %14.0f %14.0f %14.0f %10.2f%s\n", p->name, t,
-		       p->tps[0], p->tps[p->runs - 1], px_tps / t,
-		       is_python(p) ? "   (reference; fewer tasks)" : "");
+		printf("%-8s %14.0f %14.0f %14.0f", p->name, t, p->tps[0],
+		       p->tps[p->runs - 1]);
+		print_ratio(10, px_tps, t);
+		printf("%s\n", is_python(p) ? "   (reference; fewer tasks)" : "");
 		if (k > 0 && !is_python(p) && t > best_tps) {
 			best_tps = t;
 			best = p->name;
 		}
 	}
 
-	printf("\n(b) round trip: submit one task, wait its result; %zu times"
-	       " (python: %zu)\n", opt_pingpong, opt_py_pingpong);
-	printf("(parex/peer < 1: parex is faster; openmp and onetbb may run "
-	       "the task in the waiting thread)\n");
-	printf("%-8s %10s %10s %12s %12s\n", "peer", "p50 us", "p99 us",
-	       "parex/peer", "parex/peer");
-	printf("%-8s %10s %10s %12s %12s\n", "", "", "", "(p50)", "(p99)");
-	for (size_t k = 0; k < NPEERS; k++) {
+	if (has_b) {
+		printf("\n(b) round trip: submit one task, wait its result; %zu "
+		       "times (python: %zu)\n", opt_pingpong, opt_py_pingpong);
+		printf("(parex/peer < 1: parex is faster; openmp and onetbb may "
+		       "run the task in the waiting thread)\n");
+		printf("%-8s %10s %10s %12s %12s\n", "peer", "p50 us",
+		       "p99 us", "parex/peer", "parex/peer");
+		printf("%-8s %10s %10s %12s %12s\n", "", "", "", "(p50)",
+		       "(p99)");
+	}
+	for (size_t k = 0; has_b && k < NPEERS; k++) {
 		struct peer *p = &peers[k];
 		double a, b;
 
@@ -770,9 +809,10 @@ static void print_tables(void)
 			continue;
 		a = median(p->p50us, p->runs);
 		b = median(p->p99us, p->runs);
-		printf("%-8s %10.2f %10.2f %12.3f %12.3f%s\n", p->name, a, b,
-		       px_p50 / a, px_p99 / b,
-		       is_python(p) ? "   (reference)" : "");
+		printf("%-8s %10.2f %10.2f", p->name, a, b);
+		print_ratio(12, px_p50, a);
+		print_ratio(12, px_p99, b);
+		printf("%s\n", is_python(p) ? "   (reference)" : "");
 		if (!strcmp(p->name, "glib"))
 			glib_p50 = a;
 	}
@@ -789,18 +829,17 @@ static void print_tables(void)
 	}
 
 	printf("\ntargets:\n");
-	if (best_tps > 0)
+	if (best_tps > 0 && px_tps > 0)
 		printf("  (a) parex >= 2x best peer (%s): %.2fx  %s\n", best,
 		       px_tps / best_tps,
 		       px_tps >= 2 * best_tps ? "met" : "NOT met");
-	if (glib_p50 > 0)
+	if (glib_p50 > 0 && px_p50 > 0)
 		printf("  (b) parex p50 <= glib p50 / 5: %.2f us vs %.2f us "
 		       "(%.3f)  %s\n", px_p50, glib_p50, px_p50 / glib_p50,
 		       px_p50 * 5 <= glib_p50 ? "met" : "NOT met");
-	if (opt_idle)
+	if (opt_idle && px->idle_done)
 		printf("  (c) parex idle CPU: %.2f ms in 1 s  %s\n",
-		       peers[0].idle_ms,
-		       peers[0].idle_ms < 5 ? "met (< 5 ms)" : "NOT met");
+		       px->idle_ms, px->idle_ms < 5 ? "met (< 5 ms)" : "NOT met");
 }
 
 int main(int argc, char **argv)
@@ -811,10 +850,12 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("bench_threadpool: %d workers each, %d rounds interleaved "
 	       "(medians), parex spec \"%s\"\n", WORKERS, opt_rounds, opt_spec);
-	if (!opt_python) {
-		for (size_t k = 0; k < NPEERS; k++)
-			if (is_python(&peers[k]))
-				peers[k].absent = "--no-python";
+	for (size_t k = 0; k < NPEERS; k++) {
+		if (!opt_python && is_python(&peers[k]))
+			peers[k].absent = "--no-python";
+		if (opt_only && strcmp(opt_only, peers[k].name) != 0 &&
+		    !peers[k].absent)
+			peers[k].absent = "--only";
 	}
 	for (size_t k = 0; k < NPEERS; k++) {
 		struct peer *p = &peers[k];
