@@ -3,9 +3,11 @@
  *
  * Run: build-dir/bench/bench_threadpool [--rounds N] [--tasks N]
  *      [--pingpong N] [--spec SPEC] [--no-python] [--no-idle] [--verbose]
- *      [--only PEER] [--parts abc]
+ *      [--only PEER] [--parts abc] [--wait-each]
  * --only and --parts (say --only parex --parts a) narrow a run for
- * profiling one peer on one measurement.
+ * profiling one peer on one measurement. --wait-each makes parex's (a) wait
+ * on and release each future in one pass instead of px_wait() on all, then
+ * releasing all.
  *
  * Every pool runs with 2 worker threads:
  *   (a) throughput: --tasks tiny tasks (one atomic increment each) are
@@ -72,6 +74,7 @@ static int opt_idle = 1;
 static int opt_verbose;
 static const char *opt_only;        /* run this peer only */
 static const char *opt_parts = "abc"; /* measurements to run */
+static int opt_wait_each;
 
 /* Helpers ---------------------------------------------------------------- */
 
@@ -234,11 +237,20 @@ static int64_t px_throughput(size_t n)
 		if (r < 0)
 			die("px_executor_submit", px_strerror(r));
 	}
-	r = px_wait(px_fs, n, PX_ALL_COMPLETED, PX_FOREVER, NULL);
-	if (r != (int)n)
-		die("px_wait", r < 0 ? px_strerror(r) : "short count");
-	for (size_t i = 0; i < n; i++)
-		px_future_release(px_fs[i]);
+	if (opt_wait_each) {
+		for (size_t i = 0; i < n; i++) {
+			r = px_future_wait(px_fs[i], PX_FOREVER);
+			if (r < 0)
+				die("px_future_wait", px_strerror(r));
+			px_future_release(px_fs[i]);
+		}
+	} else {
+		r = px_wait(px_fs, n, PX_ALL_COMPLETED, PX_FOREVER, NULL);
+		if (r != (int)n)
+			die("px_wait", r < 0 ? px_strerror(r) : "short count");
+		for (size_t i = 0; i < n; i++)
+			px_future_release(px_fs[i]);
+	}
 	t1 = now_ns();
 	check_count("parex", n);
 	return t1 - t0;
@@ -627,7 +639,8 @@ static void usage(void)
 		"usage: bench_threadpool [--rounds N] [--tasks N] "
 		"[--pingpong N] [--py-tasks N] [--py-pingpong N]\n"
 		"       [--spec SPEC] [--no-python] [--no-idle] [--verbose]"
-		" [--only PEER] [--parts abc]\n");
+		" [--only PEER] [--parts abc]\n"
+		"       [--wait-each]\n");
 	exit(2);
 }
 
@@ -653,6 +666,8 @@ static void parse_args(int argc, char **argv)
 			opt_idle = 0;
 		} else if (!strcmp(a, "--verbose")) {
 			opt_verbose = 1;
+		} else if (!strcmp(a, "--wait-each")) {
+			opt_wait_each = 1;
 		} else if (!v) {
 			usage();
 		} else if (!strcmp(a, "--rounds")) {
@@ -849,7 +864,8 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("bench_threadpool: %d workers each, %d rounds interleaved "
-	       "(medians), parex spec \"%s\"\n", WORKERS, opt_rounds, opt_spec);
+	       "(medians), parex spec \"%s\"%s\n", WORKERS, opt_rounds,
+	       opt_spec, opt_wait_each ? ", parex waits each" : "");
 	for (size_t k = 0; k < NPEERS; k++) {
 		if (!opt_python && is_python(&peers[k]))
 			peers[k].absent = "--no-python";
