@@ -36,13 +36,6 @@ static inline bool final_state(uint32_t s)
 	return s == PX_FUTURE_DONE || s == PX_FUTURE_CANCELLED;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
 /* Takes the lock bit; returns the word as locked (lock bit set). The
  * acquire pairs with the release store that drops the bit. */
 static uint32_t lock_future(px_future *f)
@@ -50,7 +43,7 @@ static uint32_t lock_future(px_future *f)
 	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
 	for (;;) {
 		if (w & PX__F_LOCK) {
-			cpu_relax();
+			px__cpu_relax();
 			w = atomic_load_explicit(&f->state, memory_order_relaxed);
 			continue;
 		}
@@ -83,7 +76,7 @@ static void unlock_future(px_future *f, uint32_t w)
 
 #define CACHE_MAX 256   /* futures kept per thread */
 #define CACHE_BATCH 128 /* moved to/from the global list at a time */
-#define GLOBAL_MAX 65536
+#define GLOBAL_MAX (1 << 18) /* about 48 MiB of idle futures at most */
 
 #ifndef PX__NO_FUTURE_CACHE
 struct fcache {
@@ -280,7 +273,7 @@ bool px__future_try_start(px_future *f)
 	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
 	while (st(w) == PX_FUTURE_PENDING) {
 		if (w & PX__F_LOCK) { /* a cancel may be in progress */
-			cpu_relax();
+			px__cpu_relax();
 			w = atomic_load_explicit(&f->state, memory_order_relaxed);
 			continue;
 		}
@@ -325,7 +318,7 @@ static int finish(px_future *f, uint32_t s, int err, bool only_pending,
 			return busy;
 		}
 		if (w & PX__F_LOCK) {
-			cpu_relax();
+			px__cpu_relax();
 			w = atomic_load_explicit(&f->state, memory_order_relaxed);
 			continue;
 		}
@@ -409,7 +402,7 @@ void px__future_unlink(px_future *f, struct px__node *n)
 	/* Taken by a finisher: wait until its fire() is done with the node.
 	 * Pairs with the release store of `fired` in the fire functions. */
 	while (!atomic_load_explicit(&n->fired, memory_order_acquire))
-		cpu_relax();
+		px__cpu_relax();
 }
 
 struct cb_node {
@@ -500,19 +493,16 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 		return -ETIMEDOUT;
 
 	void *tok = px__blocking_enter();
-	int64_t start = px__now_ns();
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-	int64_t spin_until = start + (timeout_ns >= 0 && timeout_ns < WAIT_SPIN_NS
-					      ? timeout_ns : WAIT_SPIN_NS);
+	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
 	int r = 0;
-	for (unsigned i = 1;; i++) {
+	struct px__spin spin;
+	px__spin_init(&spin, timeout_ns >= 0 && timeout_ns < WAIT_SPIN_NS
+				     ? timeout_ns : WAIT_SPIN_NS);
+	do {
 		w = atomic_load_explicit(&f->state, memory_order_acquire);
 		if (final_state(st(w)))
 			goto out;
-		cpu_relax();
-		if ((i & 63) == 0 && px__now_ns() >= spin_until)
-			break;
-	}
+	} while (px__spin_step(&spin));
 	for (;;) {
 		w = atomic_load_explicit(&f->state, memory_order_acquire);
 		if (final_state(st(w)))
@@ -527,7 +517,7 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 		}
 		if (w & PX__F_LOCK) {
 			/* Locked for a moment: the bit may not be set now. */
-			cpu_relax();
+			px__cpu_relax();
 			continue;
 		}
 		if (!(w & PX__F_WAITERS)) {

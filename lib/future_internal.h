@@ -109,6 +109,52 @@ void px__futex_wake(_Atomic uint32_t *w, int n);
 /* Monotonic clock in nanoseconds. */
 int64_t px__now_ns(void);
 
+static inline void px__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/*
+ * A bounded spin before parking. Each px__spin_step() pauses once; every
+ * 16 steps it reads the clock, ends the spin after `ns`, and every
+ * PX__SPIN_YIELD_NS gives the core away with sched_yield(), so that a
+ * spinner never starves the very thread it waits for when both share a
+ * core (a 2-vCPU machine with one core busy elsewhere).
+ */
+#define PX__SPIN_YIELD_NS 2000
+struct px__spin {
+	int64_t until, next_yield;
+	unsigned i;
+};
+
+void px__spin_yield(void);
+
+static inline void px__spin_init(struct px__spin *s, int64_t ns)
+{
+	int64_t now = px__now_ns();
+	s->until = now + ns;
+	s->next_yield = now + PX__SPIN_YIELD_NS;
+	s->i = 0;
+}
+
+/* Returns false once the spin's time is up. */
+static inline bool px__spin_step(struct px__spin *s)
+{
+	px__cpu_relax();
+	if ((++s->i & 15) == 0) {
+		int64_t now = px__now_ns();
+		if (now >= s->until)
+			return false;
+		if (now >= s->next_yield) {
+			px__spin_yield();
+			s->next_yield = now + PX__SPIN_YIELD_NS;
+		}
+	}
+	return true;
+}
+
 /*
  * Blocking sections for GIL emulation: px__blocking_enter() releases the GIL
  * if the calling thread holds one (a GIL-mode pool worker), and returns a

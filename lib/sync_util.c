@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,4 +38,9 @@ int px__futex_wait(_Atomic uint32_t *w, uint32_t expect, int64_t timeout_ns)
 void px__futex_wake(_Atomic uint32_t *w, int n)
 {
 	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void px__spin_yield(void)
+{
+	sched_yield();
 }

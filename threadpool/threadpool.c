@@ -26,9 +26,11 @@
  *    needed (on x86 the CAS is the barrier), so a submit to a busy pool
  *    costs one CAS and two plain loads.
  *  - space (a blocking submit on a full queue): the same shape on head and
- *    space_waiters: the consumer's seq_cst CAS of head, then a seq_cst load
- *    of space_waiters; the producer's seq_cst increment of space_waiters,
- *    then a seq_cst load of head.
+ *    space_wanted: the consumer's seq_cst CAS of head, then a seq_cst load
+ *    of space_wanted; the producer's seq_cst store of space_wanted, then a
+ *    seq_cst load of head. A blocked producer is woken only once the queue
+ *    has drained to half its capacity (and sleeps only above that), so it
+ *    refills in a batch instead of waking per freed slot.
  *  - submitters / shut / drained: a submitter counts itself in (seq_cst),
  *    then checks shut; shutdown sets shut, waits for submitters == 0, then
  *    releases `drained`; a worker that acquires drained and then finds the
@@ -78,8 +80,8 @@ struct thread_pool {
 
 	alignas(64) _Atomic uint64_t tail; /* producers */
 	alignas(64) _Atomic uint64_t head; /* consumers */
-	alignas(64) _Atomic uint32_t space_seq;
-	_Atomic uint32_t space_waiters;
+	alignas(64) _Atomic uint32_t space_seq; /* futex word for producers */
+	_Atomic uint32_t space_wanted;          /* a producer sleeps or may */
 	_Atomic uint32_t submitters;
 	atomic_int drained;
 	_Atomic uint32_t init_left; /* futex word: workers still initialising */
@@ -92,13 +94,6 @@ struct thread_pool {
 
 /* The pool whose worker the calling thread is, if any. */
 static __thread struct thread_pool *tls_pool;
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
 
 /* Queue ------------------------------------------------------------------ */
 
@@ -195,13 +190,24 @@ static void wake_all(struct thread_pool *tp)
 	}
 }
 
-/* Wakes one producer blocked on a full queue, if any. After a pop. */
+/* The depth at which blocked producers are woken. */
+static inline uint64_t low_water(const struct thread_pool *tp)
+{
+	return tp->cap / 2;
+}
+
+/* Wakes producers blocked on a full queue, once it has drained to the low
+ * water mark. After a pop. */
 static void wake_space(struct thread_pool *tp)
 {
 	/* seq_cst, after the head CAS: the space handshake. */
-	if (atomic_load(&tp->space_waiters)) {
+	if (atomic_load(&tp->space_wanted) &&
+	    atomic_load_explicit(&tp->tail, memory_order_relaxed) -
+			    atomic_load_explicit(&tp->head, memory_order_relaxed) <=
+		    low_water(tp) &&
+	    atomic_exchange(&tp->space_wanted, 0)) {
 		atomic_fetch_add(&tp->space_seq, 1);
-		px__futex_wake(&tp->space_seq, 1);
+		px__futex_wake(&tp->space_seq, INT_MAX);
 	}
 }
 
@@ -269,21 +275,16 @@ static void *worker_main(void *arg)
 			streak = -1;
 		}
 		/* Idle: spin a little, since a wake costs far more. */
-		int64_t until = px__now_ns() + (int64_t)tp->spin_ns;
 		bool got = false;
-		for (unsigned i = 1; tp->spin_ns; i++) {
-			if (tp_nonempty(tp)) {
-				got = true;
-				break;
-			}
-			cpu_relax();
-			if ((i & 63) == 0) {
-				if (px__now_ns() >= until)
+		if (tp->spin_ns) {
+			struct px__spin spin;
+			px__spin_init(&spin, (int64_t)tp->spin_ns);
+			do {
+				if (tp_nonempty(tp)) {
+					got = true;
 					break;
-				/* Let a runnable submitter have the core. */
-				if ((i & 1023) == 0)
-					sched_yield();
-			}
+				}
+			} while (px__spin_step(&spin));
 		}
 		if (got)
 			continue;
@@ -381,18 +382,17 @@ static int tp_submit(px_executor *ex, px_future *f, unsigned flags,
 			r = -EAGAIN;
 			goto out;
 		}
-		/* Full: count ourselves as a waiter, look once more, sleep.
+		/* Full: say so, look once more, sleep until half drained.
 		 * The timeout bounds the cost of any missed wake. */
 		uint32_t seq = atomic_load(&tp->space_seq);
-		atomic_fetch_add(&tp->space_waiters, 1);
+		atomic_store(&tp->space_wanted, 1);
 		uint64_t tail = atomic_load_explicit(&tp->tail, memory_order_relaxed);
-		bool room = tail - atomic_load(&tp->head) < tp->cap; /* handshake */
-		if (!room && !atomic_load(&ex->shut)) {
+		uint64_t depth = tail - atomic_load(&tp->head); /* handshake */
+		if (depth > low_water(tp) && !atomic_load(&ex->shut)) {
 			void *tok = px__blocking_enter();
 			px__futex_wait(&tp->space_seq, seq, 100 * PX_MSEC);
 			px__blocking_leave(tok);
 		}
-		atomic_fetch_sub(&tp->space_waiters, 1);
 		if (atomic_load(&ex->shut)) {
 			r = PX_ESHUTDOWN;
 			goto out;
