@@ -85,7 +85,7 @@ struct fcache {
 	bool registered;
 };
 
-static __thread struct fcache tcache;
+static PX__TLS struct fcache tcache;
 static pthread_mutex_t glock = PTHREAD_MUTEX_INITIALIZER;
 static px_future *gfree;
 static size_t gcount;

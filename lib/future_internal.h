@@ -15,6 +15,14 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 
+/*
+ * Thread-locals on hot paths use the initial-exec model: a plain %fs
+ * access instead of a __tls_get_addr call per use. libparex is linked at
+ * start-up (or dlopen'ed early enough to find the few bytes of static TLS
+ * glibc keeps in reserve).
+ */
+#define PX__TLS __thread __attribute__((tls_model("initial-exec")))
+
 #define PX__ARG_INLINE 48
 #define PX__RES_INLINE 16
 

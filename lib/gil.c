@@ -17,8 +17,8 @@ struct px__gil {
 };
 
 /* The GIL the calling worker thread runs under, and whether it holds it. */
-static __thread struct px__gil *tls_gil;
-static __thread bool tls_held;
+static PX__TLS struct px__gil *tls_gil;
+static PX__TLS bool tls_held;
 
 struct px__gil *px__gil_create(void)
 {

@@ -93,7 +93,7 @@ struct thread_pool {
 };
 
 /* The pool whose worker the calling thread is, if any. */
-static __thread struct thread_pool *tls_pool;
+static PX__TLS struct thread_pool *tls_pool;
 
 /* Queue ------------------------------------------------------------------ */
 
