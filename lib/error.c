@@ -21,6 +21,7 @@ static const struct px_errtext px_codes[] = {
 	{ PX_ENOBACKEND, "backend not built into this library" },
 	/* ipc: -4020 .. -4039 */
 	/* io: -4040 .. -4059 */
+	{ PX_EFORKED, "I/O context belongs to the parent process (fork)" },
 	/* procpool: -4060 .. -4079 */
 };
 

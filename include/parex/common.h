@@ -36,7 +36,8 @@ enum {
 	PX_EBADMAGIC = -4003,   /* shared segment: wrong magic number */
 	PX_EVERSION = -4004,    /* shared segment: layout version differs */
 	PX_EEOF = -4005,        /* queue closed and drained: end of stream */
-	PX_ENOBACKEND = -4006   /* backend known but not built in */
+	PX_ENOBACKEND = -4006,  /* backend known but not built in */
+	PX_EFORKED = -4040      /* I/O context inherited across fork() */
 };
 
 /*
