@@ -13,9 +13,11 @@
  *    operations publish the index once per burst.
  *
  *  - every other mode: Vyukov's bounded MPMC queue. Each slot carries a
- *    sequence number: seq == pos means free for the producer of position
- *    pos, seq == pos + 1 means filled for the consumer of pos, and the
- *    consumer sets seq = pos + capacity to hand the slot to the next lap.
+ *    sequence number: seq == 2 * pos means free for the producer of
+ *    position pos, seq == 2 * pos + 1 means filled for the consumer of pos,
+ *    and the consumer sets seq = 2 * (pos + capacity) to hand the slot to
+ *    the next lap. (Vyukov uses pos, pos + 1, pos + capacity; doubling lets
+ *    a ring of capacity 1 tell "filled at pos" from "free for pos + 1".)
  *    Producers claim positions with a CAS on tail, consumers with a CAS on
  *    head (a plain store in SP / SC mode). Neither side reads the other's
  *    index on the fast path, only the slot's sequence word, so 1P/1C costs
@@ -130,7 +132,7 @@ int px_ring_init(void *mem, size_t size, uint32_t capacity, uint32_t slot_size,
 	atomic_init(&r->ro.spin, PX_RING_SPIN_DEFAULT);
 	if (!px__is_spsc(r)) {
 		for (uint64_t i = 0; i < capacity; i++)
-			atomic_init(px__entry_seq(r, i), i);
+			atomic_init(px__entry_seq(r, i), 2 * i);
 	}
 	/* Release: pairs with the acquire in px_ring_attach(); an attacher
 	 * that sees the magic sees the initialised ring. */
@@ -307,11 +309,11 @@ static int px__vy_push(px_ring *r, const void *items, uint32_t n)
 		int64_t dif = 0;
 		for (m = 0; m < n; m++) {
 			/* Acquire: pairs with the consumer's release store of
-			 * seq = pos + capacity in px__vy_pop(): its read of
+			 * seq = 2 * (pos + capacity) in px__vy_pop(): its read of
 			 * the slot happened before we overwrite it. */
 			uint64_t seq = atomic_load_explicit(
 				px__entry_seq(r, pos + m), memory_order_acquire);
-			dif = (int64_t)(seq - (pos + m));
+			dif = (int64_t)(seq - 2 * (pos + m));
 			if (dif != 0)
 				break;
 		}
@@ -343,7 +345,7 @@ static int px__vy_push(px_ring *r, const void *items, uint32_t n)
 		px__copy((unsigned char *)(seq + 1), src + (size_t)k * ss, ss);
 		/* Release: pairs with the consumer's acquire load of seq; the
 		 * item is visible to the consumer that sees pos + 1. */
-		atomic_store_explicit(seq, pos + k + 1, memory_order_release);
+		atomic_store_explicit(seq, 2 * (pos + k) + 1, memory_order_release);
 	}
 	(void)cap;
 	px__ring_wake(&r->ne, m);
@@ -361,10 +363,10 @@ static int px__vy_pop(px_ring *r, void *items, uint32_t n)
 		int64_t dif = 0;
 		for (m = 0; m < n; m++) {
 			/* Acquire: pairs with the producer's release store of
-			 * seq = pos + 1 in px__vy_push(). */
+			 * seq = 2 * pos + 1 in px__vy_push(). */
 			uint64_t seq = atomic_load_explicit(
 				px__entry_seq(r, pos + m), memory_order_acquire);
-			dif = (int64_t)(seq - (pos + m + 1));
+			dif = (int64_t)(seq - (2 * (pos + m) + 1));
 			if (dif != 0)
 				break;
 		}
@@ -394,7 +396,7 @@ static int px__vy_pop(px_ring *r, void *items, uint32_t n)
 		/* Release: pairs with the producer's acquire load of seq in
 		 * px__vy_push(); our read of the item happens before the
 		 * producer of the next lap overwrites it. */
-		atomic_store_explicit(seq, pos + k + cap, memory_order_release);
+		atomic_store_explicit(seq, 2 * (pos + k + cap), memory_order_release);
 	}
 	px__ring_wake(&r->nf, m);
 	return (int)m;
