@@ -66,9 +66,10 @@ static uint64_t px__proc_start(pid_t pid)
 	char *p = strrchr(buf, ')');
 	if (!p)
 		return 0;
+	/* p + 1 is the space before field 3 (state); step to the one before
+	 * field 22 (starttime). */
 	p++;
-	/* Fields after the name start at field 3 (state); we want 22. */
-	for (int field = 2; field < 22 && p; field++)
+	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return 0;

@@ -71,6 +71,18 @@ static int px__mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
 	return -r;
 }
 
+/* glibc's pthread_mutex_destroy() does not refuse a locked robust mutex,
+ * and destroying one that sits on its owner's robust list corrupts that
+ * list, so check the lock word ourselves. */
+static int px__mutex_destroy(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0)
+		return -EBUSY;
+#endif
+	return -pthread_mutex_destroy(m);
+}
+
 int px_lock_init(px_lock *l)
 {
 	if (!l)
@@ -82,7 +94,7 @@ int px_lock_init(px_lock *l)
 
 int px_lock_destroy(px_lock *l)
 {
-	return l ? -pthread_mutex_destroy(PX__MUTEX(l)) : -EINVAL;
+	return l ? px__mutex_destroy(PX__MUTEX(l)) : -EINVAL;
 }
 
 int px_lock_lock(px_lock *l, int64_t timeout_ns)
@@ -115,7 +127,7 @@ int px_rlock_init(px_rlock *l)
 
 int px_rlock_destroy(px_rlock *l)
 {
-	return l ? -pthread_mutex_destroy(PX__MUTEX(l)) : -EINVAL;
+	return l ? px__mutex_destroy(PX__MUTEX(l)) : -EINVAL;
 }
 
 int px_rlock_lock(px_rlock *l, int64_t timeout_ns)

@@ -55,7 +55,8 @@ PX_API int px_lock_destroy(px_lock *l);
 /*
  * Acquires l, waiting up to timeout_ns. Returns 0, -EOWNERDEAD (acquired;
  * the previous holder died, see above), -ENOTRECOVERABLE, -ETIMEDOUT,
- * -EBUSY (timeout 0 and held), -EDEADLK (already held by the caller),
+ * -EBUSY (timeout 0 and held by another), -EDEADLK (already held by the
+ * caller, whatever the timeout),
  * -EINVAL.
  */
 PX_API int px_lock_lock(px_lock *l, int64_t timeout_ns);
