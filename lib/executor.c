@@ -116,7 +116,8 @@ PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
 		px_future_release(f);
 		return r;
 	}
-	atomic_fetch_add_explicit(&ex->submitted, 1, memory_order_relaxed);
+	if (!ex->ops->counts_submitted)
+		atomic_fetch_add_explicit(&ex->submitted, 1, memory_order_relaxed);
 	*out = f;
 	return 0;
 }
@@ -354,7 +355,9 @@ PX_API int px_executor_stats_get(px_executor *ex, px_executor_stats *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	ex->ops->stats(ex, out);
-	out->submitted = atomic_load_explicit(&ex->submitted, memory_order_relaxed);
+	if (!ex->ops->counts_submitted)
+		out->submitted = atomic_load_explicit(&ex->submitted,
+						      memory_order_relaxed);
 	return 0;
 }
 

@@ -49,6 +49,9 @@ struct px_config {
 
 struct px__backend_ops {
 	const char *name;
+	/* The backend reports stats.submitted itself (the thread pool's tail
+	 * is the count), sparing lib/executor.c an atomic add per submit. */
+	bool counts_submitted;
 	/* Allocates and starts a backend executor for cfg; *out is its
 	 * struct px_executor (first member). Workers run on return. */
 	int (*create)(px_executor **out, const struct px__config *cfg);
@@ -74,7 +77,11 @@ struct px_executor {
 	const struct px__backend_ops *ops;
 	struct px__config cfg;
 	atomic_int shut;                /* 1 once shutdown began */
+	/* Written on every submit: padded off the lines workers read (by
+	 * padding, not alignas, so backends may allocate with malloc). */
+	char pad_before_[64];
 	_Atomic uint64_t submitted;
+	char pad_after_[56];
 };
 
 /*

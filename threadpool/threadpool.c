@@ -31,10 +31,11 @@
  *    seq_cst load of head. A blocked producer is woken only once the queue
  *    has drained to half its capacity (and sleeps only above that), so it
  *    refills in a batch instead of waking per freed slot.
- *  - submitters / shut / drained: a submitter counts itself in (seq_cst),
- *    then checks shut; shutdown sets shut, waits for submitters == 0, then
- *    releases `drained`; a worker that acquires drained and then finds the
- *    queue empty may exit, since no enqueue can follow.
+ *  - shutdown: TAIL_CLOSED, the top bit of tail, is set with one fetch_or.
+ *    A producer's CAS expects tail without the bit, so once it is set no
+ *    position can be claimed and the final tail is known; workers drain
+ *    until head reaches it (waiting out any claimed slot whose producer has
+ *    not published it yet) and then exit. Submits need no in-flight count.
  *
  * Lock order: tp->shut_mu is taken only by shutdown/destroy, never by a
  * worker, and no other lock is held with it.
@@ -50,6 +51,12 @@
 
 #include "executor_internal.h"
 
+/* Most tasks a worker claims at once. */
+#define BATCH_MAX 16
+
+/* The top bit of tail: the queue takes no more tasks. */
+#define TAIL_CLOSED (1ull << 63)
+
 struct tp_slot {
 	_Atomic uint64_t seq;
 	px_future *item;
@@ -64,9 +71,16 @@ struct tp_worker {
 	bool started;
 	_Atomic uint32_t wake;    /* futex word this worker parks on */
 	_Atomic uint32_t running; /* 1 while a task runs (stats) */
+	_Atomic uint32_t claimed; /* popped, not yet started (stats) */
 	struct px__counts counts;
 };
 
+/*
+ * Fields are grouped by who writes them, one group per cache line, so that
+ * a submit dirties only lines the workers do not read on every task:
+ * read-mostly settings, tail (producers), head (consumers), the space
+ * handshake (rare), cold shutdown state.
+ */
 struct thread_pool {
 	struct px_executor ex;
 	uint32_t cap;
@@ -74,19 +88,18 @@ struct thread_pool {
 	int nwords; /* of the parked bitmap */
 	struct tp_slot *slots;
 	struct tp_worker *workers;
-	_Atomic uint64_t *parked;
+	_Atomic uint64_t *parked; /* own cache lines: written when parking */
 	struct px__gil *gil;
 	uint64_t spin_ns;
+	atomic_int cancelling; /* shutdown(cancel_pending): drop claimed tasks */
 
-	alignas(64) _Atomic uint64_t tail; /* producers */
+	alignas(64) _Atomic uint64_t tail; /* producers; TAIL_CLOSED bit */
 	alignas(64) _Atomic uint64_t head; /* consumers */
 	alignas(64) _Atomic uint32_t space_seq; /* futex word for producers */
 	_Atomic uint32_t space_wanted;          /* a producer sleeps or may */
-	_Atomic uint32_t submitters;
-	atomic_int drained;
-	_Atomic uint32_t init_left; /* futex word: workers still initialising */
-	atomic_int init_err;
 
+	alignas(64) _Atomic uint32_t init_left; /* futex word: initialising */
+	atomic_int init_err;
 	pthread_mutex_t shut_mu;
 	bool joined;
 	struct px__counts shut_counts; /* cancelled by shutdown; under shut_mu */
@@ -97,11 +110,14 @@ static PX__TLS struct thread_pool *tls_pool;
 
 /* Queue ------------------------------------------------------------------ */
 
-static bool tp_push(struct thread_pool *tp, px_future *f)
+/* Queues f. Returns 0, -EAGAIN when full, PX_ESHUTDOWN once closed. */
+static int tp_push(struct thread_pool *tp, px_future *f)
 {
 	uint64_t pos = atomic_load_explicit(&tp->tail, memory_order_relaxed);
 	struct tp_slot *s;
 	for (;;) {
+		if (pos & TAIL_CLOSED)
+			return PX_ESHUTDOWN;
 		s = &tp->slots[pos % tp->cap];
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t diff = (int64_t)(seq - pos);
@@ -112,39 +128,96 @@ static bool tp_push(struct thread_pool *tp, px_future *f)
 				    memory_order_relaxed))
 				break;
 		} else if (diff < 0) {
-			return false; /* full: the slot is a lap behind */
+			return -EAGAIN; /* full: the slot is a lap behind */
 		} else {
 			pos = atomic_load_explicit(&tp->tail, memory_order_relaxed);
 		}
 	}
 	s->item = f;
 	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
-	return true;
+	return 0;
+}
+
+/*
+ * Pops up to max tasks with one CAS of head: the slots pos .. pos+n-1 are
+ * seen ready first, and only the CAS winner may take them. Returns n (0:
+ * empty).
+ */
+static unsigned tp_pop_batch(struct thread_pool *tp, px_future **out,
+			     unsigned max)
+{
+	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
+	unsigned n;
+	for (;;) {
+		n = 0;
+		while (n < max) {
+			uint64_t p = pos + n;
+			uint64_t seq = atomic_load_explicit(&tp->slots[p % tp->cap].seq,
+							    memory_order_acquire);
+			if (seq != p + 1)
+				break;
+			n++;
+		}
+		if (n == 0) {
+			uint64_t seq = atomic_load_explicit(
+				&tp->slots[pos % tp->cap].seq, memory_order_acquire);
+			if ((int64_t)(seq - (pos + 1)) < 0)
+				return 0; /* empty */
+			/* Another consumer took this lap's slot: look again. */
+			pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
+			continue;
+		}
+		/* seq_cst: the space handshake (see top). */
+		if (atomic_compare_exchange_weak_explicit(&tp->head, &pos, pos + n,
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
+			break;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct tp_slot *s = &tp->slots[(pos + i) % tp->cap];
+		out[i] = s->item;
+		__builtin_prefetch(out[i]);
+		__builtin_prefetch((char *)out[i] + 64);
+		atomic_store_explicit(&s->seq, pos + i + tp->cap, memory_order_release);
+	}
+	return n;
+}
+
+/*
+ * How many tasks to claim at once: BATCH_MAX if at least 4 batches per
+ * worker are queued, 1 if less than 4 tasks per worker. Probes two slots
+ * rather than reading tail, whose line the producers are busy writing.
+ */
+static unsigned batch_size(struct thread_pool *tp)
+{
+	uint64_t head = atomic_load_explicit(&tp->head, memory_order_relaxed);
+	uint64_t per = 4 * (uint64_t)tp->nworkers;
+	if (per * BATCH_MAX >= tp->cap)
+		return 1;
+	uint64_t far = head + per * BATCH_MAX, near = head + per * 4;
+	if (atomic_load_explicit(&tp->slots[far % tp->cap].seq,
+				 memory_order_relaxed) == far + 1)
+		return BATCH_MAX;
+	if (atomic_load_explicit(&tp->slots[near % tp->cap].seq,
+				 memory_order_relaxed) == near + 1)
+		return 4;
+	return 1;
 }
 
 static px_future *tp_pop(struct thread_pool *tp)
 {
+	px_future *f;
+	return tp_pop_batch(tp, &f, 1) ? f : NULL;
+}
+
+/* Whether the slot at head is published: what an idle worker polls, since
+ * the producer writes that line anyway (polling tail would pull the line
+ * producers CAS away from them on every check). */
+static bool tp_next_ready(struct thread_pool *tp)
+{
 	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
-	struct tp_slot *s;
-	for (;;) {
-		s = &tp->slots[pos % tp->cap];
-		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-		int64_t diff = (int64_t)(seq - (pos + 1));
-		if (diff == 0) {
-			/* seq_cst: the space handshake (see top). */
-			if (atomic_compare_exchange_weak_explicit(
-				    &tp->head, &pos, pos + 1, memory_order_seq_cst,
-				    memory_order_relaxed))
-				break;
-		} else if (diff < 0) {
-			return NULL; /* empty */
-		} else {
-			pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
-		}
-	}
-	px_future *f = s->item;
-	atomic_store_explicit(&s->seq, pos + tp->cap, memory_order_release);
-	return f;
+	return atomic_load_explicit(&tp->slots[pos % tp->cap].seq,
+				    memory_order_relaxed) == pos + 1;
 }
 
 /* Whether a task is queued or being queued (tail claimed, maybe not yet
@@ -152,7 +225,22 @@ static px_future *tp_pop(struct thread_pool *tp)
 static bool tp_nonempty(struct thread_pool *tp)
 {
 	uint64_t tail = atomic_load(&tp->tail); /* seq_cst: parking handshake */
-	return tail != atomic_load_explicit(&tp->head, memory_order_relaxed);
+	return (tail & ~TAIL_CLOSED) !=
+	       atomic_load_explicit(&tp->head, memory_order_relaxed);
+}
+
+static bool tp_closed(struct thread_pool *tp)
+{
+	return atomic_load_explicit(&tp->tail, memory_order_acquire) & TAIL_CLOSED;
+}
+
+/* Tasks queued (claimed by producers, not yet by workers). */
+static uint64_t tp_depth(struct thread_pool *tp)
+{
+	uint64_t tail = atomic_load_explicit(&tp->tail, memory_order_relaxed) &
+			~TAIL_CLOSED;
+	uint64_t head = atomic_load_explicit(&tp->head, memory_order_relaxed);
+	return tail > head ? tail - head : 0;
 }
 
 /* Parking -------------------------------------------------------------------- */
@@ -201,10 +289,7 @@ static inline uint64_t low_water(const struct thread_pool *tp)
 static void wake_space(struct thread_pool *tp)
 {
 	/* seq_cst, after the head CAS: the space handshake. */
-	if (atomic_load(&tp->space_wanted) &&
-	    atomic_load_explicit(&tp->tail, memory_order_relaxed) -
-			    atomic_load_explicit(&tp->head, memory_order_relaxed) <=
-		    low_water(tp) &&
+	if (atomic_load(&tp->space_wanted) && tp_depth(tp) <= low_water(tp) &&
 	    atomic_exchange(&tp->space_wanted, 0)) {
 		atomic_fetch_add(&tp->space_seq, 1);
 		px__futex_wake(&tp->space_seq, INT_MAX);
@@ -219,8 +304,7 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 	_Atomic uint64_t *word = &tp->parked[w->id / 64];
 	uint32_t seen = atomic_load_explicit(&w->wake, memory_order_acquire);
 	atomic_fetch_or(word, bit); /* seq_cst, then tp_nonempty loads tail */
-	if (!tp_nonempty(tp) && !atomic_load_explicit(&tp->drained,
-						      memory_order_acquire))
+	if (!tp_nonempty(tp) && !tp_closed(tp))
 		px__futex_wait(&w->wake, seen, -1);
 	/* Woken, or changed our mind: make sure we are not listed. */
 	atomic_fetch_and(word, ~bit);
@@ -250,20 +334,36 @@ static void *worker_main(void *arg)
 	/* Busy time is measured per streak of back-to-back tasks, not per
 	 * task: two clock reads would cost more than a tiny task. */
 	int64_t streak = -1;
+	px_future *batch[BATCH_MAX];
 	for (;;) {
-		px_future *f = tp_pop(tp);
-		if (f) {
+		/* Take a few tasks at once when many are queued: one CAS and
+		 * overlapped cache misses for all of them. Few queued: one, so
+		 * long tasks spread over every worker. */
+		unsigned n = tp_pop_batch(tp, batch, batch_size(tp));
+		if (n) {
 			wake_space(tp);
 			if (streak < 0)
 				streak = px__now_ns();
-			atomic_store_explicit(&w->running, 1, memory_order_relaxed);
-			if (tp->gil)
-				px__gil_acquire(tp->gil);
-			px__task_run(&tp->ex, f, w->id, &px__future_task_ops,
-				     &w->counts, false);
-			if (tp->gil)
-				px__gil_release(tp->gil);
-			atomic_store_explicit(&w->running, 0, memory_order_relaxed);
+			atomic_store_explicit(&w->claimed, n, memory_order_relaxed);
+			for (unsigned i = 0; i < n; i++) {
+				atomic_store_explicit(&w->claimed, n - i - 1,
+						      memory_order_relaxed);
+				if (atomic_load_explicit(&tp->cancelling,
+							 memory_order_relaxed)) {
+					px__future_cancel_queued(&w->counts, batch[i]);
+					continue;
+				}
+				atomic_store_explicit(&w->running, 1,
+						      memory_order_relaxed);
+				if (tp->gil)
+					px__gil_acquire(tp->gil);
+				px__task_run(&tp->ex, batch[i], w->id,
+					     &px__future_task_ops, &w->counts, false);
+				if (tp->gil)
+					px__gil_release(tp->gil);
+				atomic_store_explicit(&w->running, 0,
+						      memory_order_relaxed);
+			}
 			continue;
 		}
 		if (streak >= 0) {
@@ -280,7 +380,7 @@ static void *worker_main(void *arg)
 			struct px__spin spin;
 			px__spin_init(&spin, (int64_t)tp->spin_ns);
 			do {
-				if (tp_nonempty(tp)) {
+				if (tp_next_ready(tp)) {
 					got = true;
 					break;
 				}
@@ -288,7 +388,9 @@ static void *worker_main(void *arg)
 		}
 		if (got)
 			continue;
-		if (atomic_load_explicit(&tp->drained, memory_order_acquire)) {
+		if (tp_closed(tp)) {
+			/* The final tail is known: exit once every claimed
+			 * position has been taken. */
 			if (tp_nonempty(tp))
 				continue;
 			break;
@@ -326,7 +428,10 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 	pthread_mutex_init(&tp->shut_mu, NULL);
 	tp->slots = calloc(tp->cap, sizeof(*tp->slots));
 	tp->workers = aligned_alloc(64, sizeof(*tp->workers) * (size_t)tp->nworkers);
-	tp->parked = calloc((size_t)tp->nwords, sizeof(*tp->parked));
+	size_t pbytes = ((size_t)tp->nwords * sizeof(*tp->parked) + 63) & ~(size_t)63;
+	tp->parked = aligned_alloc(64, pbytes);
+	if (tp->parked)
+		memset(tp->parked, 0, pbytes);
 	if (cfg->gil)
 		tp->gil = px__gil_create();
 	if (!tp->slots || !tp->workers || !tp->parked || (cfg->gil && !tp->gil)) {
@@ -371,35 +476,22 @@ static int tp_submit(px_executor *ex, px_future *f, unsigned flags,
 {
 	(void)timeout_ns; /* threads cannot be stopped: no per-task timeout */
 	struct thread_pool *tp = (struct thread_pool *)ex;
-	int r = 0;
-	atomic_fetch_add(&tp->submitters, 1);
-	if (atomic_load(&ex->shut)) {
-		r = PX_ESHUTDOWN;
-		goto out;
-	}
-	while (!tp_push(tp, f)) {
-		if (flags & PX_SUBMIT_NOWAIT) {
-			r = -EAGAIN;
-			goto out;
-		}
+	int r;
+	while ((r = tp_push(tp, f)) == -EAGAIN) {
+		if (flags & PX_SUBMIT_NOWAIT)
+			return -EAGAIN;
 		/* Full: say so, look once more, sleep until half drained.
 		 * The timeout bounds the cost of any missed wake. */
 		uint32_t seq = atomic_load(&tp->space_seq);
 		atomic_store(&tp->space_wanted, 1);
 		uint64_t tail = atomic_load_explicit(&tp->tail, memory_order_relaxed);
-		uint64_t depth = tail - atomic_load(&tp->head); /* handshake */
-		if (depth > low_water(tp) && !atomic_load(&ex->shut)) {
+		uint64_t depth = (tail & ~TAIL_CLOSED) - atomic_load(&tp->head);
+		if (depth > low_water(tp) && !(tail & TAIL_CLOSED)) {
 			void *tok = px__blocking_enter();
 			px__futex_wait(&tp->space_seq, seq, 100 * PX_MSEC);
 			px__blocking_leave(tok);
 		}
-		if (atomic_load(&ex->shut)) {
-			r = PX_ESHUTDOWN;
-			goto out;
-		}
 	}
-out:
-	atomic_fetch_sub(&tp->submitters, 1);
 	if (!r)
 		wake_one(tp);
 	return r;
@@ -409,17 +501,21 @@ static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 {
 	struct thread_pool *tp = (struct thread_pool *)ex;
 	pthread_mutex_lock(&tp->shut_mu);
-	/* Let blocked submitters see `shut` and leave. */
+	atomic_fetch_or(&tp->tail, TAIL_CLOSED);
+	/* Let blocked submitters see the bit and leave. */
 	atomic_fetch_add(&tp->space_seq, 1);
 	px__futex_wake(&tp->space_seq, INT_MAX);
-	while (atomic_load(&tp->submitters))
-		sched_yield();
 	if (cancel_pending) {
-		px_future *f;
-		while ((f = tp_pop(tp)))
-			px__future_cancel_queued(&tp->shut_counts, f);
+		atomic_store(&tp->cancelling, 1);
+		/* Take every claimed position, waiting out unpublished ones. */
+		while (tp_nonempty(tp)) {
+			px_future *f = tp_pop(tp);
+			if (f)
+				px__future_cancel_queued(&tp->shut_counts, f);
+			else
+				px__cpu_relax();
+		}
 	}
-	atomic_store_explicit(&tp->drained, 1, memory_order_release);
 	wake_all(tp);
 	if (wait && !tp->joined && tls_pool != tp) {
 		for (int i = 0; i < tp->nworkers; i++)
@@ -438,12 +534,14 @@ static void tp_destroy(px_executor *ex)
 static void tp_stats(px_executor *ex, px_executor_stats *out)
 {
 	struct thread_pool *tp = (struct thread_pool *)ex;
-	uint64_t tail = atomic_load_explicit(&tp->tail, memory_order_relaxed);
-	uint64_t head = atomic_load_explicit(&tp->head, memory_order_relaxed);
-	out->queued = tail > head ? tail - head : 0;
+	out->submitted = atomic_load_explicit(&tp->tail, memory_order_relaxed) &
+			 ~TAIL_CLOSED;
+	out->queued = tp_depth(tp);
 	out->workers = (uint64_t)tp->nworkers;
 	for (int i = 0; i < tp->nworkers; i++) {
 		px__counts_add(out, &tp->workers[i].counts);
+		out->queued += atomic_load_explicit(&tp->workers[i].claimed,
+						    memory_order_relaxed);
 		out->running += atomic_load_explicit(&tp->workers[i].running,
 						     memory_order_relaxed);
 	}
@@ -453,6 +551,7 @@ static void tp_stats(px_executor *ex, px_executor_stats *out)
 
 const struct px__backend_ops px__thread_backend = {
 	.name = "thread",
+	.counts_submitted = true, /* tail is the count */
 	.create = tp_create,
 	.submit = tp_submit,
 	.shutdown = tp_shutdown,
