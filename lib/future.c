@@ -85,13 +85,20 @@ struct fcache {
 	bool registered;
 };
 
+/*
+ * The global list is a stack of batches ("magazines"): each batch is a
+ * qnext-linked list whose first future carries the link to the next batch
+ * (in `arg`, unused while free) and its length (in `arg_len`), so a refill
+ * or a spill moves a whole batch in O(1) under the mutex.
+ */
 static PX__TLS struct fcache tcache;
 static pthread_mutex_t glock = PTHREAD_MUTEX_INITIALIZER;
-static px_future *gfree;
+static px_future *gbatches;
 static size_t gcount;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
+/* Moves the first n futures of c to the global stack as one batch. */
 static void spill(struct fcache *c, unsigned n)
 {
 	px_future *first = c->head, *last = first;
@@ -99,10 +106,10 @@ static void spill(struct fcache *c, unsigned n)
 		last = last->qnext;
 	c->head = last->qnext;
 	c->n -= n;
+	last->qnext = NULL;
 	pthread_mutex_lock(&glock);
 	if (gcount >= GLOBAL_MAX) {
 		pthread_mutex_unlock(&glock);
-		last->qnext = NULL;
 		while (first) {
 			px_future *nx = first->qnext;
 			free(first);
@@ -110,8 +117,9 @@ static void spill(struct fcache *c, unsigned n)
 		}
 		return;
 	}
-	last->qnext = gfree;
-	gfree = first;
+	first->arg = gbatches;
+	first->arg_len = n;
+	gbatches = first;
 	gcount += n;
 	pthread_mutex_unlock(&glock);
 }
@@ -133,23 +141,22 @@ static px_future *cache_get(void)
 	struct fcache *c = &tcache;
 	if (!c->head) {
 		pthread_mutex_lock(&glock);
-		unsigned n = 0;
-		while (gfree && n < CACHE_BATCH) {
-			px_future *f = gfree;
-			gfree = f->qnext;
-			f->qnext = c->head;
-			c->head = f;
-			n++;
+		px_future *b = gbatches;
+		if (b) {
+			gbatches = b->arg;
+			gcount -= b->arg_len;
 		}
-		gcount -= n;
 		pthread_mutex_unlock(&glock);
-		c->n += n;
-		if (!c->head)
+		if (!b)
 			return NULL;
+		c->head = b;
+		c->n = b->arg_len;
 	}
 	px_future *f = c->head;
 	c->head = f->qnext;
 	c->n--;
+	if (c->head)
+		__builtin_prefetch(c->head);
 	return f;
 }
 

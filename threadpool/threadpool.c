@@ -84,6 +84,7 @@ struct tp_worker {
 struct thread_pool {
 	struct px_executor ex;
 	uint32_t cap;
+	uint32_t mask; /* cap - 1 when cap is a power of two, else 0 */
 	int nworkers;
 	int nwords; /* of the parked bitmap */
 	struct tp_slot *slots;
@@ -110,6 +111,13 @@ static PX__TLS struct thread_pool *tls_pool;
 
 /* Queue ------------------------------------------------------------------ */
 
+/* The slot of position pos: a mask for power-of-two capacities (the
+ * default), a division otherwise. */
+static inline struct tp_slot *slot_at(const struct thread_pool *tp, uint64_t pos)
+{
+	return &tp->slots[tp->mask ? pos & tp->mask : pos % tp->cap];
+}
+
 /* Queues f. Returns 0, -EAGAIN when full, PX_ESHUTDOWN once closed. */
 static int tp_push(struct thread_pool *tp, px_future *f)
 {
@@ -118,7 +126,7 @@ static int tp_push(struct thread_pool *tp, px_future *f)
 	for (;;) {
 		if (pos & TAIL_CLOSED)
 			return PX_ESHUTDOWN;
-		s = &tp->slots[pos % tp->cap];
+		s = slot_at(tp, pos);
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t diff = (int64_t)(seq - pos);
 		if (diff == 0) {
@@ -152,7 +160,7 @@ static unsigned tp_pop_batch(struct thread_pool *tp, px_future **out,
 		n = 0;
 		while (n < max) {
 			uint64_t p = pos + n;
-			uint64_t seq = atomic_load_explicit(&tp->slots[p % tp->cap].seq,
+			uint64_t seq = atomic_load_explicit(&slot_at(tp, p)->seq,
 							    memory_order_acquire);
 			if (seq != p + 1)
 				break;
@@ -160,7 +168,7 @@ static unsigned tp_pop_batch(struct thread_pool *tp, px_future **out,
 		}
 		if (n == 0) {
 			uint64_t seq = atomic_load_explicit(
-				&tp->slots[pos % tp->cap].seq, memory_order_acquire);
+				&slot_at(tp, pos)->seq, memory_order_acquire);
 			if ((int64_t)(seq - (pos + 1)) < 0)
 				return 0; /* empty */
 			/* Another consumer took this lap's slot: look again. */
@@ -174,7 +182,7 @@ static unsigned tp_pop_batch(struct thread_pool *tp, px_future **out,
 			break;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		struct tp_slot *s = &tp->slots[(pos + i) % tp->cap];
+		struct tp_slot *s = slot_at(tp, pos + i);
 		out[i] = s->item;
 		__builtin_prefetch(out[i]);
 		__builtin_prefetch((char *)out[i] + 64);
@@ -195,10 +203,10 @@ static unsigned batch_size(struct thread_pool *tp)
 	if (per * BATCH_MAX >= tp->cap)
 		return 1;
 	uint64_t far = head + per * BATCH_MAX, near = head + per * 4;
-	if (atomic_load_explicit(&tp->slots[far % tp->cap].seq,
+	if (atomic_load_explicit(&slot_at(tp, far)->seq,
 				 memory_order_relaxed) == far + 1)
 		return BATCH_MAX;
-	if (atomic_load_explicit(&tp->slots[near % tp->cap].seq,
+	if (atomic_load_explicit(&slot_at(tp, near)->seq,
 				 memory_order_relaxed) == near + 1)
 		return 4;
 	return 1;
@@ -216,7 +224,7 @@ static px_future *tp_pop(struct thread_pool *tp)
 static bool tp_next_ready(struct thread_pool *tp)
 {
 	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
-	return atomic_load_explicit(&tp->slots[pos % tp->cap].seq,
+	return atomic_load_explicit(&slot_at(tp, pos)->seq,
 				    memory_order_relaxed) == pos + 1;
 }
 
@@ -422,6 +430,7 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 	memset(tp, 0, sizeof(*tp));
 	px__executor_init(&tp->ex, &px__thread_backend, cfg);
 	tp->cap = cfg->queue;
+	tp->mask = (tp->cap & (tp->cap - 1)) == 0 ? tp->cap - 1 : 0;
 	tp->nworkers = tp->ex.cfg.workers;
 	tp->nwords = (tp->nworkers + 63) / 64;
 	tp->spin_ns = (uint64_t)cfg->spin_us * 1000;
