@@ -85,6 +85,52 @@ static inline void px__futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
+/*
+ * The two halves of the parking protocol (a Dekker pair, see ring.c):
+ *
+ *   sleeper: px__waiter_register(&waiters); re-check the condition; sleep
+ *   waker:   publish progress; if (px__waiters_seen(&waiters)) wake
+ *
+ * Normally both sides issue a seq_cst fence between their store and their
+ * load, and the fences' total order guarantees that the waker sees the
+ * sleeper or the sleeper sees the progress. The thread sanitizer does not
+ * model fences (GCC refuses them under -fsanitize=thread), so there the
+ * waker reads the count with a read-modify-write instead: an RMW always
+ * reads the latest value in the count's modification order, and its release
+ * half synchronises with the sleeper's registration RMW, which gives the same
+ * guarantee at the price of a locked write on the waker's path.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define PX__NO_FENCES 1
+#endif
+
+static inline void px__waiter_register(_Atomic uint32_t *waiters)
+{
+	/* Seq_cst RMW; with fences, followed by one: pairs with the fence
+	 * (or the RMW) in px__waiters_seen(). */
+	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
+#ifndef PX__NO_FENCES
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline void px__waiter_unregister(_Atomic uint32_t *waiters)
+{
+	/* Relaxed: a stale non-zero count only costs a waker a syscall. */
+	atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
+}
+
+static inline uint32_t px__waiters_seen(_Atomic uint32_t *waiters)
+{
+#ifndef PX__NO_FENCES
+	/* Pairs with the fence in px__waiter_register(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(waiters, memory_order_relaxed);
+#else
+	return atomic_fetch_add_explicit(waiters, 0, memory_order_seq_cst);
+#endif
+}
+
 /* The remaining time before an absolute deadline, for timed-out checks. */
 static inline bool px__deadline_passed(int64_t deadline)
 {

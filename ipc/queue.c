@@ -294,10 +294,9 @@ static bool px__q_alloc_try(px_queue *q, uint32_t c, uint64_t *unit, uint32_t *g
 static void px__q_free(px_queue *q, uint32_t c, uint64_t unit)
 {
 	px__q_push_free(q, c, unit);
-	/* Pairs with the fence in px__q_alloc(): our push is ordered before
-	 * our read of the waiter count (Dekker, as in ring.c). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&q->space.waiters, memory_order_relaxed)) {
+	/* Pairs with px__waiter_register() in px__q_alloc(): our push is
+	 * ordered before our read of the waiter count (ipc_util.h). */
+	if (px__waiters_seen(&q->space.waiters)) {
 		/* Release: pairs with the sleeper's acquire load of seq. */
 		atomic_fetch_add_explicit(&q->space.seq, 1, memory_order_release);
 		px__futex_wake(&q->space.seq, INT_MAX);
@@ -322,10 +321,9 @@ static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
 			return 0;
 	}
 	int ret;
-	atomic_fetch_add_explicit(&q->space.waiters, 1, memory_order_relaxed);
+	/* Pairs with px__waiters_seen() in px__q_free(). */
+	px__waiter_register(&q->space.waiters);
 	for (;;) {
-		/* Pairs with the fence in px__q_free(). */
-		atomic_thread_fence(memory_order_seq_cst);
 		/* Acquire: pairs with the release bumps in px__q_free() and
 		 * px__q_wake_all(). */
 		uint32_t v = atomic_load_explicit(&q->space.seq, memory_order_acquire);
@@ -347,7 +345,7 @@ static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
 			break;
 		}
 	}
-	atomic_fetch_sub_explicit(&q->space.waiters, 1, memory_order_relaxed);
+	px__waiter_unregister(&q->space.waiters);
 	return ret;
 }
 

@@ -33,7 +33,8 @@
  * that makes progress for the other side issues a seq_cst fence and only if
  * the waiter count is non-zero bumps the word and calls FUTEX_WAKE. The two
  * fences form a Dekker pair: either the sleeper's re-check sees the progress,
- * or the waker sees the waiter. No system call happens while nobody sleeps.
+ * or the waker sees the waiter (ipc_util.h: px__waiter_register() and
+ * px__waiters_seen()). No system call happens while nobody sleeps.
  */
 #include <errno.h>
 #include <limits.h>
@@ -164,15 +165,15 @@ int px_ring_attach(px_ring **out, void *mem, size_t size)
 }
 
 /*
- * Wakes up to n sleepers of w if there are any. The seq_cst fence pairs with
- * the one in px__ring_block(): it orders our publication (the index or
- * sequence store before this call) before our read of the waiter count, as
- * the sleeper orders its registration before its re-check of the ring.
+ * Wakes up to n sleepers of w if there are any. px__waiters_seen() pairs
+ * with px__waiter_register() in px__ring_block(): it orders our publication
+ * (the index or sequence store before this call) before our read of the
+ * waiter count, as the sleeper orders its registration before its re-check
+ * of the ring (see ipc_util.h).
  */
 static inline void px__ring_wake(struct px__ring_wait *w, uint32_t n)
 {
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&w->waiters, memory_order_relaxed) == 0)
+	if (px__waiters_seen(&w->waiters) == 0)
 		return;
 	/* Release: pairs with the sleeper's acquire load of seq, so a sleeper
 	 * that reads the new value also sees what we published. */
@@ -475,13 +476,12 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 			return -ETIMEDOUT;
 	}
 	struct px__ring_wait *w = push ? &r->nf : &r->ne;
-	/* Relaxed: ordered before the re-check by the fence below. */
-	atomic_fetch_add_explicit(&w->waiters, 1, memory_order_relaxed);
+	/* Pairs with px__waiters_seen() in px__ring_wake(): our registration
+	 * is ordered before our re-checks of the ring, so either we see the
+	 * other side's progress or it sees us and wakes us. One registration
+	 * covers every later iteration. */
+	px__waiter_register(&w->waiters);
 	for (;;) {
-		/* Pairs with the fence in px__ring_wake(): our registration
-		 * is ordered before our re-check of the ring, so either we see
-		 * the other side's progress or it sees us and wakes us. */
-		atomic_thread_fence(memory_order_seq_cst);
 		/* Acquire: pairs with the release increment in
 		 * px__ring_wake(), px_ring_close() and px_ring_kick(). */
 		uint32_t v = atomic_load_explicit(&w->seq, memory_order_acquire);
@@ -499,8 +499,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 			break;
 		}
 	}
-	/* Relaxed: a stale non-zero count only costs a waker a syscall. */
-	atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
+	px__waiter_unregister(&w->waiters);
 	return ret;
 }
 

@@ -239,11 +239,10 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 		return -EAGAIN;
 	int64_t deadline = px__deadline(timeout_ns);
 	int ret = 0;
-	atomic_fetch_add_explicit(&s->waiters, 1, memory_order_relaxed);
+	/* Pairs with px__waiters_seen() in px_sem_post(): registration
+	 * before the re-check (the kernel re-checks value == 0 atomically). */
+	px__waiter_register(&s->waiters);
 	for (;;) {
-		/* Pairs with the fence in px_sem_post(): registration before
-		 * the re-check (the kernel re-checks value == 0 atomically). */
-		atomic_thread_fence(memory_order_seq_cst);
 		if (px__sem_take(s))
 			break;
 		if (px__futex_wait(&s->value, 0, deadline) == -ETIMEDOUT) {
@@ -251,7 +250,7 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 			break;
 		}
 	}
-	atomic_fetch_sub_explicit(&s->waiters, 1, memory_order_relaxed);
+	px__waiter_unregister(&s->waiters);
 	return ret;
 }
 
@@ -273,9 +272,8 @@ int px_sem_post(px_sem *sp, uint32_t n)
 	} while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + n,
 							 memory_order_release,
 							 memory_order_relaxed));
-	/* Pairs with the fence in px_sem_wait(). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
+	/* Pairs with px__waiter_register() in px_sem_wait(). */
+	if (px__waiters_seen(&s->waiters))
 		px__futex_wake(&s->value, n > INT_MAX ? INT_MAX : (int)n);
 	return 0;
 }
@@ -319,9 +317,8 @@ int px_event_set(px_event *ep)
 	} while (!atomic_compare_exchange_weak_explicit(&e->word, &w, (w + 2u) | 1u,
 							 memory_order_release,
 							 memory_order_relaxed));
-	/* Pairs with the fence in px_event_wait(). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&e->waiters, memory_order_relaxed))
+	/* Pairs with px__waiter_register() in px_event_wait(). */
+	if (px__waiters_seen(&e->waiters))
 		px__futex_wake(&e->word, INT_MAX);
 	return 0;
 }
@@ -355,10 +352,9 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 		return -ETIMEDOUT;
 	int64_t deadline = px__deadline(timeout_ns);
 	int ret = 0;
-	atomic_fetch_add_explicit(&e->waiters, 1, memory_order_relaxed);
+	/* Pairs with px__waiters_seen() in px_event_set(). */
+	px__waiter_register(&e->waiters);
 	for (;;) {
-		/* Pairs with the fence in px_event_set(). */
-		atomic_thread_fence(memory_order_seq_cst);
 		uint32_t w = atomic_load_explicit(&e->word, memory_order_acquire);
 		if ((w & 1u) || (w >> 1) != (w0 >> 1))
 			break; /* set now, or set since we started */
@@ -369,7 +365,7 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 			break;
 		}
 	}
-	atomic_fetch_sub_explicit(&e->waiters, 1, memory_order_relaxed);
+	px__waiter_unregister(&e->waiters);
 	return ret;
 }
 
