@@ -684,6 +684,46 @@ static void as_completed_tasks(void **state)
 	px_executor_destroy(ex);
 }
 
+/* Cancels racing with workers: each future ends exactly one way, and the
+ * counts agree with what cancel reported. */
+static void cancel_race(void **state)
+{
+	(void)state;
+	px_executor *ex = open_ex(NULL);
+	enum { N = 2000 };
+	px_future **fs = calloc(N, sizeof(*fs));
+	int cancelled = 0;
+	for (int64_t i = 0; i < N; i++) {
+		assert_int_equal(px_executor_submit(ex, double_it, &i, 8, NULL, &fs[i]), 0);
+		if (i % 2) {
+			int r = px_future_cancel(fs[i], 0);
+			assert_true(r == 0 || r == -EBUSY);
+			cancelled += r == 0;
+		}
+	}
+	assert_int_equal(px_wait(fs, N, PX_ALL_COMPLETED, PX_FOREVER, NULL), N);
+	int seen_cancelled = 0;
+	for (int i = 0; i < N; i++) {
+		if (px_future_state_get(fs[i]) == PX_FUTURE_CANCELLED) {
+			assert_int_equal(px_future_error(fs[i]), -ECANCELED);
+			assert_true(i % 2);
+			seen_cancelled++;
+		} else {
+			assert_int_equal(get_i64(fs[i]), 2 * i);
+		}
+		px_future_release(fs[i]);
+	}
+	assert_int_equal(seen_cancelled, cancelled);
+	px_executor_shutdown(ex, true, false);
+	px_executor_stats st;
+	px_executor_stats_get(ex, &st);
+	assert_int_equal(st.cancelled, (uint64_t)cancelled);
+	assert_int_equal(st.completed, (uint64_t)(N - cancelled));
+	assert_int_equal(st.submitted, N);
+	free(fs);
+	px_executor_destroy(ex);
+}
+
 #define BACKEND_TESTS                                                        \
 	cmocka_unit_test(submit_and_result),                                 \
 	cmocka_unit_test(error_and_message),                                 \
@@ -701,7 +741,8 @@ static void as_completed_tasks(void **state)
 	cmocka_unit_test(initializer),                                       \
 	cmocka_unit_test(shared_buffers),                                    \
 	cmocka_unit_test(done_callbacks),                                    \
-	cmocka_unit_test(as_completed_tasks)
+	cmocka_unit_test(as_completed_tasks),                                \
+	cmocka_unit_test(cancel_race)
 
 /* The backends this body runs on; each is selected only through config. */
 static const struct backend backends[] = {
