@@ -131,15 +131,35 @@ static void cache_thread_exit(void *p)
 		spill(c, c->n);
 }
 
+/* fork() from a threaded process must not leave the child with glock held
+ * by a thread that does not exist there (a process-pool worker may use
+ * futures): hold it across the fork, as malloc does with its arenas. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&glock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&glock);
+}
+
+static void fork_child(void)
+{
+	pthread_mutex_unlock(&glock);
+}
+
 static void cache_key_init(void)
 {
 	pthread_key_create(&cache_key, cache_thread_exit);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static px_future *cache_get(void)
 {
 	struct fcache *c = &tcache;
 	if (!c->head) {
+		pthread_once(&cache_once, cache_key_init);
 		pthread_mutex_lock(&glock);
 		px_future *b = gbatches;
 		if (b) {
