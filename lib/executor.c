@@ -235,7 +235,7 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 	if (chunk > UINT32_MAX)
 		chunk = UINT32_MAX;
 	int64_t timeout = opts && opts->timeout_ns > 0 ? opts->timeout_ns : -1;
-	int64_t deadline = timeout < 0 ? INT64_MAX : px__now_ns() + timeout;
+	int64_t deadline = px__deadline(timeout);
 	int *errors = opts ? opts->errors : NULL;
 
 	size_t nchunks = (n + chunk - 1) / chunk;
@@ -274,13 +274,7 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 	for (size_t c = 0; c < submitted; c++) {
 		size_t first = c * chunk;
 		size_t cnt = n - first < chunk ? n - first : chunk;
-		int64_t left = -1;
-		if (timeout >= 0) {
-			left = deadline - px__now_ns();
-			if (left < 0)
-				left = 0;
-		}
-		int w = px_future_wait(fs[c], left);
+		int w = px_future_wait(fs[c], px__time_left(deadline));
 		int ferr = w ? w : px_future_error(fs[c]);
 		size_t rlen = 0;
 		const unsigned char *res = ferr ? NULL : px_future_result(fs[c], &rlen);

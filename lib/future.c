@@ -36,12 +36,23 @@ static inline bool final_state(uint32_t s)
 	return s == PX_FUTURE_DONE || s == PX_FUTURE_CANCELLED;
 }
 
-/* Takes the lock bit; returns the word as locked (lock bit set). The
- * acquire pairs with the release store that drops the bit. */
-static uint32_t lock_future(px_future *f)
+/* What lock_state() requires of the state it locks. */
+enum { NEED_ANY, NEED_UNFINISHED, NEED_PENDING };
+
+/*
+ * Takes the lock bit, unless `need` is not met: -EALREADY if the future is
+ * finished (NEED_UNFINISHED, NEED_PENDING), -EBUSY if it started
+ * (NEED_PENDING). Stores the word as it was before locking through *was.
+ * The acquire pairs with the release store that drops the bit.
+ */
+static int lock_state(px_future *f, int need, uint32_t *was)
 {
 	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
 	for (;;) {
+		if (need != NEED_ANY && final_state(st(w)))
+			return -EALREADY;
+		if (need == NEED_PENDING && st(w) != PX_FUTURE_PENDING)
+			return -EBUSY;
 		if (w & PX__F_LOCK) {
 			px__cpu_relax();
 			w = atomic_load_explicit(&f->state, memory_order_relaxed);
@@ -50,9 +61,19 @@ static uint32_t lock_future(px_future *f)
 		if (atomic_compare_exchange_weak_explicit(&f->state, &w,
 							  w | PX__F_LOCK,
 							  memory_order_acquire,
-							  memory_order_relaxed))
-			return w | PX__F_LOCK;
+							  memory_order_relaxed)) {
+			*was = w;
+			return 0;
+		}
 	}
+}
+
+/* Takes the lock bit whatever the state; returns the word as locked. */
+static uint32_t lock_future(px_future *f)
+{
+	uint32_t w;
+	lock_state(f, NEED_ANY, &w);
+	return w | PX__F_LOCK;
 }
 
 /* Drops the lock bit, publishing w (the word without the bit). Nobody else
@@ -335,25 +356,11 @@ static void fire_list(px_future *f, struct px__node *n)
 static int finish(px_future *f, uint32_t s, int err, bool only_pending,
 		  char *msg)
 {
-	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
-	for (;;) {
-		int busy = final_state(st(w)) ? -EALREADY
-			   : (only_pending && st(w) != PX_FUTURE_PENDING) ? -EBUSY
-			   : 0;
-		if (busy) {
-			free(msg);
-			return busy;
-		}
-		if (w & PX__F_LOCK) {
-			px__cpu_relax();
-			w = atomic_load_explicit(&f->state, memory_order_relaxed);
-			continue;
-		}
-		if (atomic_compare_exchange_weak_explicit(&f->state, &w,
-							  w | PX__F_LOCK,
-							  memory_order_acquire,
-							  memory_order_relaxed))
-			break;
+	uint32_t w;
+	int busy = lock_state(f, only_pending ? NEED_PENDING : NEED_UNFINISHED, &w);
+	if (busy) {
+		free(msg);
+		return busy;
 	}
 	f->err = err;
 	if (msg) {
@@ -520,7 +527,7 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 		return -ETIMEDOUT;
 
 	void *tok = px__blocking_enter();
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	int64_t deadline = px__deadline(timeout_ns);
 	int r = 0;
 	struct px__spin spin;
 	px__spin_init(&spin, timeout_ns >= 0 && timeout_ns < WAIT_SPIN_NS
@@ -534,13 +541,10 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 		w = atomic_load_explicit(&f->state, memory_order_acquire);
 		if (final_state(st(w)))
 			break;
-		int64_t left = -1;
-		if (timeout_ns >= 0) {
-			left = deadline - px__now_ns();
-			if (left <= 0) {
-				r = -ETIMEDOUT;
-				break;
-			}
+		int64_t left = px__time_left(deadline);
+		if (left == 0) {
+			r = -ETIMEDOUT;
+			break;
 		}
 		if (w & PX__F_LOCK) {
 			/* Locked for a moment: the bit may not be set now. */

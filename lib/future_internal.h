@@ -117,6 +117,21 @@ void px__futex_wake(_Atomic uint32_t *w, int n);
 /* Monotonic clock in nanoseconds. */
 int64_t px__now_ns(void);
 
+/* The deadline of a relative timeout; none (INT64_MAX) for PX_FOREVER. */
+static inline int64_t px__deadline(int64_t timeout_ns)
+{
+	return timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+}
+
+/* Nanoseconds left until deadline: -1 if there is none, 0 once passed. */
+static inline int64_t px__time_left(int64_t deadline)
+{
+	if (deadline == INT64_MAX)
+		return -1;
+	int64_t left = deadline - px__now_ns();
+	return left > 0 ? left : 0;
+}
+
 static inline void px__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -46,10 +46,32 @@ static bool condition(px_future *const *fs, size_t n, px_wait_mode mode,
 	return false;
 }
 
+/*
+ * The word one waiter sleeps on while many futures may complete: fire()
+ * bumps seq and wakes only if the waiter said it sleeps. seq_cst on both
+ * sides (Dekker): the waiter stores `sleeping` then reloads seq; the firer
+ * bumps seq then loads `sleeping`; one of them sees the other.
+ */
 struct waitset {
-	_Atomic uint32_t seq;     /* futex word: bumped by every fire */
-	_Atomic uint32_t sleeping; /* the waiter is (about to be) asleep */
+	_Atomic uint32_t seq;
+	_Atomic uint32_t sleeping;
 };
+
+static void waitset_signal(struct waitset *ws)
+{
+	atomic_fetch_add(&ws->seq, 1);
+	if (atomic_load(&ws->sleeping))
+		px__futex_wake(&ws->seq, 1);
+}
+
+/* Sleeps until seq moves past `seen` or `left` ns pass (-1: no limit). */
+static void waitset_sleep(struct waitset *ws, uint32_t seen, int64_t left)
+{
+	atomic_store(&ws->sleeping, 1);
+	if (atomic_load(&ws->seq) == seen)
+		px__futex_wait(&ws->seq, seen, left);
+	atomic_store(&ws->sleeping, 0);
+}
 
 struct wait_node {
 	struct px__node node;
@@ -59,12 +81,7 @@ struct wait_node {
 static void wait_fire(struct px__node *n, px_future *f)
 {
 	(void)f;
-	struct waitset *ws = ((struct wait_node *)n)->ws;
-	/* seq_cst pairs with the waiter's store of `sleeping` then load of
-	 * `seq` (Dekker): either it sees the bump or we see it asleep. */
-	atomic_fetch_add(&ws->seq, 1);
-	if (atomic_load(&ws->sleeping))
-		px__futex_wake(&ws->seq, 1);
+	waitset_signal(((struct wait_node *)n)->ws);
 	/* Last touch of the node and the waitset: after this the waiter may
 	 * return and free both (px__future_unlink waits for it). */
 	atomic_store_explicit(&n->fired, 1, memory_order_release);
@@ -80,19 +97,11 @@ static void fill_done(px_future *const *fs, size_t n, bool *done)
 static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 		    bool *done)
 {
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	int64_t deadline = px__deadline(timeout_ns);
 	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (px_future_is_done(fs[i]))
-			continue;
-		int64_t left = -1;
-		if (timeout_ns >= 0) {
-			left = deadline - px__now_ns();
-			if (left < 0)
-				left = 0;
-		}
-		r = px_future_wait(fs[i], left);
-	}
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!px_future_is_done(fs[i]))
+			r = px_future_wait(fs[i], px__time_left(deadline));
 	fill_done(fs, n, done);
 	return r ? r : (int)(n > INT_MAX ? INT_MAX : n);
 }
@@ -131,24 +140,18 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 	}
 
 	void *tok = px__blocking_enter();
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	int64_t deadline = px__deadline(timeout_ns);
 	int r = 0;
 	for (;;) {
 		uint32_t seq = atomic_load(&ws.seq);
 		if (condition(fs, n, mode, &ndone))
 			break;
-		int64_t left = -1;
-		if (timeout_ns >= 0) {
-			left = deadline - px__now_ns();
-			if (left <= 0) {
-				r = -ETIMEDOUT;
-				break;
-			}
+		int64_t left = px__time_left(deadline);
+		if (left == 0) {
+			r = -ETIMEDOUT;
+			break;
 		}
-		atomic_store(&ws.sleeping, 1);
-		if (atomic_load(&ws.seq) == seq)
-			px__futex_wait(&ws.seq, seq, left);
-		atomic_store(&ws.sleeping, 0);
+		waitset_sleep(&ws, seq, left);
 	}
 	px__blocking_leave(tok);
 
@@ -176,8 +179,7 @@ struct px_as_completed {
 	struct ac_node *nodes;
 	_Atomic(struct ac_node *) ready;  /* Treiber stack pushed by fire() */
 	struct ac_node *local;            /* popped, in completion order */
-	_Atomic uint32_t seq;
-	_Atomic uint32_t sleeping;
+	struct waitset ws;
 };
 
 static void ready_push(struct px_as_completed *it, struct ac_node *a)
@@ -197,10 +199,7 @@ static void ac_fire(struct px__node *n, px_future *f)
 	struct ac_node *a = (struct ac_node *)n;
 	struct px_as_completed *it = a->it;
 	ready_push(it, a);
-	/* seq_cst: Dekker with the iterator's sleeping/seq, as in wait_fire */
-	atomic_fetch_add(&it->seq, 1);
-	if (atomic_load(&it->sleeping))
-		px__futex_wake(&it->seq, 1);
+	waitset_signal(&it->ws);
 	atomic_store_explicit(&n->fired, 1, memory_order_release);
 }
 
@@ -273,32 +272,26 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 		return -EINVAL;
 	if (it->yielded == it->n)
 		return PX_EEOF;
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
+	int64_t deadline = px__deadline(timeout_ns);
 	void *tok = NULL;
 	bool blocked = false;
 	int r = 0;
 	for (;;) {
-		uint32_t seq = atomic_load(&it->seq);
+		uint32_t seq = atomic_load(&it->ws.seq);
 		if (!it->local)
 			take_ready(it);
 		if (it->local)
 			break;
-		int64_t left = -1;
-		if (timeout_ns >= 0) {
-			left = deadline - px__now_ns();
-			if (left <= 0) {
-				r = -ETIMEDOUT;
-				break;
-			}
+		int64_t left = px__time_left(deadline);
+		if (left == 0) {
+			r = -ETIMEDOUT;
+			break;
 		}
 		if (!blocked) {
 			tok = px__blocking_enter();
 			blocked = true;
 		}
-		atomic_store(&it->sleeping, 1);
-		if (atomic_load(&it->seq) == seq)
-			px__futex_wait(&it->seq, seq, left);
-		atomic_store(&it->sleeping, 0);
+		waitset_sleep(&it->ws, seq, left);
 	}
 	if (blocked)
 		px__blocking_leave(tok);
