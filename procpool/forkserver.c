@@ -119,6 +119,15 @@ static void fs_spawn(struct fs_state *s, int slot, uint64_t gen)
 			_exit(127); /* the server died before the prctl */
 		sigaction(SIGINT, &s->old_int, NULL);
 		sigaction(SIGQUIT, &s->old_quit, NULL);
+		/* A crash must kill the worker, so the pool sees and reports it,
+		 * not run a handler the parent installed for itself (a test
+		 * harness's longjmp, a crash reporter). The initializer may
+		 * install the task's own handlers. */
+		static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+					     SIGABRT, SIGSYS, SIGTRAP };
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+			sigaction(fatal[i], &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &s->worker_mask, NULL);
 		s->conf->worker_main(s->conf->ctx, slot, gen);
 		_exit(0);
