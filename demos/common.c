@@ -447,7 +447,15 @@ static pid_t proc_ppid(pid_t pid)
 	return ppid;
 }
 
-void demo_usage_sample(demo_usage *u, pid_t exclude)
+static bool excluded(pid_t p, const pid_t *exclude, int nx)
+{
+	for (int i = 0; i < nx; i++)
+		if (exclude[i] > 0 && exclude[i] == p)
+			return true;
+	return false;
+}
+
+void demo_usage_sample(demo_usage *u, const pid_t *exclude, int nx)
 {
 	pid_t self = getpid();
 	/* Collect (pid, ppid) of every process, then walk down from self. */
@@ -474,7 +482,8 @@ void demo_usage_sample(demo_usage *u, pid_t exclude)
 	tree[nt++] = self;
 	for (size_t k = 0; k < nt; k++)
 		for (size_t i = 0; i < n; i++)
-			if (pp[i] == tree[k] && pids[i] != exclude && nt < n + 1)
+			if (pp[i] == tree[k] && !excluded(pids[i], exclude, nx) &&
+			    nt < n + 1)
 				tree[nt++] = pids[i];
 	long rss = 0;
 	int threads = 0, procs = 0;

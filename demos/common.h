@@ -118,10 +118,11 @@ void demo_usage_begin(demo_usage *u);
 
 /*
  * Samples threads, processes and peak RSS of this process and its live
- * descendants except the one with pid `exclude` (0: none), keeping maxima.
- * Call while the workers are still alive.
+ * descendants, leaving out the nx subtrees rooted at exclude[] (helpers
+ * such as a demo's own server), keeping maxima. Call while the workers are
+ * still alive.
  */
-void demo_usage_sample(demo_usage *u, pid_t exclude);
+void demo_usage_sample(demo_usage *u, const pid_t *exclude, int nx);
 
 /* Stops the wall clock (call when the work is done). */
 void demo_usage_stop_wall(demo_usage *u);

@@ -170,7 +170,7 @@ static int run_once(const char *spec, const char *label, int workers,
 			demo_progress(plabel, (size_t)i + 1, (size_t)ntasks);
 	}
 	out->u.wall = demo_now() - t0;
-	demo_usage_sample(&out->u, 0);
+	demo_usage_sample(&out->u, NULL, 0);
 	px_executor_destroy(ex);
 	demo_usage_end_cpu(&out->u);
 	out->sum = sum;

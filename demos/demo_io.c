@@ -1,0 +1,887 @@
+/*
+ * demos/demo_io.c - which backend suits I/O-bound work? Measured here.
+ *
+ * Run:   ./build/demos/demo_io                      (about 5-10 s)
+ *        ./build/demos/demo_io --requests 500 --latency-ms 50 --csv io.csv --plot io.png
+ *        ./build/demos/demo_io --url http://127.0.0.1:8080/ --requests 100
+ *        PAREX_EXECUTOR=thread:workers=64 ./build/demos/demo_io   (pool by config)
+ *
+ * The seed's exercise 1 (the URL fetcher) and the I/O half of exercise 4.
+ * The demo starts its own loopback HTTP server (a child process running a
+ * parex io responder on io_uring: it answers every request after a fixed
+ * latency, default 20 ms, and holds any number of connections at once), then
+ * fetches N URLs (default 200):
+ *   - sequentially, one after the other, in this thread;
+ *   - on the thread pool with K threads (default 16), each blocked in a
+ *     plain socket exchange; also with CPython's GIL emulated (thread:gil=1),
+ *     which the blocking calls release, as CPython's do;
+ *   - on the process pool with K processes;
+ *   - from one thread with parex io: every request in flight at once;
+ *   - and, to show the server and the client holding thousands of
+ *     connections, a burst of 2000 requests with parex io.
+ * It reports wall time, speedup over sequential, CPU time, peak RSS and the
+ * threads and processes used, then a verdict computed from those numbers.
+ * With --url it fetches from a plain-HTTP server of your choice instead.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <parex/executor.h>
+#include <parex/io.h>
+
+#include "common.h"
+
+static const char about[] =
+	"demo_io: fetch N URLs from a loopback HTTP server with a set latency\n"
+	"(or from --url), sequentially, on the thread pool, on the process pool and\n"
+	"from one thread with parex io; print a table and a verdict computed from\n"
+	"the measurements.\n"
+	"Usage: demo_io [options]   (--workers K: pool size, default 16)\n";
+
+static int64_t opt_n = 200, opt_burst = -1, opt_body = 256, opt_timeout_ms = 5000,
+	       opt_max_reply = 256 * 1024;
+static double opt_latency_ms = 20, opt_burst_latency_ms = 1000;
+static char burst_url[64];
+static const char *opt_url;
+
+/* ---- HTTP bits shared by every client ----------------------------------- */
+
+typedef struct target {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char url[512];
+	char req[768];
+	uint32_t req_len;
+	int64_t timeout_ns;
+	uint32_t max_reply;
+} target;
+
+/* The task argument: the target, copied into each task. */
+static target tgt;
+
+/*
+ * Length of the whole reply once its head has arrived: head + Content-Length,
+ * 0 while unknown (or when the server sends none: read until it closes).
+ */
+static int64_t http_frame(const void *reply, size_t len, void *arg)
+{
+	(void)arg;
+	const char *p = reply;
+	const char *end = memmem(p, len, "\r\n\r\n", 4);
+	if (!end)
+		return 0;
+	size_t head = (size_t)(end - p) + 4;
+	for (const char *l = p; l < end;) {
+		const char *nl = memmem(l, (size_t)(end - l), "\r\n", 2);
+		if (!nl)
+			nl = end;
+		if ((size_t)(nl - l) > 15 && !strncasecmp(l, "Content-Length:", 15)) {
+			char num[24] = "";
+			size_t k = (size_t)(nl - l) - 15;
+			memcpy(num, l + 15, k < sizeof(num) - 1 ? k : sizeof(num) - 1);
+			long long v = atoll(num);
+			return v >= 0 ? (int64_t)head + v : -EPROTO;
+		}
+		l = nl + 2;
+	}
+	return 0;
+}
+
+/* The status code of a reply, or -EPROTO when it is not HTTP. */
+static int http_status(const char *reply, size_t len)
+{
+	if (len < 12 || strncmp(reply, "HTTP/1.", 7) || reply[8] != ' ' ||
+	    !isdigit((unsigned char)reply[9]) || !isdigit((unsigned char)reply[10]) ||
+	    !isdigit((unsigned char)reply[11]))
+		return -EPROTO;
+	return (reply[9] - '0') * 100 + (reply[10] - '0') * 10 + (reply[11] - '0');
+}
+
+/*
+ * One exchange with plain blocking sockets (what a thread or a process
+ * does): connect, send, read until the frame is complete or the peer
+ * closes. Returns the reply length or a negative errno; *status gets the
+ * HTTP status.
+ */
+static int64_t fetch_blocking(const target *t, char *buf, size_t cap, int *status)
+{
+	int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = { .tv_sec = t->timeout_ns / PX_SEC,
+			      .tv_usec = (t->timeout_ns % PX_SEC) / 1000 };
+	/* Also bounds connect(): Linux applies SO_SNDTIMEO to it. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	int64_t r = 0;
+	if (connect(fd, (const struct sockaddr *)&t->addr, t->alen)) {
+		r = errno == EINPROGRESS || errno == EAGAIN ? -ETIMEDOUT : -errno;
+		goto out;
+	}
+	for (size_t off = 0; off < t->req_len;) {
+		ssize_t n = send(fd, t->req + off, t->req_len - off, MSG_NOSIGNAL);
+		if (n < 0) {
+			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	size_t got = 0;
+	for (;;) {
+		int64_t want = http_frame(buf, got, NULL);
+		if (want < 0) {
+			r = want;
+			goto out;
+		}
+		if (want > 0 && got >= (size_t)want)
+			break;
+		if (got == cap) {
+			r = -EMSGSIZE;
+			goto out;
+		}
+		ssize_t n = recv(fd, buf + got, cap - got, 0);
+		if (n < 0) {
+			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		if (n == 0) {
+			if (want > 0) {
+				r = -ECONNRESET; /* closed before Content-Length */
+				goto out;
+			}
+			break;
+		}
+		got += (size_t)n;
+	}
+	*status = http_status(buf, got);
+	r = *status < 0 ? *status : (int64_t)got;
+out:
+	close(fd);
+	return r;
+}
+
+/* The pool task: one blocking fetch, inside a blocking section so that a
+ * GIL-emulating pool lets other tasks run meanwhile. */
+static int fetch_task(px_task *t, const void *arg, size_t len)
+{
+	if (len != sizeof(target))
+		return px_task_fail(t, -EINVAL, "bad argument");
+	const target *tg = arg;
+	char *buf = malloc(tg->max_reply);
+	if (!buf)
+		return -ENOMEM;
+	int status = 0;
+	px_task_blocking_begin(t);
+	int64_t r = fetch_blocking(tg, buf, tg->max_reply, &status);
+	px_task_blocking_end(t);
+	free(buf);
+	if (r < 0)
+		return r;
+	int64_t res[2] = { r, px_task_worker_id(t) }; /* bytes, worker */
+	return px_task_return(t, res, sizeof(res));
+}
+
+/* Parses http://host[:port][/path] into tgt. Returns 0 or -1 (message). */
+static int parse_url(const char *url, target *t)
+{
+	if (strncmp(url, "http://", 7)) {
+		demo_err("bad URL '%s': only plain http://host[:port]/path is supported", url);
+		return -1;
+	}
+	const char *h = url + 7, *hend, *p;
+	char host[256], port[8] = "80";
+	if (*h == '[') {
+		hend = strchr(h, ']');
+		if (!hend) {
+			demo_err("bad URL '%s': unterminated [IPv6] host", url);
+			return -1;
+		}
+		h++;
+		p = hend + 1;
+	} else {
+		hend = h + strcspn(h, ":/");
+		p = hend;
+	}
+	size_t hl = (size_t)(hend - h);
+	if (!hl || hl >= sizeof(host)) {
+		demo_err("bad URL '%s': no host", url);
+		return -1;
+	}
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	if (*p == ':') {
+		p++;
+		size_t pl = strspn(p, "0123456789");
+		if (!pl || pl > 5 || (p[pl] && p[pl] != '/') || atoi(p) < 1 || atoi(p) > 65535) {
+			demo_err("bad URL '%s': bad port", url);
+			return -1;
+		}
+		memcpy(port, p, pl);
+		port[pl] = 0;
+		p += pl;
+	}
+	const char *path = *p ? p : "/";
+	if (*path != '/' || strpbrk(path, " \r\n\"\\") || strlen(path) > 400) {
+		demo_err("bad URL '%s': bad path", url);
+		return -1;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	int g = getaddrinfo(host, port, &hints, &ai);
+	if (g || !ai) {
+		demo_err("bad URL '%s': cannot resolve '%s': %s", url, host, gai_strerror(g));
+		return -1;
+	}
+	memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
+	t->alen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	snprintf(t->url, sizeof(t->url), "%s", url);
+	int n = snprintf(t->req, sizeof(t->req),
+			 "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: parex-demo_io\r\n"
+			 "Connection: close\r\n\r\n",
+			 path, host, strcmp(port, "80") ? ":" : "",
+			 strcmp(port, "80") ? port : "");
+	t->req_len = (uint32_t)n;
+	return 0;
+}
+
+/* ---- the loopback server, in a child process ----------------------------- */
+
+/* A server child: its pid and our end of its control socket. Two at most:
+ * the main one and the burst's. */
+typedef struct server {
+	pid_t pid;
+	int ctl;
+} server;
+static server servers[2] = { { 0, -1 }, { 0, -1 } };
+static pid_t server_pids[2]; /* left out of the usage samples */
+
+/*
+ * Starts the server child: it listens on 127.0.0.1, answers after the
+ * latency, and on each 's' on the control socket writes its responder
+ * stats; it exits when the socket closes (or this process dies). Forked
+ * while this process is still single-threaded. Returns the port, or -1.
+ */
+static int server_start(server *sv_out, double latency_ms,
+			const char **backend_name)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		demo_err("socketpair: %s", strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	pid_t p = fork();
+	if (p < 0) {
+		demo_err("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (p == 0) {
+		close(sv[0]);
+		/* Hold no other server's control socket open, or that server
+		 * would never see its EOF. */
+		for (int i = 0; i < 2; i++)
+			if (servers[i].ctl >= 0)
+				close(servers[i].ctl);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int ctl = sv[1];
+		struct {
+			int32_t port; /* or a negative error */
+			char backend[16];
+		} hello = { 0, "" };
+		px_io *io = NULL;
+		px_io_responder *resp = NULL;
+		int lfd = -1;
+		uint16_t port = 0;
+		int r = px_io_create(&io, NULL);
+		if (!r)
+			r = px_io_tcp_listen("127.0.0.1", 0, 65535, &lfd, &port);
+		char reply[1 << 16];
+		size_t rl = 0;
+		if (!r) {
+			int hl = snprintf(reply, sizeof(reply),
+					  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+					  "Content-Length: %lld\r\nConnection: close\r\n\r\n",
+					  (long long)opt_body);
+			memset(reply + hl, 'x', (size_t)opt_body);
+			if (opt_body)
+				reply[hl + opt_body - 1] = '\n';
+			rl = (size_t)hl + (size_t)opt_body;
+			px_io_responder_config rc = {
+				.reply = reply,
+				.reply_len = rl,
+				.delay_ns = (int64_t)(latency_ms * 1e6),
+				.request_end = "\r\n\r\n",
+			};
+			r = px_io_responder_start(&resp, io, lfd, &rc);
+		}
+		hello.port = r ? r : port;
+		if (io)
+			snprintf(hello.backend, sizeof(hello.backend), "%s",
+				 px_io_backend_name(io));
+		if (write(ctl, &hello, sizeof(hello)) != sizeof(hello) || r)
+			_exit(1);
+		char c;
+		while (read(ctl, &c, 1) == 1) {
+			px_io_responder_stats st = { 0 };
+			px_io_responder_stats_get(resp, &st);
+			if (write(ctl, &st, sizeof(st)) != sizeof(st))
+				break;
+		}
+		px_io_responder_stop(resp);
+		close(lfd);
+		px_io_destroy(io);
+		_exit(0);
+	}
+	close(sv[1]);
+	sv_out->pid = p;
+	sv_out->ctl = sv[0];
+	int server_ctl = sv[0];
+	struct {
+		int32_t port;
+		char backend[16];
+	} hello;
+	static char name[16];
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(server_ctl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (read(server_ctl, &hello, sizeof(hello)) != sizeof(hello) || hello.port <= 0) {
+		demo_err("the loopback server did not start: %s",
+			 hello.port < 0 ? px_strerror(hello.port) : "no answer");
+		return -1;
+	}
+	memcpy(name, hello.backend, sizeof(name));
+	name[sizeof(name) - 1] = 0;
+	*backend_name = name;
+	return hello.port;
+}
+
+static int server_stats(const server *sv, px_io_responder_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (sv->ctl < 0 || write(sv->ctl, "s", 1) != 1 ||
+	    read(sv->ctl, st, sizeof(*st)) != sizeof(*st))
+		return -1;
+	return 0;
+}
+
+/* Stops every server child (each exits when its control socket closes). */
+static void server_stop(void)
+{
+	for (int i = 0; i < 2; i++) {
+		server *sv = &servers[i];
+		if (sv->ctl >= 0)
+			close(sv->ctl);
+		sv->ctl = -1;
+		if (sv->pid <= 0)
+			continue;
+		int st;
+		double deadline = demo_now() + 5;
+		while (waitpid(sv->pid, &st, WNOHANG) == 0) {
+			if (demo_now() > deadline) {
+				kill(sv->pid, SIGKILL);
+				waitpid(sv->pid, &st, 0);
+				break;
+			}
+			usleep(2000);
+		}
+		sv->pid = 0;
+	}
+}
+
+/* ---- the modes ------------------------------------------------------------- */
+
+typedef struct mode_out {
+	demo_usage u;
+	int64_t ok, errors;
+	int first_error;
+	int skipped;
+	double balance; /* pools: most tasks on one worker / fair share */
+} mode_out;
+
+static void note_error(mode_out *m, int err)
+{
+	m->errors++;
+	if (!m->first_error)
+		m->first_error = err;
+}
+
+static void run_sequential(int64_t n, mode_out *m)
+{
+	char *buf = malloc(tgt.max_reply);
+	demo_usage_begin(&m->u);
+	for (int64_t i = 0; i < n && buf; i++) {
+		int status;
+		int64_t r = fetch_blocking(&tgt, buf, tgt.max_reply, &status);
+		if (r < 0)
+			note_error(m, (int)r);
+		else
+			m->ok++;
+		demo_progress("sequential", (size_t)i + 1, (size_t)n);
+	}
+	demo_usage_stop_wall(&m->u);
+	demo_usage_sample(&m->u, server_pids, 2);
+	demo_usage_end_cpu(&m->u);
+	free(buf);
+}
+
+/* Returns 0, or PX_ENOBACKEND (rows skipped); exits on other errors. */
+static int run_pool(const char *spec, const char *label, int64_t n, mode_out *m)
+{
+	px_future **fs = calloc((size_t)n, sizeof(*fs));
+	if (!fs) {
+		demo_err("out of memory");
+		exit(1);
+	}
+	char err[512] = "";
+	px_executor *ex;
+	demo_usage_begin(&m->u);
+	int r = px_executor_open(&ex, spec, err, sizeof(err));
+	if (r == PX_ENOBACKEND) {
+		free(fs);
+		m->skipped = 1;
+		return r;
+	}
+	if (r) {
+		demo_progress_clear();
+		demo_err("cannot open executor '%s': %s", spec ? spec : "(config)",
+			 *err ? err : px_strerror(r));
+		server_stop();
+		exit(1);
+	}
+	for (int64_t i = 0; i < n; i++) {
+		r = px_executor_submit(ex, fetch_task, &tgt, sizeof(tgt), NULL, &fs[i]);
+		if (r) {
+			demo_progress_clear();
+			demo_err("submit on %s: %s", label, px_strerror(r));
+			server_stop();
+			exit(1);
+		}
+	}
+	int nw = px_executor_workers(ex);
+	int64_t *per = calloc((size_t)nw + 1, sizeof(*per));
+	for (int64_t i = 0; i < n; i++) {
+		const int64_t *res = NULL;
+		size_t rl = 0;
+		r = px_future_wait(fs[i], PX_FOREVER);
+		if (!r)
+			r = px_future_error(fs[i]);
+		if (!r && (!(res = px_future_result(fs[i], &rl)) || rl != 2 * sizeof(int64_t)))
+			r = -EMSGSIZE;
+		if (r) {
+			note_error(m, r);
+		} else {
+			m->ok++;
+			if (per && res[1] >= 0 && res[1] < nw)
+				per[res[1]]++;
+		}
+		px_future_release(fs[i]);
+		demo_progress(label, (size_t)i + 1, (size_t)n);
+	}
+	int64_t most = 0;
+	for (int w = 0; per && w < nw; w++)
+		most = per[w] > most ? per[w] : most;
+	m->balance = per && nw > 0 ? (double)most / (double)((n + nw - 1) / nw) : NAN;
+	free(per);
+	demo_usage_stop_wall(&m->u);
+	demo_usage_sample(&m->u, server_pids, 2);
+	px_executor_destroy(ex);
+	demo_usage_end_cpu(&m->u);
+	free(fs);
+	return 0;
+}
+
+static void run_io(int64_t n, const char *label, mode_out *m, const char **io_backend)
+{
+	size_t cap = tgt.max_reply;
+	char *bufs = malloc((size_t)n * cap);
+	px_future **fs = calloc((size_t)n, sizeof(*fs));
+	if (!bufs || !fs) {
+		demo_err("out of memory for %lld replies of %zu bytes", (long long)n, cap);
+		exit(1);
+	}
+	demo_usage_begin(&m->u);
+	px_io *io;
+	int r = px_io_create(&io, NULL);
+	if (r) {
+		demo_progress_clear();
+		demo_err("cannot create an I/O context: %s", px_strerror(r));
+		server_stop();
+		exit(1);
+	}
+	*io_backend = px_io_backend_name(io);
+	px_io_request_opts ro = { .timeout_ns = tgt.timeout_ns, .frame = http_frame };
+	/* One system call for all the connects: a batch. */
+	px_io_batch_begin(io);
+	int64_t started = 0;
+	for (; started < n; started++) {
+		r = px_io_request(io, (const struct sockaddr *)&tgt.addr, tgt.alen,
+				  tgt.req, tgt.req_len, bufs + (size_t)started * cap,
+				  cap, &ro, &fs[started]);
+		if (r) {
+			note_error(m, r);
+			break;
+		}
+	}
+	px_io_batch_end(io);
+	for (int64_t i = 0; i < started; i++) {
+		int64_t v;
+		r = px_future_get_i64(fs[i], PX_FOREVER, &v);
+		if (!r && http_status(bufs + (size_t)i * cap, (size_t)v) < 0)
+			r = -EPROTO;
+		if (r)
+			note_error(m, r);
+		else
+			m->ok++;
+		if ((i & 31) == 0 || i + 1 == started)
+			demo_progress(label, (size_t)i + 1, (size_t)n);
+	}
+	demo_usage_stop_wall(&m->u);
+	demo_usage_sample(&m->u, server_pids, 2);
+	for (int64_t i = 0; i < started; i++)
+		px_future_release(fs[i]);
+	px_io_destroy(io);
+	demo_usage_end_cpu(&m->u);
+	free(fs);
+	free(bufs);
+}
+
+static const demo_col cols[] = {
+	{ "mode", 's', 0 },        { "requests", 'i', 0 },  { "concurrency", 'i', 0 },
+	{ "wall_s", 'f', 3 },      { "speedup", 'f', 1 },   { "req_per_s", 'f', 0 },
+	{ "cpu_s", 'f', 3 },       { "cpu_us_per_req", 'f', 1 },
+	{ "peak_rss_mb", 'f', 1 }, { "threads", 'i', 0 },   { "procs", 'i', 0 },
+	{ "errors", 'i', 0 },      { "server_peak_conns", 'f', 0 },
+	{ "balance", 'f', 2 },
+};
+
+static int find(const demo_table *t, const char *prefix)
+{
+	for (int r = 0; r < demo_table_rows(t); r++)
+		if (!strncmp(demo_table_str(t, r, "mode"), prefix, strlen(prefix)))
+			return r;
+	return -1;
+}
+
+static double num(const demo_table *t, int row, const char *col)
+{
+	return row < 0 ? NAN : demo_table_num(t, row, col);
+}
+
+int main(int argc, char **argv)
+{
+	bool no_burst = false;
+	const demo_option extra[] = {
+		{ "requests", "N", "URLs to fetch per mode (default 200)",
+		  DEMO_OPT_INT, &opt_n, 1, 1000000 },
+		{ "latency-ms", "MS", "the loopback server's answer delay (default 20)",
+		  DEMO_OPT_DOUBLE, &opt_latency_ms, 0, 60000 },
+		{ "url", "URL", "fetch http://host[:port]/path instead of the own server",
+		  DEMO_OPT_STR, &opt_url, 0, 0 },
+		{ "burst", "N", "concurrent requests of the parex io burst (default 2000 with the own server, 0 with --url)",
+		  DEMO_OPT_INT, &opt_burst, 0, 100000 },
+		{ "no-burst", "", "skip the burst", DEMO_OPT_FLAG, &no_burst, 0, 0 },
+		{ "burst-latency-ms", "MS", "answer delay of the burst's server (default 1000)",
+		  DEMO_OPT_DOUBLE, &opt_burst_latency_ms, 0, 60000 },
+		{ "body", "BYTES", "reply body size of the own server (default 256)",
+		  DEMO_OPT_INT, &opt_body, 0, 60000 },
+		{ "timeout-ms", "MS", "per-request timeout (default 5000)",
+		  DEMO_OPT_INT, &opt_timeout_ms, 1, 600000 },
+		{ "max-reply", "BYTES", "largest reply accepted (default 262144)",
+		  DEMO_OPT_INT, &opt_max_reply, 1024, 64 << 20 },
+	};
+	demo_opts o;
+	int pr = demo_parse(argc, argv, about, extra, 9, &o);
+	if (pr)
+		return pr > 0 ? 0 : 2;
+	demo_envcfg env;
+	if (demo_envcfg_get(&env))
+		return 2;
+	if (no_burst)
+		opt_burst = 0;
+	if (opt_burst < 0) /* no burst against someone else's server */
+		opt_burst = opt_url ? 0 : 2000;
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Thousands of connections need as many descriptors (client + server). */
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	int64_t fd_room = (int64_t)rl.rlim_cur - 64;
+	int64_t io_n = opt_n;
+	if (io_n > fd_room || opt_burst > fd_room) {
+		demo_note("descriptor limit %llu: parex io requests capped at %lld at once",
+			  (unsigned long long)rl.rlim_cur, (long long)fd_room);
+		if (io_n > fd_room)
+			io_n = fd_room;
+		if (opt_burst > fd_room)
+			opt_burst = fd_room;
+	}
+
+	const char *server_backend = NULL;
+	tgt.timeout_ns = opt_timeout_ms * PX_MSEC;
+	if (opt_url) {
+		if (parse_url(opt_url, &tgt))
+			return 2;
+		tgt.max_reply = (uint32_t)opt_max_reply;
+	} else {
+		int port = server_start(&servers[0], opt_latency_ms, &server_backend);
+		server_pids[0] = servers[0].pid;
+		if (opt_burst > 0) {
+			/* The burst's server answers after a longer delay, so
+			 * that every connection of the burst is open at once. */
+			int bport = server_start(&servers[1], opt_burst_latency_ms,
+						 &server_backend);
+			server_pids[1] = servers[1].pid;
+			if (bport < 0) {
+				server_stop();
+				return 1;
+			}
+			snprintf(burst_url, sizeof(burst_url),
+				 "http://127.0.0.1:%d/burst", bport);
+		}
+		if (port < 0) {
+			server_stop();
+			return 1;
+		}
+		char url[64];
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/item", port);
+		parse_url(url, &tgt);
+		tgt.max_reply = (uint32_t)(opt_body + 4096);
+	}
+	/* Does the URL answer? One try, bounded, before any timing. */
+	{
+		target pre = tgt;
+		pre.timeout_ns = tgt.timeout_ns < 3 * PX_SEC ? tgt.timeout_ns : 3 * PX_SEC;
+		char *buf = malloc(pre.max_reply);
+		int status = 0;
+		int64_t r = buf ? fetch_blocking(&pre, buf, pre.max_reply, &status) : -ENOMEM;
+		free(buf);
+		if (r < 0) {
+			demo_err("cannot fetch %s: %s", tgt.url, px_strerror((int)r));
+			server_stop();
+			return 1;
+		}
+		if (status < 200 || status > 399)
+			demo_note("%s answers with HTTP status %d; replies count as fetched all the same",
+				  tgt.url, status);
+	}
+
+	int K = o.workers ? o.workers : 16;
+	const char *defaults[] = { "thread", "thread:gil=1", "process" };
+	const char *entries[8];
+	int nent = demo_backend_list(&o, &env, defaults, 3, entries);
+	if (!o.workers && nent == 1 && !entries[0] && env.workers)
+		K = env.workers;
+
+	printf("demo_io: %lld requests to %s (%s), pools of %d workers, %d CPUs\n",
+	       (long long)opt_n, tgt.url,
+	       opt_url ? "your server" : "loopback server, answers after the latency",
+	       K, demo_cpus());
+	if (!opt_url)
+		printf("server: a child process with parex io (%s), reply %lld bytes after %.1f ms\n",
+		       server_backend, (long long)opt_body, opt_latency_ms);
+	if (nent == 1 && !entries[0])
+		printf("executor from %s: %s%s (--backend all compares every backend)\n",
+		       env.source, env.backend, env.gil ? ":gil=1" : "");
+	printf("\n");
+	fflush(stdout);
+
+	demo_table *t = demo_table_new(cols, (int)(sizeof(cols) / sizeof(cols[0])));
+	px_io_responder_stats st1;
+	const server *srv = &servers[0];
+	double seq_per_req = NAN;
+	int fail = 0;
+	const char *io_backend = "?";
+
+	/* Each mode: measure, then read the server's peak so far. */
+#define ADD_ROW(label, reqs, conc, m)                                              \
+	do {                                                                        \
+		double per = (m).u.wall / (double)(reqs);                           \
+		double peak = NAN;                                                  \
+		if (!opt_url && !server_stats(srv, &st1))                           \
+			peak = (double)st1.peak;                                    \
+		demo_table_add(t, label, (int64_t)(reqs), (int64_t)(conc),          \
+			       (m).u.wall, seq_per_req / per, (double)(reqs) / (m).u.wall, \
+			       (m).u.cpu, (m).u.cpu / (double)(reqs) * 1e6,         \
+			       (m).u.peak_rss_mb, (int64_t)(m).u.threads,           \
+			       (int64_t)(m).u.procs, (m).errors, peak, (m).balance); \
+		if ((m).errors) {                                                   \
+			demo_note("%s: %lld of %lld requests failed, first: %s",     \
+				  label, (long long)(m).errors, (long long)(reqs),   \
+				  px_strerror((m).first_error));                     \
+			fail = 1;                                                   \
+		}                                                                   \
+	} while (0)
+
+	mode_out seq = { .balance = NAN };
+	run_sequential(opt_n, &seq);
+	seq_per_req = seq.u.wall / (double)opt_n;
+	ADD_ROW("sequential", opt_n, 1, seq);
+
+	char labels[8][128];
+	for (int b = 0; b < nent; b++) {
+		char lb[96], sbuf[256];
+		demo_label(lb, sizeof(lb), entries[b], &env);
+		const char *spec = demo_spec(sbuf, sizeof(sbuf), entries[b],
+					     entries[b] || o.workers || !env.workers ? K : 0);
+		snprintf(labels[b], sizeof(labels[b]), "%s pool", lb);
+		mode_out m = { .balance = NAN };
+		if (run_pool(spec, labels[b], opt_n, &m) == PX_ENOBACKEND) {
+			demo_note("%s: the process backend is not built into this parex (PX_ENOBACKEND); its row is skipped",
+				  lb);
+			continue;
+		}
+		ADD_ROW(labels[b], opt_n, K, m);
+	}
+	mode_out mio = { .balance = NAN };
+	run_io(io_n, "parex io, 1 thread", &mio, &io_backend);
+	char iolabel[64];
+	snprintf(iolabel, sizeof(iolabel), "parex io (%s)", io_backend);
+	ADD_ROW(iolabel, io_n, io_n, mio);
+	if (opt_burst > 0) {
+		/* Against the burst's server when the demo runs its own; its
+		 * latency differs, so no speedup over sequential is shown. */
+		target saved = tgt;
+		if (burst_url[0]) {
+			parse_url(burst_url, &tgt);
+			tgt.max_reply = saved.max_reply;
+			srv = &servers[1];
+		}
+		tgt.timeout_ns = saved.timeout_ns + (int64_t)(opt_burst_latency_ms * 1e6);
+		mode_out mb = { .balance = NAN };
+		run_io(opt_burst, "parex io burst", &mb, &io_backend);
+		snprintf(iolabel, sizeof(iolabel), "parex io burst (%s)", io_backend);
+		seq_per_req = NAN;
+		ADD_ROW(iolabel, opt_burst, opt_burst, mb);
+		tgt = saved;
+	}
+#undef ADD_ROW
+	demo_progress_clear();
+	server_stop();
+
+	demo_table_print(t);
+	printf("\nspeedup: sequential time per request / this mode's time per request;\n"
+	       "concurrency: requests that can be in flight at once; cpu_s: user+system CPU\n"
+	       "of this process and its children (the server child excluded); peak_rss_mb:\n"
+	       "sum over the process tree; threads/procs: counted while the mode ran;\n"
+	       "server_peak_conns: most connections the server held at once so far (the\n"
+	       "burst has its own server, answering after %.0f ms); balance: most requests\n"
+	       "run by one pool worker / ceil(requests / workers) (1.00: even).\n",
+	       opt_burst_latency_ms);
+
+	/* ---- verdict: computed from the table ---- */
+	int rs = 0;
+	double sw = num(t, rs, "wall_s"), scpu = num(t, rs, "cpu_s");
+	demo_verdict("sequential: %lld requests took %.2f s, %.1f ms each, of which %.1f%% was CPU time: I/O-bound work is waiting, and waiting does not need a CPU",
+		     (long long)opt_n, sw, sw / (double)opt_n * 1e3,
+		     100 * scpu / sw);
+	int rt = find(t, "thread pool"), rg = find(t, "thread:gil=1 pool"),
+	    rp = find(t, "process pool"), ri = find(t, "parex io ("),
+	    rb = find(t, "parex io burst");
+	double ideal = (double)(K < opt_n ? K : opt_n);
+	if (rt >= 0)
+		demo_verdict("thread pool, %d threads: %.1fx faster than sequential (a pool of %d can overlap at most %.0f waits, so %.0fx is its ceiling)",
+			     K, num(t, rt, "speedup"), K, ideal, ideal);
+	if (rg >= 0) {
+		double a = num(t, rg, "speedup"), b = num(t, rt, "speedup");
+		if (a >= 0.5 * ideal)
+			demo_verdict("with the GIL emulated, threads still reached %.1fx%s: blocking calls release the GIL, which is why Python threads do help I/O-bound work",
+				     a, rt >= 0 ? (fabs(a - b) / b < 0.25 ? " (about the same as without it)" : "") : "");
+		else
+			demo_verdict("with the GIL emulated, threads reached only %.1fx (ceiling %.0fx): the waits did not overlap as expected on this run",
+				     a, ideal);
+	}
+	if (rp >= 0) {
+		double sp = num(t, rp, "speedup"), bal = num(t, rp, "balance");
+		demo_verdict("process pool, %d processes: %.1fx, using %.0f processes and %.1f MiB of RSS in all",
+			     K, sp, num(t, rp, "procs"), num(t, rp, "peak_rss_mb"));
+		if (sp < 0.5 * ideal && bal > 1.5)
+			demo_verdict("the process pool fell short of its %.0fx ceiling because it spread the requests unevenly: one worker ran %.1fx its fair share (balance %.2f) while others idled",
+				     ideal, bal, bal);
+		if (rt >= 0) {
+			double st = num(t, rt, "speedup");
+			demo_verdict("against the thread pool, processes reached %.1fx vs %.1fx (%s) and cost %.1fx the memory (%.1f vs %.1f MiB) and %.1fx the CPU (%.3f vs %.3f s): for I/O, processes buy isolation, not speed",
+				     sp, st,
+				     fabs(sp - st) < 0.2 * st ? "about the same" :
+				     sp < st ? "slower" : "faster",
+				     num(t, rp, "peak_rss_mb") / num(t, rt, "peak_rss_mb"),
+				     num(t, rp, "peak_rss_mb"), num(t, rt, "peak_rss_mb"),
+				     num(t, rp, "cpu_s") / num(t, rt, "cpu_s"),
+				     num(t, rp, "cpu_s"), num(t, rt, "cpu_s"));
+		}
+	}
+	if (ri >= 0) {
+		double si = num(t, ri, "speedup");
+		demo_verdict("parex io from one thread: all %lld requests in flight at once, %.1fx faster than sequential, %.0f threads in the process, %.1f us of CPU per request",
+			     (long long)io_n, si, num(t, ri, "threads"),
+			     num(t, ri, "cpu_us_per_req"));
+		int best = rt >= 0 ? rt : rp;
+		if (best >= 0) {
+			double sb = num(t, best, "speedup");
+			if (si > 1.25 * sb)
+				demo_verdict("parex io beat the %d-worker pool %.1fx to %.1fx: a pool overlaps only as many waits as it has workers, io_uring overlaps them all",
+					     K, si, sb);
+			else if (sb > 1.25 * si)
+				demo_verdict("the %d-worker pool beat parex io here (%.1fx vs %.1fx)",
+					     K, sb, si);
+			else
+				demo_verdict("parex io and the %d-worker pool were about as fast (%.1fx vs %.1fx); io needs no threads per wait",
+					     K, si, sb);
+		}
+	}
+	if (rb >= 0 && num(t, rb, "errors") == 0) {
+		double peak = num(t, rb, "server_peak_conns");
+		char held[160] = "";
+		if (!isnan(peak))
+			snprintf(held, sizeof(held),
+				 "; its server, a parex io responder in one process, held %.0f connections open at once",
+				 peak);
+		demo_verdict("burst: %lld requests in flight from one thread completed in %.3f s (%.0f req/s)%s",
+			     (long long)opt_burst, num(t, rb, "wall_s"),
+			     num(t, rb, "req_per_s"), held);
+	}
+	demo_print_verdict();
+
+	char extra_json[640];
+	snprintf(extra_json, sizeof(extra_json),
+		 "\"url\": \"%s\", \"latency_ms\": %g, \"own_server\": %s",
+		 tgt.url, opt_url ? 0.0 : opt_latency_ms, opt_url ? "false" : "true");
+	int rc = demo_write_outputs(&o, t, extra_json) ? 1 : fail;
+	if (o.plot) {
+		char data[4096];
+		size_t len = 0;
+		for (int i = 0; i < demo_table_rows(t) && len < sizeof(data) - 200; i++)
+			len += (size_t)snprintf(data + len, sizeof(data) - len,
+						"\"%s\" %.4f\n", demo_table_str(t, i, "mode"),
+						num(t, i, "wall_s"));
+		const char *script =
+			"set terminal pngcairo size 900,500\nset output '$OUT'\n"
+			"set title 'demo_io: wall time per mode'\nset ylabel 'seconds (log)'\n"
+			"set logscale y\nset style fill solid 0.6\nset boxwidth 0.6\nset grid ytics\n"
+			"set xtics rotate by -20\n"
+			"plot '$DATA' using 0:2:xtic(1) with boxes notitle\n";
+		if (demo_plot(o.plot, script, data) == 0)
+			printf("\npicture: %s\n", o.plot);
+	}
+	demo_table_free(t);
+	return rc;
+}
