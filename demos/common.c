@@ -352,16 +352,24 @@ int demo_backend_list(const demo_opts *o, const demo_envcfg *e,
 
 const char *demo_spec(char *buf, size_t len, const char *entry, int workers)
 {
-	if (!workers) {
-		if (!entry)
+	if (!entry) {
+		if (!workers)
 			return NULL;
-		snprintf(buf, len, "%s", entry);
-	} else if (!entry) {
 		snprintf(buf, len, ":workers=%d", workers);
-	} else {
-		snprintf(buf, len, "%s%sworkers=%d", entry,
-			 strchr(entry, ':') ? "," : ":", workers);
+		return buf;
 	}
+	/* A named entry runs exactly what its label says: a gil=1 from the
+	 * environment's layers must not leak into it (it would even make
+	 * "inline" or "process" fail to open). */
+	bool has_keys = strchr(entry, ':') != NULL;
+	char extra[64] = "";
+	if (!strstr(entry, "gil="))
+		snprintf(extra, sizeof(extra), "gil=0");
+	if (workers)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+			 "%sworkers=%d", extra[0] ? "," : "", workers);
+	snprintf(buf, len, "%s%s%s", entry, extra[0] ? (has_keys ? "," : ":") : "",
+		 extra);
 	return buf;
 }
 

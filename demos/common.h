@@ -90,10 +90,11 @@ int demo_backend_list(const demo_opts *o, const demo_envcfg *e,
 		      const char **out);
 
 /*
- * Builds the spec for px_executor_open(): entry plus workers ("thread" ->
- * "thread:workers=4", "thread:gil=1" -> "thread:gil=1,workers=4", NULL ->
- * ":workers=4"); workers 0 leaves workers to the configuration (NULL entry
- * then gives NULL: the configuration alone).
+ * Builds the spec for px_executor_open(): entry plus workers, and gil=0
+ * unless the entry names gil ("thread" -> "thread:gil=0,workers=4",
+ * "thread:gil=1" -> "thread:gil=1,workers=4", NULL -> ":workers=4");
+ * workers 0 leaves workers to the configuration (a NULL entry then gives
+ * NULL: the configuration alone).
  */
 const char *demo_spec(char *buf, size_t len, const char *entry, int workers);
 

@@ -322,7 +322,7 @@ int main(int argc, char **argv)
 	for (int g = 0; g < ngran; g++) {
 		int nt = grans[g];
 		run base;
-		run_best("inline", "inline", 1, nt, elems, demo_prog, &base);
+		run_best("inline:gil=0", "inline", 1, nt, elems, demo_prog, &base);
 		if (!have_expect) {
 			expect = base.sum;
 			have_expect = true;

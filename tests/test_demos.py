@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""tests/test_demos.py - runs the demos with tiny sizes and checks what they
+promise: exit 0, a table and a computed verdict on stdout, a CSV with the
+expected columns (every row complete, numbers where numbers belong), valid
+JSON, one-line errors with a non-zero exit for bad input, and the executor
+taken from $PAREX_EXECUTOR or parex.conf. Never checks timings.
+
+Usage: test_demos.py DEMO_DIR CASE   (CASE: cpu, io, io_refused, race,
+       pipeline, badinput, config, plot)
+"""
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+COLUMNS = {
+    "demo_cpu": ["backend", "workers", "tasks", "task_us", "wall_s", "speedup",
+                 "efficiency", "cpu_s", "ovh_us", "peak_rss_mb", "procs",
+                 "threads", "start_ms", "balance"],
+    "demo_io": ["mode", "requests", "concurrency", "wall_s", "speedup",
+                "req_per_s", "cpu_s", "cpu_us_per_req", "peak_rss_mb",
+                "threads", "procs", "errors", "server_peak_conns", "balance"],
+    "demo_race": ["workers_kind", "sync", "workers", "expected", "count",
+                  "lost", "lost_pct", "wall_ms", "ns_per_inc"],
+    "demo_pipeline": ["workers_kind", "producers", "consumers", "items",
+                      "item_bytes", "wall_s", "items_per_s", "mb_per_s",
+                      "cpu_s", "received", "missing", "duplicates",
+                      "malformed", "out_of_order", "queued_at_close"],
+}
+TEXT = {"backend", "mode", "workers_kind", "sync"}
+
+demo_dir = sys.argv[1]
+case = sys.argv[2]
+tmp = tempfile.mkdtemp(prefix="px-test-demos-")
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg)
+
+
+def run(demo, args, env=None, cwd=None, timeout=120):
+    full_env = dict(os.environ)
+    # The demos must not pick up a configuration from the test environment.
+    for k in ("PAREX_EXECUTOR", "PAREX_CONFIG"):
+        full_env.pop(k, None)
+    full_env.update(env or {})
+    cmd = [os.path.join(demo_dir, demo)] + args
+    print("$", " ".join(cmd), flush=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=full_env,
+                       cwd=cwd or tmp, timeout=timeout)
+    sys.stdout.write(p.stdout)
+    sys.stdout.write(p.stderr)
+    return p
+
+
+def check_csv(demo, path, min_rows):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != COLUMNS[demo]:
+        fail(f"{demo}: CSV header {rows[0] if rows else None} != {COLUMNS[demo]}")
+        return []
+    out = []
+    for r in rows[1:]:
+        if len(r) != len(COLUMNS[demo]):
+            fail(f"{demo}: CSV row with {len(r)} fields: {r}")
+            continue
+        rec = dict(zip(COLUMNS[demo], r))
+        for k, v in rec.items():
+            if k in TEXT:
+                if not v:
+                    fail(f"{demo}: empty {k}")
+            elif v != "":
+                try:
+                    float(v)
+                except ValueError:
+                    fail(f"{demo}: column {k} is not a number: {v!r}")
+        out.append(rec)
+    if len(out) < min_rows:
+        fail(f"{demo}: {len(out)} CSV rows, expected at least {min_rows}")
+    return out
+
+
+def check_ok(demo, args, min_rows, env=None, cwd=None):
+    c = os.path.join(tmp, demo + ".csv")
+    j = os.path.join(tmp, demo + ".json")
+    for f in (c, j):
+        if os.path.exists(f):
+            os.unlink(f)
+    p = run(demo, args + ["--csv", c, "--json", j], env=env, cwd=cwd)
+    if p.returncode != 0:
+        fail(f"{demo} {args}: exit {p.returncode}")
+        return [], p
+    if "Verdict" not in p.stdout:
+        fail(f"{demo}: no verdict printed")
+    rows = check_csv(demo, c, min_rows)
+    with open(j) as f:
+        doc = json.load(f)
+    if doc.get("demo") != demo or len(doc.get("rows", [])) != len(rows):
+        fail(f"{demo}: JSON demo/rows do not match the CSV")
+    if not doc.get("verdict"):
+        fail(f"{demo}: JSON has no verdict")
+    return rows, p
+
+
+def check_bad(demo, args, want_rc=None, want_text=None):
+    p = run(demo, args, timeout=60)
+    err = p.stderr.strip().splitlines()
+    if p.returncode == 0:
+        fail(f"{demo} {args}: exit 0 on bad input")
+    if want_rc is not None and p.returncode != want_rc:
+        fail(f"{demo} {args}: exit {p.returncode}, expected {want_rc}")
+    if len(err) != 1:
+        fail(f"{demo} {args}: expected a one-line error, got {err}")
+    elif want_text and want_text not in err[0]:
+        fail(f"{demo} {args}: error {err[0]!r} lacks {want_text!r}")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connections are refused
+    return port
+
+
+if case == "cpu":
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "64",
+                                     "--workers", "2"], 2)
+    backends = {r["backend"] for r in rows}
+    for b in ("inline", "thread", "thread:gil=1"):
+        if b not in backends:
+            fail(f"demo_cpu: no {b} rows ({backends})")
+    for r in rows:
+        if r["backend"] == "inline" and float(r["speedup"]) != 1.0:
+            fail("demo_cpu: the baseline's speedup is not 1")
+elif case == "io":
+    rows, _ = check_ok("demo_io", ["--requests", "12", "--latency-ms", "5",
+                                   "--workers", "4", "--burst", "64",
+                                   "--burst-latency-ms", "50"], 4)
+    modes = [r["mode"] for r in rows]
+    if modes[:1] != ["sequential"] or not any(m.startswith("parex io (") for m in modes) \
+            or not any(m.startswith("parex io burst") for m in modes) \
+            or "thread pool" not in modes:
+        fail(f"demo_io: unexpected modes {modes}")
+    for r in rows:
+        if r["errors"] != "0":
+            fail(f"demo_io: {r['mode']}: {r['errors']} errors")
+    burst = [r for r in rows if r["mode"].startswith("parex io burst")]
+    if burst and burst[0]["server_peak_conns"] in ("", "0"):
+        fail("demo_io: no server peak reported for the burst")
+elif case == "io_refused":
+    port = free_port()
+    check_bad("demo_io", ["--url", f"http://127.0.0.1:{port}/", "--timeout-ms",
+                          "2000"], want_rc=1, want_text="refused")
+    check_bad("demo_io", ["--url", "http://127.0.0.1:notaport/"], want_rc=2)
+    check_bad("demo_io", ["--url", "https://127.0.0.1/"], want_rc=2)
+elif case == "race":
+    rows, _ = check_ok("demo_race", ["--workers", "3", "--iters", "2000",
+                                     "--runs", "2"], 6)
+    for r in rows:
+        if r["sync"] != "none" and r["count"] != r["expected"]:
+            fail(f"demo_race: {r['workers_kind']} {r['sync']} counted {r['count']}")
+        if int(r["count"]) > int(r["expected"]):
+            fail("demo_race: counted more than expected")
+elif case == "pipeline":
+    for extra in ([], ["--size", "200", "--producers", "3", "--consumers", "1"]):
+        rows, _ = check_ok("demo_pipeline", ["--items", "3000"] + extra, 2)
+        for r in rows:
+            total = int(r["items"])
+            if (int(r["received"]) != total or r["missing"] != "0"
+                    or r["duplicates"] != "0" or r["malformed"] != "0"
+                    or r["out_of_order"] != "0"):
+                fail(f"demo_pipeline: {r}")
+elif case == "badinput":
+    for demo in COLUMNS:
+        check_bad(demo, ["--no-such-option"], want_rc=2, want_text="unknown option")
+        check_bad(demo, ["--workers", "0"], want_rc=2, want_text="--workers")
+        check_bad(demo, ["--workers", "x"], want_rc=2)
+        p = run(demo, ["--help"])
+        if p.returncode != 0 or "--backend" not in p.stdout:
+            fail(f"{demo} --help")
+    check_bad("demo_cpu", ["--backend", "bogus", "--seconds", "0.01"], want_rc=1,
+              want_text="bogus")
+    check_bad("demo_race", ["--backend", "bogus"], want_rc=2)
+    p = run("demo_cpu", ["--seconds", "0.01"], env={"PAREX_EXECUTOR": "thread:workers=zero"})
+    if p.returncode == 0 or len(p.stderr.strip().splitlines()) != 1:
+        fail("demo_cpu: a bad PAREX_EXECUTOR must give a one-line error")
+elif case == "config":
+    # By environment: only the configured executor runs (plus the baseline).
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32"], 2,
+                       env={"PAREX_EXECUTOR": "thread:gil=1,workers=2"})
+    names = {r["backend"] for r in rows}
+    if names != {"inline", "thread:gil=1 (config)"}:
+        fail(f"demo_cpu by PAREX_EXECUTOR ran {names}")
+    if {r["workers"] for r in rows if r["backend"] != "inline"} != {"2"}:
+        fail("demo_cpu: workers from PAREX_EXECUTOR not honoured")
+    # By parex.conf in the working directory.
+    d = tempfile.mkdtemp(dir=tmp)
+    with open(os.path.join(d, "parex.conf"), "w") as f:
+        f.write("[executor]\nbackend = inline\nworkers = 1\n")
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32"], 2, cwd=d)
+    names = {r["backend"] for r in rows}
+    if names != {"inline", "inline (config)"}:
+        fail(f"demo_cpu by parex.conf ran {names}")
+    rows, _ = check_ok("demo_race", ["--iters", "100", "--runs", "1"], 3, cwd=d)
+    if {r["workers"] for r in rows} != {"1"} or {r["workers_kind"] for r in rows} != {"threads"}:
+        fail("demo_race: parex.conf (inline, 1 worker) not honoured")
+    # --backend wins over the configuration.
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32",
+                                    "--backend", "thread", "--workers", "1"], 2, cwd=d)
+    if {r["backend"] for r in rows} != {"inline", "thread"}:
+        fail("demo_cpu: --backend did not override parex.conf")
+elif case == "plot":
+    png = os.path.join(tmp, "race.png")
+    p = run("demo_race", ["--workers", "2", "--iters", "100", "--runs", "1",
+                          "--plot", png])
+    if p.returncode != 0:
+        fail(f"demo_race --plot: exit {p.returncode}")
+    if shutil.which("gnuplot"):
+        with open(png, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                fail("demo_race --plot: not a PNG")
+    elif "gnuplot is not installed" not in p.stderr:
+        fail("demo_race --plot without gnuplot: no plain message")
+else:
+    print("unknown case", case)
+    sys.exit(2)
+
+shutil.rmtree(tmp, ignore_errors=True)
+if failures:
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1)
+print("ok")
