@@ -1,0 +1,325 @@
+/*
+ * parex/io.h - asynchronous I/O whose operations complete as px_futures.
+ *
+ * An I/O context (px_io) runs operations on io_uring: each call queues one
+ * operation and hands back a px_future that completes with the operation's
+ * result as an int64_t (px_future_get_i64): bytes transferred, a new file
+ * descriptor, a poll mask, or 0. A failed operation completes with the
+ * kernel's negative errno as the future's error (-EBADF, -ECONNREFUSED...).
+ * The futures are the same as those of the executors, so one px_wait() can
+ * wait on I/O and tasks together.
+ *
+ * Threads: every function may be called from any thread, and waiting on an
+ * I/O future blocks only the waiting thread. A reaper thread per context
+ * completes the futures; a thread that submits may also complete the
+ * operations that finished at once (see io/README.md). Done callbacks
+ * (px_future_on_done) of I/O futures therefore run in the reaper thread or in
+ * a thread inside a px_io_* call on the same context; they must not block, and
+ * they may start further operations, which are then submitted together.
+ *
+ * Batching: operations started between px_io_batch_begin() and
+ * px_io_batch_end() in one thread go to the kernel in one system call.
+ * Operations started from done callbacks are batched the same way.
+ *
+ * Backends: where io_uring is unavailable (an old kernel, a seccomp profile
+ * answering EPERM, /proc/sys/kernel/io_uring_disabled), the same API runs on
+ * a small pool of blocking threads; px_io_backend_get() says which one runs
+ * and a line on stderr says so once per process. PAREX_IO=uring or
+ * PAREX_IO=threads in the environment forces one.
+ *
+ * Memory: buffers, iovec arrays and accept's address outputs belong to the
+ * caller and must stay valid until the operation's future is done. Paths
+ * (openat) and connect addresses are copied.
+ *
+ * fork(): a context belongs to the process that created it. In a child, every
+ * call on an inherited context fails with PX_EFORKED (the child shares no
+ * ring with the parent); px_io_destroy() in the child frees what it safely
+ * can. Create a new context in the child.
+ */
+#ifndef PAREX_IO_H
+#define PAREX_IO_H
+
+#include <parex/future.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct px_io px_io;
+
+typedef enum px_io_backend {
+	PX_IO_AUTO = 0,    /* $PAREX_IO if set, else io_uring when usable */
+	PX_IO_URING = 1,   /* io_uring with a reaper thread */
+	PX_IO_THREADS = 2, /* blocking calls on a small thread pool */
+} px_io_backend;
+
+typedef struct px_io_config {
+	px_io_backend backend; /* PX_IO_AUTO picks as above */
+	unsigned entries;      /* io_uring submission ring size; 0: 4096 */
+	unsigned threads;      /* threads backend: most workers; 0: 16 */
+} px_io_config;
+
+/*
+ * Creates an I/O context and its reaper (or worker) threads. cfg may be NULL
+ * (all defaults). A context asked for io_uring explicitly (in cfg or
+ * PAREX_IO=uring) does not fall back: it fails with the reason (-ENOSYS,
+ * -EPERM). Returns 0, -EINVAL (bad cfg or PAREX_IO value), -ENOMEM, -EAGAIN.
+ */
+PX_API int px_io_create(px_io **out, const px_io_config *cfg);
+
+/*
+ * Cancels every operation still in flight, waits until each future is done
+ * (cancelled, or finished if it could not be stopped), stops the threads and
+ * frees the context. Futures stay valid for their holders. Must not be called
+ * from a done callback of the same context. Accepts NULL.
+ */
+PX_API void px_io_destroy(px_io *io);
+
+/* The backend the context runs on: PX_IO_URING or PX_IO_THREADS. */
+PX_API px_io_backend px_io_backend_get(const px_io *io);
+
+/* The backend's name: "uring" or "threads". */
+PX_API const char *px_io_backend_name(const px_io *io);
+
+/*
+ * Whether this process can use io_uring: 0, or the negative reason (-ENOSYS:
+ * no io_uring; -EPERM: blocked by seccomp or io_uring_disabled; -EOPNOTSUPP:
+ * the kernel lacks an operation parex needs, before Linux 5.19). Probed once
+ * per process, then cached.
+ */
+PX_API int px_io_uring_probe(void);
+
+typedef struct px_io_stats {
+	uint64_t ops;       /* operations started */
+	uint64_t completed; /* operations whose future was completed */
+	uint64_t enters;    /* io_uring_enter calls made to submit or wait */
+	uint64_t inflight;  /* started and not yet completed */
+} px_io_stats;
+
+/* Fills *out with counters (not one atomic snapshot). 0 or -EINVAL. */
+PX_API int px_io_stats_get(const px_io *io, px_io_stats *out);
+
+/* Per-operation options; pass NULL for none. */
+typedef struct px_io_opts {
+	/*
+	 * A deadline relative to the call: if the operation has not finished
+	 * by then it is cancelled and its future fails with -ETIMEDOUT (an
+	 * io_uring linked timeout). 0 or PX_FOREVER: none.
+	 */
+	int64_t timeout_ns;
+} px_io_opts;
+
+/* Offset meaning "the file's current position" (and the only one pipes and
+ * sockets take). */
+#define PX_IO_CUR ((int64_t)-1)
+
+/*
+ * The operations. Each starts one operation and stores its future (one
+ * reference, yours) through out. They return 0 once the operation is queued,
+ * or -EINVAL (a NULL pointer or bad argument), -ENOMEM, PX_ESHUTDOWN (the
+ * context is being destroyed), PX_EFORKED; the operation's own failure comes
+ * later, as the future's error.
+ */
+
+/* Reads up to len bytes at offset off (PX_IO_CUR: current position). Result:
+ * bytes read, 0 at end of file. */
+PX_API int px_io_read(px_io *io, int fd, void *buf, size_t len, int64_t off,
+		      const px_io_opts *opts, px_future **out);
+
+/* Writes up to len bytes at off. Result: bytes written. */
+PX_API int px_io_write(px_io *io, int fd, const void *buf, size_t len,
+		       int64_t off, const px_io_opts *opts, px_future **out);
+
+/* Scatter read into iovcnt buffers (the iovec array must stay valid). */
+PX_API int px_io_readv(px_io *io, int fd, const struct iovec *iov, int iovcnt,
+		       int64_t off, const px_io_opts *opts, px_future **out);
+
+/* Gather write from iovcnt buffers. */
+PX_API int px_io_writev(px_io *io, int fd, const struct iovec *iov, int iovcnt,
+			int64_t off, const px_io_opts *opts, px_future **out);
+
+/* Flags for px_io_fsync(). */
+enum { PX_IO_DATASYNC = 1u << 0 /* fdatasync() rather than fsync() */ };
+
+/* Flushes fd to storage. Result: 0. */
+PX_API int px_io_fsync(px_io *io, int fd, unsigned flags,
+		       const px_io_opts *opts, px_future **out);
+
+/* openat(dirfd, path, flags, mode); path is copied. Result: the new fd. */
+PX_API int px_io_openat(px_io *io, int dirfd, const char *path, int flags,
+			mode_t mode, const px_io_opts *opts, px_future **out);
+
+/* Closes fd. Result: 0. */
+PX_API int px_io_close(px_io *io, int fd, const px_io_opts *opts,
+		       px_future **out);
+
+/*
+ * Accepts a connection on listening socket fd, with accept4() flags
+ * (SOCK_CLOEXEC, SOCK_NONBLOCK). addr and addrlen may be NULL; else they
+ * are written when the future completes. Result: the new socket.
+ */
+PX_API int px_io_accept(px_io *io, int fd, struct sockaddr *addr,
+			socklen_t *addrlen, int flags, const px_io_opts *opts,
+			px_future **out);
+
+/* Connects socket fd to addr (copied; at most sizeof(struct
+ * sockaddr_storage)). Result: 0. */
+PX_API int px_io_connect(px_io *io, int fd, const struct sockaddr *addr,
+			 socklen_t addrlen, const px_io_opts *opts,
+			 px_future **out);
+
+/* send(fd, buf, len, flags). Result: bytes sent. Add MSG_NOSIGNAL to get
+ * -EPIPE rather than SIGPIPE from a closed peer. */
+PX_API int px_io_send(px_io *io, int fd, const void *buf, size_t len,
+		      int flags, const px_io_opts *opts, px_future **out);
+
+/* recv(fd, buf, len, flags). Result: bytes received, 0 when the peer
+ * closed. */
+PX_API int px_io_recv(px_io *io, int fd, void *buf, size_t len, int flags,
+		      const px_io_opts *opts, px_future **out);
+
+/* Waits until fd has one of the poll(2) events (POLLIN, POLLOUT...). Result:
+ * the events that are set. */
+PX_API int px_io_poll(px_io *io, int fd, unsigned events,
+		      const px_io_opts *opts, px_future **out);
+
+/* Completes after ns nanoseconds (an io_uring timeout). Result: 0. */
+PX_API int px_io_sleep(px_io *io, int64_t ns, px_future **out);
+
+/* Does nothing, through the whole submit/complete path. Result: 0. */
+PX_API int px_io_nop(px_io *io, px_future **out);
+
+/*
+ * Cancelling: px_future_cancel(f, PX_CANCEL_RUNNING) on an I/O future asks
+ * the kernel to stop the operation (IORING_OP_ASYNC_CANCEL) and returns 0;
+ * the future then completes as cancelled, or with its result if the
+ * operation finished first. Without the flag it returns -EBUSY, since an I/O
+ * operation runs from the moment it is started.
+ */
+
+/*
+ * Holds back the system call for operations this thread starts on io until
+ * the matching px_io_batch_end(), which submits them all at once. Pairs may
+ * nest. Returns 0, -EINVAL, or -EBUSY if this thread holds a batch open on
+ * another context.
+ */
+PX_API int px_io_batch_begin(px_io *io);
+
+/* Closes a batch; the outermost end submits. 0, -EINVAL (no batch open). */
+PX_API int px_io_batch_end(px_io *io);
+
+/* Helpers for clients and small servers -------------------------------- */
+
+/*
+ * Once len bytes of a reply have arrived, says how long the whole reply is:
+ * its total length if known (an HTTP client parses Content-Length), 0 if not
+ * yet known, or a negative error code to abort the exchange.
+ */
+typedef int64_t (*px_io_frame_fn)(const void *reply, size_t len, void *arg);
+
+typedef struct px_io_request_opts {
+	int64_t timeout_ns;   /* the whole exchange; 0 or PX_FOREVER: none */
+	size_t expect;        /* stop after this many reply bytes; 0: none */
+	px_io_frame_fn frame; /* optional, see px_io_frame_fn */
+	void *frame_arg;
+} px_io_request_opts;
+
+/*
+ * One request/response exchange over a new TCP (or Unix) connection:
+ * connects to addr, sends the req_len bytes at req (copied), then reads the
+ * reply into reply[0..reply_cap) until the peer closes, or expect bytes or
+ * the length frame() gives have arrived. opts may be NULL. The future's
+ * result is the number of reply bytes; errors: the connect's (-ECONNREFUSED),
+ * -ETIMEDOUT, -EMSGSIZE (the reply does not fit reply_cap), -ECONNRESET (the
+ * peer closed before the expected length), or frame()'s. reply must stay
+ * valid until the future is done. Returns as the operations above do.
+ */
+PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
+			 socklen_t addrlen, const void *req, size_t req_len,
+			 void *reply, size_t reply_cap,
+			 const px_io_request_opts *opts, px_future **out);
+
+/*
+ * Creates a TCP socket listening on ip:port (ip NULL: 127.0.0.1; port 0: any
+ * free port) with the given backlog, close-on-exec and non-blocking. Stores
+ * the socket through fd and the port through port_out (may be NULL). Returns
+ * 0 or the failing call's negative errno.
+ */
+PX_API int px_io_tcp_listen(const char *ip, uint16_t port, int backlog,
+			    int *fd, uint16_t *port_out);
+
+/* An accept loop: keeps accepts in flight on a listening socket. */
+typedef struct px_io_acceptor px_io_acceptor;
+
+/*
+ * Called for each accepted connection with its socket (yours to close), or
+ * with a negative errno when an accept failed (the loop then pauses 10 ms and
+ * goes on). Runs like a done callback: must not block.
+ */
+typedef void (*px_io_accept_fn)(px_io *io, int fd, void *arg);
+
+/*
+ * Starts an accept loop on listen_fd (which stays the caller's; the loop
+ * keeps `depth` accepts in flight, 0: 4, and sets the socket non-blocking).
+ * Returns 0, -EINVAL, -ENOMEM, or an operation's start error.
+ */
+PX_API int px_io_acceptor_start(px_io_acceptor **out, px_io *io,
+				int listen_fd, unsigned depth,
+				px_io_accept_fn fn, void *arg);
+
+/*
+ * Stops the loop: cancels its accepts and waits until none is in flight and
+ * no fn call runs, then frees it. Must not be called from a callback of the
+ * same context. Accepts NULL.
+ */
+PX_API void px_io_acceptor_stop(px_io_acceptor *a);
+
+/*
+ * A canned-reply server, for tests, benchmarks and demos: for every
+ * connection it reads the request until `request_end` has arrived (or, if
+ * NULL, after the first read), waits delay_ns, sends the reply and closes.
+ * It holds any number of connections at once on one context.
+ */
+typedef struct px_io_responder px_io_responder;
+
+typedef struct px_io_responder_config {
+	const void *reply;       /* copied */
+	size_t reply_len;
+	int64_t delay_ns;        /* before answering; 0: at once */
+	const char *request_end; /* e.g. "\r\n\r\n"; NULL: first read */
+	size_t max_request;      /* longer requests are dropped; 0: 8192 */
+} px_io_responder_config;
+
+/*
+ * Starts serving on listen_fd (the caller's; see px_io_acceptor_start).
+ * Returns 0, -EINVAL, -ENOMEM, or an operation's start error.
+ */
+PX_API int px_io_responder_start(px_io_responder **out, px_io *io,
+				 int listen_fd,
+				 const px_io_responder_config *cfg);
+
+typedef struct px_io_responder_stats {
+	uint64_t accepted; /* connections accepted */
+	uint64_t replied;  /* replies sent in full */
+	uint64_t dropped;  /* closed without a reply (error, early close) */
+	uint64_t peak;     /* most connections open at once */
+} px_io_responder_stats;
+
+/* Counters so far. 0 or -EINVAL. */
+PX_API int px_io_responder_stats_get(const px_io_responder *r,
+				     px_io_responder_stats *out);
+
+/*
+ * Stops accepting, cancels the connections still open, waits until all are
+ * closed and frees the server. Same rules as px_io_acceptor_stop().
+ */
+PX_API void px_io_responder_stop(px_io_responder *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAREX_IO_H */
