@@ -103,7 +103,8 @@ struct px_task {
 	uint32_t max_result;
 	px_future *f;   /* the in-process future (threads, inline); NULL in a
 			   process worker */
-	void *blocking; /* token of an open blocking section */
+	void *blocking; /* token of the open blocking section */
+	unsigned blocking_depth; /* nested blocking_begin calls */
 	void *backend;  /* free for the backend's ops */
 };
 

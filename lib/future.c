@@ -176,11 +176,21 @@ static void cache_key_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* Makes sure the thread's cache is spilled when the thread exits. */
+static void cache_register(struct fcache *c)
+{
+	if (c->registered)
+		return;
+	pthread_once(&cache_once, cache_key_init);
+	pthread_setspecific(cache_key, c);
+	c->registered = true;
+}
+
 static px_future *cache_get(void)
 {
 	struct fcache *c = &tcache;
 	if (!c->head) {
-		pthread_once(&cache_once, cache_key_init);
+		cache_register(c);
 		pthread_mutex_lock(&glock);
 		px_future *b = gbatches;
 		if (b) {
@@ -204,11 +214,7 @@ static px_future *cache_get(void)
 static void cache_put(px_future *f)
 {
 	struct fcache *c = &tcache;
-	if (!c->registered) {
-		pthread_once(&cache_once, cache_key_init);
-		pthread_setspecific(cache_key, c);
-		c->registered = true;
-	}
+	cache_register(c);
 	f->qnext = c->head;
 	c->head = f;
 	if (++c->n > CACHE_MAX)
@@ -326,10 +332,12 @@ bool px__future_try_start(px_future *f)
 			continue;
 		}
 		/* acquire: the starter then reads the task record written before
-		 * the submit's release (the queue's publication). */
+		 * the submit's release (the queue's publication). release: a
+		 * canceller that sees RUNNING (acquire) then reads the cancel
+		 * hook the producer set before starting. */
 		if (atomic_compare_exchange_weak_explicit(
 			    &f->state, &w, (w & ~PX__F_STATE_MASK) | PX_FUTURE_RUNNING,
-			    memory_order_acquire, memory_order_relaxed))
+			    memory_order_acq_rel, memory_order_relaxed))
 			return true;
 	}
 	return false;
@@ -347,25 +355,59 @@ static void fire_list(px_future *f, struct px__node *n)
 }
 
 /*
- * Moves f to final state s with outcome err (and message msg, owned, may be
- * NULL), if not already final; with only_pending, only from PENDING (a plain
- * cancel). Taking the lock bit serialises finishers against each other and
- * against a start; the release store that drops it publishes err/result/msg.
- * Returns 0, -EALREADY, or -EBUSY (only_pending and the work started).
+ * What finish() installs: the final state, the error, and optionally a
+ * message (owned, may be NULL) and a result (a malloc'd buffer to adopt, or
+ * up to PX__RES_INLINE bytes to copy). Installing them under the lock bit
+ * lets two producers race to complete a promise: the loser's outcome is
+ * dropped whole.
  */
-static int finish(px_future *f, uint32_t s, int err, bool only_pending,
-		  char *msg)
+struct outcome {
+	uint32_t state;
+	int err;
+	bool only_pending; /* a plain cancel: only from PENDING */
+	char *msg;
+	bool has_result;
+	void *heap;
+	const void *bytes;
+	size_t len;
+};
+
+static void drop_outcome(struct outcome *o)
+{
+	free(o->msg);
+	free(o->heap);
+}
+
+/*
+ * Moves f to its final state, if not already final (and, with
+ * only_pending, if not started). Taking the lock bit serialises finishers
+ * against each other and against a start; the release store that drops it
+ * publishes err/result/msg. Returns 0, -EALREADY, or -EBUSY.
+ */
+static int finish(px_future *f, struct outcome *o)
 {
 	uint32_t w;
-	int busy = lock_state(f, only_pending ? NEED_PENDING : NEED_UNFINISHED, &w);
+	int busy = lock_state(f, o->only_pending ? NEED_PENDING : NEED_UNFINISHED, &w);
 	if (busy) {
-		free(msg);
+		drop_outcome(o);
 		return busy;
 	}
-	f->err = err;
-	if (msg) {
+	f->err = o->err;
+	if (o->msg) {
 		free(f->msg);
-		f->msg = msg;
+		f->msg = o->msg;
+	}
+	if (o->has_result) {
+		if (f->result != f->res_inline)
+			free(f->result);
+		if (o->heap) {
+			f->result = o->heap;
+		} else {
+			f->result = f->res_inline;
+			if (o->len)
+				memcpy(f->res_inline, o->bytes, o->len);
+		}
+		f->result_len = (uint32_t)o->len;
 	}
 	struct px__node *list = f->head;
 	f->head = f->tail = NULL;
@@ -373,25 +415,32 @@ static int finish(px_future *f, uint32_t s, int err, bool only_pending,
 		n->linked = false;
 	/* Publish the outcome, drop the lock and the WAITERS bit at once:
 	 * every sleeper is woken just below. */
-	atomic_store_explicit(&f->state, s, memory_order_release);
+	atomic_store_explicit(&f->state, o->state, memory_order_release);
 	if (w & PX__F_WAITERS)
 		px__futex_wake(&f->state, INT_MAX);
 	fire_list(f, list);
 	return 0;
 }
 
+static int finish_with(px_future *f, uint32_t state, int err)
+{
+	struct outcome o = { .state = state, .err = err };
+	return finish(f, &o);
+}
+
 int px__future_complete(px_future *f, int err)
 {
 	if (err > 0)
 		err = -err;
-	if (err == -ECANCELED)
-		return finish(f, PX_FUTURE_CANCELLED, err, false, NULL);
-	return finish(f, PX_FUTURE_DONE, err, false, NULL);
+	return finish_with(f, err == -ECANCELED ? PX_FUTURE_CANCELLED
+						: PX_FUTURE_DONE, err);
 }
 
 bool px__future_cancel_pending(px_future *f)
 {
-	return finish(f, PX_FUTURE_CANCELLED, -ECANCELED, true, NULL) == 0;
+	struct outcome o = { .state = PX_FUTURE_CANCELLED, .err = -ECANCELED,
+			     .only_pending = true };
+	return finish(f, &o) == 0;
 }
 
 /* Completion list --------------------------------------------------------- */
@@ -635,14 +684,21 @@ PX_API int px_promise_set_result(px_future *f, const void *data, size_t len)
 {
 	if (!f || (!data && len))
 		return -EINVAL;
+	if (len > UINT32_MAX)
+		return -EMSGSIZE;
 	if (px_future_is_done(f))
 		return -EALREADY;
-	int r = px__future_store_result(f, data, len);
-	if (r) {
-		finish(f, PX_FUTURE_DONE, r, false, NULL);
-		return r;
+	struct outcome o = { .state = PX_FUTURE_DONE, .has_result = true,
+			     .bytes = data, .len = len };
+	if (len > PX__RES_INLINE) {
+		/* Copied before locking: the lock bit is held for a moment. */
+		if (!(o.heap = malloc(len))) {
+			finish_with(f, PX_FUTURE_DONE, -ENOMEM);
+			return -ENOMEM;
+		}
+		memcpy(o.heap, data, len);
 	}
-	return finish(f, PX_FUTURE_DONE, 0, false, NULL);
+	return finish(f, &o);
 }
 
 PX_API int px_promise_set_i64(px_future *f, int64_t value)
@@ -658,18 +714,19 @@ PX_API int px_promise_set_error(px_future *f, int err, const char *message)
 		err = -err;
 	if (err == 0)
 		err = -EIO;
-	char *m = NULL;
-	if (message && !(m = strdup(message)))
-		return finish(f, PX_FUTURE_DONE, -ENOMEM, false, NULL);
-	return finish(f, err == -ECANCELED ? PX_FUTURE_CANCELLED : PX_FUTURE_DONE,
-		      err, false, m);
+	struct outcome o = { .state = err == -ECANCELED ? PX_FUTURE_CANCELLED
+							: PX_FUTURE_DONE,
+			     .err = err };
+	if (message && !(o.msg = strdup(message)))
+		o.err = -ENOMEM;
+	return finish(f, &o);
 }
 
 PX_API int px_promise_set_cancelled(px_future *f)
 {
 	if (!f)
 		return -EINVAL;
-	return finish(f, PX_FUTURE_CANCELLED, -ECANCELED, false, NULL);
+	return finish_with(f, PX_FUTURE_CANCELLED, -ECANCELED);
 }
 
 PX_API void px_promise_on_cancel(px_future *f, px_cancel_fn fn, void *arg)

@@ -76,15 +76,22 @@ static void fut_set_message(px_task *t, const char *msg)
 	px__future_store_message(t->f, msg);
 }
 
+/* Blocking sections nest (px_task_sleep inside a begin/end pair): only the
+ * outermost one releases and retakes the GIL. */
 static void fut_blocking_begin(px_task *t)
 {
-	t->blocking = px__blocking_enter();
+	if (t->blocking_depth++ == 0)
+		t->blocking = px__blocking_enter();
 }
 
 static void fut_blocking_end(px_task *t)
 {
-	px__blocking_leave(t->blocking);
-	t->blocking = NULL;
+	if (t->blocking_depth == 0)
+		return; /* unpaired end: ignore */
+	if (--t->blocking_depth == 0) {
+		px__blocking_leave(t->blocking);
+		t->blocking = NULL;
+	}
 }
 
 const struct px__task_ops px__future_task_ops = {
@@ -129,8 +136,10 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
 	int64_t t0 = timed ? px__now_ns() : 0;
 	int err = f->fn(&t, f->arg, f->arg_len);
 	int64_t t1 = timed ? px__now_ns() : 0;
-	if (t.blocking) /* an unpaired blocking_begin: take the GIL back */
+	if (t.blocking_depth) { /* unpaired blocking_begin: retake the GIL */
+		t.blocking_depth = 1;
 		fut_blocking_end(&t);
+	}
 	if (err > 0)
 		err = -err;
 	px__future_complete(f, err);

@@ -3,8 +3,11 @@
  * threads fed by one bounded lock-free MPMC queue of futures.
  *
  * The queue is Vyukov's bounded MPMC array: each slot carries a sequence
- * number that says whose turn it is (producer at lap L sees seq == pos,
- * consumer sees seq == pos + 1), so producers and consumers each CAS only
+ * number that says whose turn it is. Sequence numbers are doubled (the
+ * producer of position pos expects 2*pos, publishes 2*pos + 1; the consumer
+ * frees the slot for position pos + cap with 2*(pos + cap)), so "published"
+ * and "free for the next lap" never coincide, even with capacity 1. So
+ * producers and consumers each CAS only
  * their own index, head and tail sit on separate cache lines, and capacity
  * is exactly what the configuration asked for (positions are taken modulo
  * the capacity, not masked).
@@ -128,7 +131,7 @@ static int tp_push(struct thread_pool *tp, px_future *f)
 			return PX_ESHUTDOWN;
 		s = slot_at(tp, pos);
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-		int64_t diff = (int64_t)(seq - pos);
+		int64_t diff = (int64_t)(seq - 2 * pos);
 		if (diff == 0) {
 			/* seq_cst: the parking handshake (see top). */
 			if (atomic_compare_exchange_weak_explicit(
@@ -142,7 +145,7 @@ static int tp_push(struct thread_pool *tp, px_future *f)
 		}
 	}
 	s->item = f;
-	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+	atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
 	return 0;
 }
 
@@ -162,14 +165,14 @@ static unsigned tp_pop_batch(struct thread_pool *tp, px_future **out,
 			uint64_t p = pos + n;
 			uint64_t seq = atomic_load_explicit(&slot_at(tp, p)->seq,
 							    memory_order_acquire);
-			if (seq != p + 1)
+			if (seq != 2 * p + 1)
 				break;
 			n++;
 		}
 		if (n == 0) {
 			uint64_t seq = atomic_load_explicit(
 				&slot_at(tp, pos)->seq, memory_order_acquire);
-			if ((int64_t)(seq - (pos + 1)) < 0)
+			if ((int64_t)(seq - (2 * pos + 1)) < 0)
 				return 0; /* empty */
 			/* Another consumer took this lap's slot: look again. */
 			pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
@@ -186,7 +189,8 @@ static unsigned tp_pop_batch(struct thread_pool *tp, px_future **out,
 		out[i] = s->item;
 		__builtin_prefetch(out[i]);
 		__builtin_prefetch((char *)out[i] + 64);
-		atomic_store_explicit(&s->seq, pos + i + tp->cap, memory_order_release);
+		atomic_store_explicit(&s->seq, 2 * (pos + i + tp->cap),
+				      memory_order_release);
 	}
 	return n;
 }
@@ -204,10 +208,10 @@ static unsigned batch_size(struct thread_pool *tp)
 		return 1;
 	uint64_t far = head + per * BATCH_MAX, near = head + per * 4;
 	if (atomic_load_explicit(&slot_at(tp, far)->seq,
-				 memory_order_relaxed) == far + 1)
+				 memory_order_relaxed) == 2 * far + 1)
 		return BATCH_MAX;
 	if (atomic_load_explicit(&slot_at(tp, near)->seq,
-				 memory_order_relaxed) == near + 1)
+				 memory_order_relaxed) == 2 * near + 1)
 		return 4;
 	return 1;
 }
@@ -225,7 +229,7 @@ static bool tp_next_ready(struct thread_pool *tp)
 {
 	uint64_t pos = atomic_load_explicit(&tp->head, memory_order_relaxed);
 	return atomic_load_explicit(&slot_at(tp, pos)->seq,
-				    memory_order_relaxed) == pos + 1;
+				    memory_order_relaxed) == 2 * pos + 1;
 }
 
 /* Whether a task is queued or being queued (tail claimed, maybe not yet
@@ -449,7 +453,7 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 	}
 	memset(tp->workers, 0, sizeof(*tp->workers) * (size_t)tp->nworkers);
 	for (uint32_t i = 0; i < tp->cap; i++)
-		atomic_init(&tp->slots[i].seq, i);
+		atomic_init(&tp->slots[i].seq, 2 * (uint64_t)i);
 	atomic_init(&tp->init_left, (uint32_t)tp->nworkers);
 
 	int r = 0;

@@ -177,7 +177,8 @@ PX_API int px_promise_start(px_future *f);
 
 /*
  * Completes the future with a copy of len bytes at data. Returns 0, -ENOMEM
- * (the future then completes with -ENOMEM instead), or -EALREADY.
+ * (the future then completes with -ENOMEM instead), -EMSGSIZE (over 4 GiB),
+ * or -EALREADY (then nothing of this call is kept).
  */
 PX_API int px_promise_set_result(px_future *f, const void *data, size_t len);
 
