@@ -530,13 +530,13 @@ int main(int argc, char **argv)
 		char *data = calloc(cap, 1), script[8192];
 		int blocks = 0;
 		int len = snprintf(script, sizeof(script),
-				   "set terminal pngcairo size 900,600\n"
+				   "set terminal pngcairo noenhanced size 900,600\n"
 				   "set output '$OUT'\n"
 				   "set title 'demo_cpu: speedup over sequential (%d CPUs)'\n"
 				   "set xlabel 'workers'\nset ylabel 'speedup'\n"
-				   "set key left top\nset grid\nset yrange [0:*]\n"
+				   "set key left top\nset grid\nset yrange [0:%d]\nset xtics 1\n"
 				   "plot x < %d ? x : %d title 'ideal' dt 2 lc 'gray'",
-				   cpus, cpus, cpus);
+				   cpus, cpus + 1, cpus, cpus);
 		for (int b = 0; b < nent && data; b++) {
 			for (int g = 0; g < ngran; g++) {
 				int any = 0;

@@ -886,7 +886,7 @@ int main(int argc, char **argv)
 						"\"%s\" %.4f\n", demo_table_str(t, i, "mode"),
 						num(t, i, "wall_s"));
 		const char *script =
-			"set terminal pngcairo size 900,500\nset output '$OUT'\n"
+			"set terminal pngcairo noenhanced size 900,500\nset output '$OUT'\n"
 			"set title 'demo_io: wall time per mode'\nset ylabel 'seconds (log)'\n"
 			"set logscale y\nset style fill solid 0.6\nset boxwidth 0.6\nset grid ytics\n"
 			"set xtics rotate by -20\n"

@@ -489,7 +489,7 @@ int main(int argc, char **argv)
 						demo_table_str(t, i, "workers_kind"),
 						demo_table_num(t, i, "items_per_s"));
 		const char *script =
-			"set terminal pngcairo size 700,500\nset output '$OUT'\n"
+			"set terminal pngcairo noenhanced size 700,500\nset output '$OUT'\n"
 			"set title 'demo_pipeline: items per second through px_queue'\n"
 			"set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset grid ytics\n"
 			"plot '$DATA' using 0:2:xtic(1) with boxes notitle\n";

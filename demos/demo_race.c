@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 						demo_table_str(t, i, "sync"),
 						demo_table_num(t, i, "lost_pct"));
 		const char *script =
-			"set terminal pngcairo size 800,500\nset output '$OUT'\n"
+			"set terminal pngcairo noenhanced size 800,500\nset output '$OUT'\n"
 			"set title 'demo_race: updates lost'\nset ylabel 'lost, % of increments'\n"
 			"set style fill solid 0.6\nset boxwidth 0.6\nset yrange [0:*]\nset grid ytics\n"
 			"plot '$DATA' using 0:2:xtic(1) with boxes notitle\n";
