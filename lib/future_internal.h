@@ -185,6 +185,14 @@ static inline bool px__spin_step(struct px__spin *s)
  * them; the I/O layer's blocking calls should too.
  */
 void *px__blocking_enter(void);
+
+/*
+ * A per-thread hook px__blocking_enter() runs first, before releasing
+ * anything: the thread pool uses it so that a worker about to block runs the
+ * tasks it has claimed but not started, which would otherwise wait behind
+ * it (and could be what it waits for). NULL clears it.
+ */
+void px__set_block_hook(void (*fn)(void *arg), void *arg);
 void px__blocking_leave(void *token);
 
 /* Set by a GIL-mode worker thread: the GIL it holds while running tasks. */

@@ -6,6 +6,9 @@
  * px_task_blocking_begin, the I/O layer's waits) lets it go, as CPython
  * releases the GIL around blocking system calls. So CPU-bound tasks run one
  * at a time while blocking ones overlap: what Python threads do.
+ *
+ * The same entry point carries a per-thread block hook (see
+ * px__set_block_hook), since it is where every parex blocking call passes.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,6 +22,15 @@ struct px__gil {
 /* The GIL the calling worker thread runs under, and whether it holds it. */
 static PX__TLS struct px__gil *tls_gil;
 static PX__TLS bool tls_held;
+/* The calling thread's block hook (see px__set_block_hook). */
+static PX__TLS void (*tls_hook)(void *);
+static PX__TLS void *tls_hook_arg;
+
+void px__set_block_hook(void (*fn)(void *arg), void *arg)
+{
+	tls_hook = fn;
+	tls_hook_arg = arg;
+}
 
 struct px__gil *px__gil_create(void)
 {
@@ -55,6 +67,8 @@ void px__gil_release(struct px__gil *g)
 
 void *px__blocking_enter(void)
 {
+	if (tls_hook)
+		tls_hook(tls_hook_arg);
 	struct px__gil *g = tls_gil;
 	if (!g || !tls_held)
 		return NULL;

@@ -75,6 +75,10 @@ struct tp_worker {
 	_Atomic uint32_t wake;    /* futex word this worker parks on */
 	_Atomic uint32_t running; /* 1 while a task runs (stats) */
 	_Atomic uint32_t claimed; /* popped, not yet started (stats) */
+	/* Tasks claimed by one pop, run in order; only this worker's thread
+	 * touches them (also from the block hook, see run_claimed). */
+	px_future *batch[BATCH_MAX];
+	unsigned batch_next, batch_n;
 	struct px__counts counts;
 };
 
@@ -105,7 +109,10 @@ struct thread_pool {
 	alignas(64) _Atomic uint32_t init_left; /* futex word: initialising */
 	atomic_int init_err;
 	pthread_mutex_t shut_mu;
-	bool joined;
+	bool joining;             /* a thread has claimed the join; shut_mu */
+	_Atomic uint32_t joined;  /* futex word: 1 once every worker is joined */
+	_Atomic uint32_t alive;   /* workers not yet exited */
+	atomic_int free_on_exit;  /* destroyed from a worker: last one frees */
 	struct px__counts shut_counts; /* cancelled by shutdown; under shut_mu */
 };
 
@@ -322,6 +329,54 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 	atomic_fetch_and(word, ~bit);
 }
 
+/* Runs one claimed task on worker w. */
+static void run_one(struct tp_worker *w, px_future *f)
+{
+	struct thread_pool *tp = w->tp;
+	if (atomic_load_explicit(&tp->cancelling, memory_order_relaxed)) {
+		px__future_cancel_queued(&w->counts, f);
+		return;
+	}
+	atomic_store_explicit(&w->running, 1, memory_order_relaxed);
+	if (tp->gil)
+		px__gil_acquire(tp->gil);
+	px__task_run(&tp->ex, f, w->id, &px__future_task_ops, &w->counts, false);
+	if (tp->gil)
+		px__gil_release(tp->gil);
+	atomic_store_explicit(&w->running, 0, memory_order_relaxed);
+}
+
+/*
+ * Runs the worker's claimed, unstarted tasks in order. nested: called from
+ * the block hook, inside a task that is about to block in a parex wait: it
+ * runs the tasks claimed with it first, on this stack (at most BATCH_MAX
+ * deep), since no other worker can take them and one may be what it waits
+ * for. A nested task runs under the GIL the blocked one still holds.
+ */
+static void run_claimed(struct tp_worker *w, bool nested)
+{
+	while (w->batch_next < w->batch_n) {
+		px_future *f = w->batch[w->batch_next++];
+		atomic_store_explicit(&w->claimed, w->batch_n - w->batch_next,
+				      memory_order_relaxed);
+		if (!nested)
+			run_one(w, f);
+		else if (atomic_load_explicit(&w->tp->cancelling,
+					      memory_order_relaxed))
+			px__future_cancel_queued(&w->counts, f);
+		else
+			px__task_run(&w->tp->ex, f, w->id, &px__future_task_ops,
+				     &w->counts, false);
+	}
+}
+
+static void block_hook(void *arg)
+{
+	run_claimed(arg, true);
+}
+
+static void tp_free(struct thread_pool *tp);
+
 static void *worker_main(void *arg)
 {
 	struct tp_worker *w = arg;
@@ -346,36 +401,19 @@ static void *worker_main(void *arg)
 	/* Busy time is measured per streak of back-to-back tasks, not per
 	 * task: two clock reads would cost more than a tiny task. */
 	int64_t streak = -1;
-	px_future *batch[BATCH_MAX];
+	px__set_block_hook(block_hook, w);
 	for (;;) {
 		/* Take a few tasks at once when many are queued: one CAS and
 		 * overlapped cache misses for all of them. Few queued: one, so
 		 * long tasks spread over every worker. */
-		unsigned n = tp_pop_batch(tp, batch, batch_size(tp));
+		unsigned n = tp_pop_batch(tp, w->batch, batch_size(tp));
 		if (n) {
 			wake_space(tp);
 			if (streak < 0)
 				streak = px__now_ns();
-			atomic_store_explicit(&w->claimed, n, memory_order_relaxed);
-			for (unsigned i = 0; i < n; i++) {
-				atomic_store_explicit(&w->claimed, n - i - 1,
-						      memory_order_relaxed);
-				if (atomic_load_explicit(&tp->cancelling,
-							 memory_order_relaxed)) {
-					px__future_cancel_queued(&w->counts, batch[i]);
-					continue;
-				}
-				atomic_store_explicit(&w->running, 1,
-						      memory_order_relaxed);
-				if (tp->gil)
-					px__gil_acquire(tp->gil);
-				px__task_run(&tp->ex, batch[i], w->id,
-					     &px__future_task_ops, &w->counts, false);
-				if (tp->gil)
-					px__gil_release(tp->gil);
-				atomic_store_explicit(&w->running, 0,
-						      memory_order_relaxed);
-			}
+			w->batch_next = 0;
+			w->batch_n = n;
+			run_claimed(w, false);
 			continue;
 		}
 		if (streak >= 0) {
@@ -409,6 +447,12 @@ static void *worker_main(void *arg)
 		}
 		park(tp, w);
 	}
+	px__set_block_hook(NULL, NULL);
+	/* Last touch of the pool; if it was destroyed from one of its own
+	 * threads, the last worker out frees it. */
+	bool last = atomic_fetch_sub(&tp->alive, 1) == 1;
+	if (last && atomic_load(&tp->free_on_exit))
+		tp_free(tp);
 	return NULL;
 }
 
@@ -455,6 +499,7 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 	for (uint32_t i = 0; i < tp->cap; i++)
 		atomic_init(&tp->slots[i].seq, 2 * (uint64_t)i);
 	atomic_init(&tp->init_left, (uint32_t)tp->nworkers);
+	atomic_init(&tp->alive, (uint32_t)tp->nworkers);
 
 	int r = 0;
 	for (int i = 0; i < tp->nworkers; i++) {
@@ -463,8 +508,10 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 		w->id = i;
 		r = -pthread_create(&w->thread, NULL, worker_main, w);
 		if (r) {
-			/* The ones that never started count as initialised. */
+			/* The ones that never started count as initialised
+			 * and as exited. */
 			atomic_fetch_sub(&tp->init_left, (uint32_t)(tp->nworkers - i));
+			atomic_fetch_sub(&tp->alive, (uint32_t)(tp->nworkers - i));
 			break;
 		}
 		w->started = true;
@@ -530,18 +577,40 @@ static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 		}
 	}
 	wake_all(tp);
-	if (wait && !tp->joined && tls_pool != tp) {
+	/* One caller joins, without the mutex: a task may call shutdown too
+	 * meanwhile (and must not wait for itself). Other waiting callers
+	 * sleep until the join is done. */
+	bool in_worker = tls_pool == tp;
+	bool join = wait && !in_worker && !tp->joining;
+	if (join)
+		tp->joining = true;
+	pthread_mutex_unlock(&tp->shut_mu);
+	if (join) {
 		for (int i = 0; i < tp->nworkers; i++)
 			if (tp->workers[i].started)
 				pthread_join(tp->workers[i].thread, NULL);
-		tp->joined = true;
+		atomic_store(&tp->joined, 1);
+		px__futex_wake(&tp->joined, INT_MAX);
+	} else if (wait && !in_worker) {
+		while (!atomic_load(&tp->joined))
+			px__futex_wait(&tp->joined, 0, -1);
 	}
-	pthread_mutex_unlock(&tp->shut_mu);
 }
 
 static void tp_destroy(px_executor *ex)
 {
-	tp_free((struct thread_pool *)ex);
+	struct thread_pool *tp = (struct thread_pool *)ex;
+	if (tls_pool == tp) {
+		/* From a task or a done callback on one of our workers: they
+		 * cannot be joined from here, so they go detached and the last
+		 * one out frees the pool (see worker_main). */
+		for (int i = 0; i < tp->nworkers; i++)
+			if (tp->workers[i].started)
+				pthread_detach(tp->workers[i].thread);
+		atomic_store(&tp->free_on_exit, 1);
+		return;
+	}
+	tp_free(tp);
 }
 
 static void tp_stats(px_executor *ex, px_executor_stats *out)
