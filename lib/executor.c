@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "executor_internal.h"
 
@@ -206,6 +207,83 @@ static int chunk_task(px_task *t, const void *arg, size_t len)
 	return r;
 }
 
+/* One map() call's state. */
+struct map_run {
+	px_executor *ex;
+	px_task_fn fn;
+	const unsigned char *args;
+	size_t arg_size, n, result_size, stride, chunk, nchunks;
+	unsigned char *results;
+	unsigned char *buf; /* one chunk's argument */
+	px_future **fs;
+	int64_t deadline;
+	const px_map_opts *opts;
+	int first_err;
+	size_t done_recs;
+};
+
+static size_t chunk_len(const struct map_run *m, size_t c)
+{
+	size_t first = c * m->chunk;
+	return m->n - first < m->chunk ? m->n - first : m->chunk;
+}
+
+static void set_errors(const struct map_run *m, size_t from, int err)
+{
+	if (m->opts && m->opts->errors)
+		for (size_t k = from; k < m->n; k++)
+			m->opts->errors[k] = err;
+}
+
+static int map_submit(struct map_run *m, size_t c, bool nowait)
+{
+	size_t cnt = chunk_len(m, c);
+	struct chunk_hdr h = { m->fn, (uint32_t)cnt, (uint32_t)m->arg_size,
+			       (uint32_t)m->result_size, 0 };
+	memcpy(m->buf, &h, sizeof(h));
+	if (m->arg_size)
+		memcpy(m->buf + sizeof(h), m->args + c * m->chunk * m->arg_size,
+		       cnt * m->arg_size);
+	px_submit_opts so = { .flags = nowait ? PX_SUBMIT_NOWAIT : 0 };
+	return px_executor_submit(m->ex, chunk_task, m->buf,
+				  sizeof(h) + cnt * m->arg_size, &so, &m->fs[c]);
+}
+
+/* Waits for chunk c and copies its records out. 0 or -ETIMEDOUT. */
+static int map_collect(struct map_run *m, size_t c)
+{
+	size_t first = c * m->chunk, cnt = chunk_len(m, c);
+	int w = px_future_wait(m->fs[c], px__time_left(m->deadline));
+	if (w)
+		return w;
+	int ferr = px_future_error(m->fs[c]);
+	size_t rlen = 0;
+	const unsigned char *res = ferr ? NULL : px_future_result(m->fs[c], &rlen);
+	if (!ferr && rlen != cnt * m->stride)
+		ferr = -EPROTO;
+	for (size_t i = 0; i < cnt; i++) {
+		int32_t code = ferr;
+		if (!ferr)
+			memcpy(&code, res + i * m->stride, sizeof(code));
+		if (m->results) {
+			unsigned char *dst = m->results + (first + i) * m->result_size;
+			if (!ferr)
+				memcpy(dst, res + i * m->stride + sizeof(int32_t),
+				       m->result_size);
+			else
+				memset(dst, 0, m->result_size);
+		}
+		if (m->opts && m->opts->errors)
+			m->opts->errors[first + i] = code;
+		if (code && !m->first_err)
+			m->first_err = code;
+	}
+	m->done_recs += cnt;
+	if (m->opts && m->opts->progress)
+		m->opts->progress(m->done_recs, m->n, m->opts->progress_arg);
+	return 0;
+}
+
 PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 			   size_t arg_size, size_t n, void *results,
 			   size_t result_size, const px_map_opts *opts)
@@ -234,95 +312,69 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 		chunk = fit;
 	if (chunk > UINT32_MAX)
 		chunk = UINT32_MAX;
-	int64_t timeout = opts && opts->timeout_ns > 0 ? opts->timeout_ns : -1;
-	int64_t deadline = px__deadline(timeout);
-	int *errors = opts ? opts->errors : NULL;
-
-	size_t nchunks = (n + chunk - 1) / chunk;
-	px_future **fs = calloc(nchunks, sizeof(*fs));
-	unsigned char *buf = malloc(sizeof(struct chunk_hdr) + chunk * arg_size);
-	if (!fs || !buf) {
-		free(fs);
-		free(buf);
+	struct map_run m = {
+		.ex = ex, .fn = fn, .args = args, .arg_size = arg_size, .n = n,
+		.results = results, .result_size = result_size, .stride = stride,
+		.chunk = chunk, .nchunks = (n + chunk - 1) / chunk, .opts = opts,
+		.deadline = px__deadline(opts && opts->timeout_ns > 0
+						 ? opts->timeout_ns : -1),
+	};
+	m.fs = calloc(m.nchunks, sizeof(*m.fs));
+	m.buf = malloc(sizeof(struct chunk_hdr) + chunk * arg_size);
+	if (!m.fs || !m.buf) {
+		free(m.fs);
+		free(m.buf);
 		return -ENOMEM;
 	}
-	int r = 0;
-	size_t submitted = 0;
-	for (; submitted < nchunks; submitted++) {
-		size_t first = submitted * chunk;
-		size_t cnt = n - first < chunk ? n - first : chunk;
-		struct chunk_hdr h = { fn, (uint32_t)cnt, (uint32_t)arg_size,
-				       (uint32_t)result_size, 0 };
-		memcpy(buf, &h, sizeof(h));
-		if (arg_size)
-			memcpy(buf + sizeof(h),
-			       (const unsigned char *)args + first * arg_size,
-			       cnt * arg_size);
-		r = px_executor_submit(ex, chunk_task, buf,
-				       sizeof(h) + cnt * arg_size, NULL,
-				       &fs[submitted]);
-		if (r)
-			break;
-	}
-	free(buf);
-	int submit_err = r;
-	r = 0;
 
-	/* Collect in input order; the first failure by input order wins. */
-	int first_err = 0;
-	size_t done_recs = 0;
-	for (size_t c = 0; c < submitted; c++) {
-		size_t first = c * chunk;
-		size_t cnt = n - first < chunk ? n - first : chunk;
-		int w = px_future_wait(fs[c], px__time_left(deadline));
-		int ferr = w ? w : px_future_error(fs[c]);
-		size_t rlen = 0;
-		const unsigned char *res = ferr ? NULL : px_future_result(fs[c], &rlen);
-		if (!ferr && rlen != cnt * stride)
-			ferr = -EPROTO;
-		for (size_t i = 0; i < cnt; i++) {
-			int32_t code = ferr;
-			if (!ferr)
-				memcpy(&code, res + i * stride, sizeof(code));
-			if (results) {
-				unsigned char *dst = (unsigned char *)results +
-						     (first + i) * result_size;
-				if (!ferr)
-					memcpy(dst, res + i * stride + sizeof(int32_t),
-					       result_size);
-				else
-					memset(dst, 0, result_size);
-			}
-			if (errors)
-				errors[first + i] = code;
-			if (code && !first_err)
-				first_err = code;
+	/*
+	 * Submit ahead while the queue takes it, collect in input order. With
+	 * a deadline, submits never block (a full queue is waited out by
+	 * collecting, so the deadline holds); without one they block as
+	 * configured, and a full non-blocking queue is waited out the same
+	 * way.
+	 */
+	bool timed = m.deadline != INT64_MAX;
+	size_t sub = 0, col = 0;
+	int submit_err = 0, r = 0;
+	while (col < m.nchunks && !r) {
+		while (sub < m.nchunks && !submit_err) {
+			int s = map_submit(&m, sub, timed);
+			if (s == -EAGAIN)
+				break;
+			if (s)
+				submit_err = s;
+			else
+				sub++;
 		}
-		done_recs += cnt;
-		if (opts && opts->progress)
-			opts->progress(done_recs, n, opts->progress_arg);
-		if (w == -ETIMEDOUT) {
-			/* Out of time: cancel what has not started. */
-			for (size_t k = c; k < submitted; k++)
-				px_future_cancel(fs[k], 0);
-			if (errors)
-				for (size_t k = first; k < n; k++)
-					errors[k] = -ETIMEDOUT;
-			r = -ETIMEDOUT;
+		if (col < sub) {
+			r = map_collect(&m, col);
+			if (!r)
+				col++;
+		} else if (submit_err) {
 			break;
+		} else if (px__time_left(m.deadline) == 0) {
+			r = -ETIMEDOUT;
+		} else {
+			/* Full of other work, none of ours in flight. */
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
 		}
 	}
-	if (submit_err && errors && r == 0)
-		for (size_t k = submitted * chunk; k < n; k++)
-			errors[k] = submit_err;
-	if (!r)
+	free(m.buf);
+	if (r) {
+		/* Out of time: cancel what has not started. */
+		for (size_t c = col; c < sub; c++)
+			px_future_cancel(m.fs[c], 0);
+		set_errors(&m, col * chunk, r);
+	} else if (submit_err) {
+		set_errors(&m, sub * chunk, submit_err);
 		r = submit_err;
-	for (size_t c = 0; c < submitted; c++)
-		px_future_release(fs[c]);
-	free(fs);
-	if (r)
-		return r;
-	return first_err;
+	}
+	for (size_t c = 0; c < sub; c++)
+		px_future_release(m.fs[c]);
+	free(m.fs);
+	return r ? r : m.first_err;
 }
 
 PX_API int px_executor_shutdown(px_executor *ex, bool wait, bool cancel_pending)

@@ -343,15 +343,49 @@ bool px__future_try_start(px_future *f)
 	return false;
 }
 
+/*
+ * The detached completion lists this thread is firing, innermost first (a
+ * callback may complete another future). px__future_unlink() called from
+ * a callback for a node still ahead in one of them splices it out here:
+ * waiting for it to fire would wait for this very thread.
+ */
+struct firing {
+	px_future *f;
+	struct px__node *next; /* the next node to fire */
+	struct firing *outer;
+};
+
+static PX__TLS struct firing *tls_firing;
+
 static void fire_list(px_future *f, struct px__node *n)
 {
+	struct firing fr = { f, NULL, tls_firing };
+	tls_firing = &fr;
 	while (n) {
 		/* Read next before fire(): the node may be freed by it or by
 		 * its owner as soon as `fired` is set. */
-		struct px__node *nx = n->next;
+		fr.next = n->next;
 		n->fire(n, f);
-		n = nx;
+		n = fr.next;
 	}
+	tls_firing = fr.outer;
+}
+
+/* If n is still ahead in a list this thread is firing for f, takes it out
+ * and returns true. */
+static bool splice_from_firing(px_future *f, struct px__node *n)
+{
+	for (struct firing *fr = tls_firing; fr; fr = fr->outer) {
+		if (fr->f != f)
+			continue;
+		for (struct px__node **pp = &fr->next; *pp; pp = &(*pp)->next) {
+			if (*pp == n) {
+				*pp = n->next;
+				return true;
+			}
+		}
+	}
+	return false;
 }
 
 /*
@@ -482,10 +516,16 @@ void px__future_unlink(px_future *f, struct px__node *n)
 		return;
 	}
 	unlock_future(f, w);
-	/* Taken by a finisher: wait until its fire() is done with the node.
-	 * Pairs with the release store of `fired` in the fire functions. */
+	if (atomic_load_explicit(&n->fired, memory_order_acquire) ||
+	    splice_from_firing(f, n))
+		return;
+	/* Taken by a finisher in another thread: wait until its fire() is
+	 * done with the node. Pairs with the release store of `fired` in the
+	 * fire functions. */
+	struct px__spin spin;
+	px__spin_init(&spin, INT64_MAX / 2);
 	while (!atomic_load_explicit(&n->fired, memory_order_acquire))
-		px__cpu_relax();
+		px__spin_step(&spin);
 }
 
 struct cb_node {

@@ -21,27 +21,34 @@ static bool is_failure(const px_future *f)
 	       (px_future_state_get(f) == PX_FUTURE_DONE && px_future_error(f) != 0);
 }
 
-/* Whether the condition holds now; counts finished futures into *ndone. */
+/*
+ * Whether the condition holds now, from one pass over the states: counts
+ * finished futures into *ndone and, if done is not NULL, marks them there,
+ * so the count and the flags always agree.
+ */
 static bool condition(px_future *const *fs, size_t n, px_wait_mode mode,
-		      size_t *ndone)
+		      size_t *ndone, bool *done)
 {
-	size_t done = 0;
+	size_t count = 0;
 	bool failed = false;
 	for (size_t i = 0; i < n; i++) {
-		if (px_future_is_done(fs[i])) {
-			done++;
+		bool d = px_future_is_done(fs[i]);
+		if (done)
+			done[i] = d;
+		if (d) {
+			count++;
 			if (is_failure(fs[i]))
 				failed = true;
 		}
 	}
-	*ndone = done;
+	*ndone = count;
 	switch (mode) {
 	case PX_FIRST_COMPLETED:
-		return done > 0 || n == 0;
+		return count > 0 || n == 0;
 	case PX_FIRST_EXCEPTION:
-		return failed || done == n;
+		return failed || count == n;
 	case PX_ALL_COMPLETED:
-		return done == n;
+		return count == n;
 	}
 	return false;
 }
@@ -87,13 +94,6 @@ static void wait_fire(struct px__node *n, px_future *f)
 	atomic_store_explicit(&n->fired, 1, memory_order_release);
 }
 
-static void fill_done(px_future *const *fs, size_t n, bool *done)
-{
-	if (done)
-		for (size_t i = 0; i < n; i++)
-			done[i] = px_future_is_done(fs[i]);
-}
-
 static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 		    bool *done)
 {
@@ -102,7 +102,10 @@ static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 	for (size_t i = 0; i < n && r == 0; i++)
 		if (!px_future_is_done(fs[i]))
 			r = px_future_wait(fs[i], px__time_left(deadline));
-	fill_done(fs, n, done);
+	if (done) {
+		size_t ndone;
+		condition(fs, n, PX_ALL_COMPLETED, &ndone, done);
+	}
 	return r ? r : (int)(n > INT_MAX ? INT_MAX : n);
 }
 
@@ -119,15 +122,13 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 		return wait_all(fs, n, timeout_ns, done);
 
 	size_t ndone;
-	bool ok = condition(fs, n, mode, &ndone);
-	if (ok || timeout_ns == 0) {
-		fill_done(fs, n, done);
-		return ok ? (int)ndone : -ETIMEDOUT;
-	}
+	bool ok = condition(fs, n, mode, &ndone, done);
+	if (ok || timeout_ns == 0)
+		return ok ? (int)(ndone > INT_MAX ? INT_MAX : ndone) : -ETIMEDOUT;
 
 	struct wait_node *nodes = calloc(n, sizeof(*nodes));
 	if (!nodes)
-		return -ENOMEM;
+		return -ENOMEM; /* done[] was filled by the first pass */
 	struct waitset ws;
 	atomic_init(&ws.seq, 0);
 	atomic_init(&ws.sleeping, 0);
@@ -144,7 +145,7 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 	int r = 0;
 	for (;;) {
 		uint32_t seq = atomic_load(&ws.seq);
-		if (condition(fs, n, mode, &ndone))
+		if (condition(fs, n, mode, &ndone, NULL))
 			break;
 		int64_t left = px__time_left(deadline);
 		if (left == 0) {
@@ -158,8 +159,10 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 	for (size_t i = 0; i < n; i++)
 		px__future_unlink(fs[i], &nodes[i].node);
 	free(nodes);
-	condition(fs, n, mode, &ndone);
-	fill_done(fs, n, done);
+	/* One final pass: the count returned and done[] agree. */
+	ok = condition(fs, n, mode, &ndone, done);
+	if (r && ok)
+		r = 0; /* it held after all, just at the deadline */
 	return r ? r : (int)(ndone > INT_MAX ? INT_MAX : ndone);
 }
 
@@ -170,6 +173,7 @@ struct ac_node {
 	struct px_as_completed *it;
 	size_t idx;
 	struct ac_node *ready_next; /* on the iterator's ready stack */
+	bool yielded;               /* handed out (maybe found by a scan) */
 };
 
 struct px_as_completed {
@@ -265,6 +269,27 @@ static void take_ready(struct px_as_completed *it)
 	t->ready_next = rev;
 }
 
+/* The next finished, not yet yielded future: from the ready list, else
+ * from a scan, since a future's state is published before its completion
+ * list fires (an earlier slow callback may delay our node). NULL if none. */
+static struct ac_node *next_ready(struct px_as_completed *it)
+{
+	for (;;) {
+		if (!it->local)
+			take_ready(it);
+		if (!it->local)
+			break;
+		struct ac_node *a = it->local;
+		it->local = a->ready_next;
+		if (!a->yielded)
+			return a;
+	}
+	for (size_t i = 0; i < it->n; i++)
+		if (!it->nodes[i].yielded && px_future_is_done(it->fs[i]))
+			return &it->nodes[i];
+	return NULL;
+}
+
 PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 				px_future **out)
 {
@@ -276,11 +301,10 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 	void *tok = NULL;
 	bool blocked = false;
 	int r = 0;
+	struct ac_node *a;
 	for (;;) {
 		uint32_t seq = atomic_load(&it->ws.seq);
-		if (!it->local)
-			take_ready(it);
-		if (it->local)
+		if ((a = next_ready(it)))
 			break;
 		int64_t left = px__time_left(deadline);
 		if (left == 0) {
@@ -297,8 +321,7 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 		px__blocking_leave(tok);
 	if (r)
 		return r;
-	struct ac_node *a = it->local;
-	it->local = a->ready_next;
+	a->yielded = true;
 	it->yielded++;
 	*out = it->fs[a->idx];
 	return 0;
