@@ -83,6 +83,7 @@
 #define PP_RESP_SLOT 64
 #define PP_RESP_INLINE 32   /* result bytes carried in the response slot */
 #define PP_MSG_MAX 512
+#define PP_NBIG 4           /* large-reply areas per worker, used in turn */
 #define PP_PARK_MAX_NS (250 * PX_MSEC) /* the collector's longest nap */
 #define PP_STREAM_NS (200 * 1000)      /* see pick_worker() */
 
@@ -97,8 +98,12 @@ enum { L_LIVE = 0, L_GONE, L_RETIRED };
 
 enum { K_NONE = 0, K_TIMEOUT, K_CANCEL };
 
-/* Response flags. */
+/* Response flags; bits 8-15 name the large-reply area used. */
 enum { RF_SKIPPED = 1, RF_BIG = 2, RF_MSG = 4 };
+#define RF_AREA_SHIFT 8
+
+/* Request flags. */
+enum { QF_TIMED = 1 };
 
 /* f->backend_data: bit 63 started (handed to a worker at least once), bit 62
  * in a worker's window now; worker id in bits 8-39, window index below. */
@@ -106,24 +111,28 @@ enum { RF_SKIPPED = 1, RF_BIG = 2, RF_MSG = 4 };
 #define BD_INWORKER (UINT64_C(1) << 62)
 #define BD_DROP (UINT64_C(1) << 61) /* completed while central: drop it */
 
+/* One cache line each: the worker CASes its current record while the parent
+ * fills the next ones. */
 struct pp_rec {
 	_Atomic uint64_t word;    /* seq << 3 | R_* */
-	_Atomic int64_t start_ns; /* CLOCK_MONOTONIC, set by the worker */
-};
+	_Atomic int64_t start_ns; /* CLOCK_MONOTONIC, set by the worker for
+				     timed tasks */
+} __attribute__((aligned(64)));
 
 struct pp_req {
 	uint64_t seq;
 	px_task_fn fn;
 	const void *arg;  /* in the arena, or NULL: the bytes are in inl */
 	uint32_t arg_len;
-	uint32_t pad[5];
+	uint32_t flags;   /* QF_* */
+	uint32_t pad[4];
 	alignas(16) unsigned char inl[PP_REQ_INLINE];
 };
 _Static_assert(sizeof(struct pp_req) == PP_REQ_SLOT, "request slot size");
 
 struct pp_resp {
 	uint64_t seq;
-	uint64_t busy_ns;
+	uint64_t pad0;
 	int32_t err;
 	uint32_t len;
 	uint32_t flags;
@@ -136,11 +145,15 @@ _Static_assert(sizeof(struct pp_resp) == PP_RESP_SLOT, "response slot size");
 struct pp_wshared {
 	alignas(64) _Atomic uint32_t state; /* WS_* */
 	int32_t init_err;
-	alignas(64) _Atomic uint32_t big_busy; /* big area holds an unread reply */
+	/* Large-reply area i holds a reply the collector has not copied out. */
+	alignas(64) _Atomic uint32_t big_busy[PP_NBIG];
 	_Atomic uint32_t big_waiters;
+	_Atomic uint64_t busy_ns; /* time spent running tasks, this generation */
 	alignas(64) struct pp_rec rec[PP_WINDOW];
 	px_ring *req, *resp;
-	unsigned char *big; /* max_result bytes, then PP_MSG_MAX for a message */
+	/* PP_NBIG areas of big_len bytes: max_result bytes of result, then
+	 * PP_MSG_MAX for a message. */
+	unsigned char *big;
 };
 
 /* The doorbell, in shared memory. */
@@ -191,7 +204,8 @@ struct pp_pool {
 	int nw;
 	int live;           /* slots with life == L_LIVE */
 	uint64_t tick;
-	uint64_t timed_inflight;
+	_Atomic uint64_t timed_inflight; /* written under lock, read as a hint */
+	_Atomic uint32_t attention; /* shutting, broken or stop is set */
 	uint64_t arena_args; /* argument blocks held by windows */
 	uint64_t respawns;
 	uint64_t max_tasks;
@@ -206,6 +220,7 @@ struct pp_pool {
 	struct pp_hdr *hdr;
 	struct px__arena arena;
 	size_t big_len;
+	uint64_t busy_dead; /* busy_ns of past generations (under lock) */
 	pid_t fs_pid;
 	int sock;
 	pthread_t collector;
@@ -282,9 +297,16 @@ static void reg_del(int fd)
 struct wctx {
 	struct pp_wshared *sh;
 	uint32_t max_result;
+	size_t big_len;
 	struct pp_resp resp;
+	unsigned big_next; /* the area the next large reply goes to */
 	bool big_waited;
 };
+
+static unsigned char *big_area(struct wctx *c)
+{
+	return c->sh->big + (size_t)c->big_next * c->big_len;
+}
 
 /* Waits until the collector has copied out the previous large reply. */
 static void big_wait(struct wctx *c)
@@ -292,13 +314,14 @@ static void big_wait(struct wctx *c)
 	if (c->big_waited)
 		return;
 	struct pp_wshared *sh = c->sh;
+	_Atomic uint32_t *busy = &sh->big_busy[c->big_next];
 	/* Acquire: pairs with the collector's release store of 0. */
-	while (atomic_load_explicit(&sh->big_busy, memory_order_acquire)) {
+	while (atomic_load_explicit(busy, memory_order_acquire)) {
 		/* seq_cst increment, then seq_cst re-load: Dekker pair with the
 		 * collector's store of 0 and fence before it reads big_waiters. */
 		atomic_fetch_add(&sh->big_waiters, 1);
-		if (atomic_load(&sh->big_busy))
-			px__shfutex_wait(&sh->big_busy, 1, -1);
+		if (atomic_load(busy))
+			px__shfutex_wait(busy, 1, -1);
 		atomic_fetch_sub(&sh->big_waiters, 1);
 	}
 	c->big_waited = true;
@@ -313,7 +336,7 @@ static int w_set_result(px_task *t, const void *data, size_t len)
 		c->resp.flags &= ~(uint32_t)RF_BIG;
 	} else {
 		big_wait(c);
-		memmove(c->sh->big, data, len);
+		memmove(big_area(c), data, len);
 		c->resp.flags |= RF_BIG;
 	}
 	c->resp.len = (uint32_t)len;
@@ -328,7 +351,7 @@ static void w_set_message(px_task *t, const char *msg)
 		return;
 	}
 	big_wait(c);
-	snprintf((char *)c->sh->big + c->max_result, PP_MSG_MAX, "%s", msg);
+	snprintf((char *)big_area(c) + c->max_result, PP_MSG_MAX, "%s", msg);
 	c->resp.flags |= RF_MSG;
 }
 
@@ -364,8 +387,8 @@ static void worker_run(struct pp_pool *p, int slot, struct wctx *c,
 	memset(&c->resp, 0, offsetof(struct pp_resp, inl));
 	c->resp.seq = rq->seq;
 	c->big_waited = false;
-	int64_t t0 = mono_ns();
-	atomic_store_explicit(&rec->start_ns, t0, memory_order_relaxed);
+	if (rq->flags & QF_TIMED)
+		atomic_store_explicit(&rec->start_ns, mono_ns(), memory_order_relaxed);
 	uint64_t expect = rword(rq->seq, R_QUEUED);
 	/* acq_rel: publishes start_ns to the collector (acquire of the
 	 * word); pairs with the parent's withdraw CAS. */
@@ -388,7 +411,6 @@ static void worker_run(struct pp_pool *p, int slot, struct wctx *c,
 		c->resp.err = err;
 		if (err)
 			c->resp.flags &= ~(uint32_t)RF_BIG;
-		c->resp.busy_ns = (uint64_t)(mono_ns() - t0);
 		expect = rword(rq->seq, R_RUNNING);
 		if (!atomic_compare_exchange_strong_explicit(
 			    &rec->word, &expect, rword(rq->seq, R_DONE),
@@ -399,8 +421,11 @@ static void worker_run(struct pp_pool *p, int slot, struct wctx *c,
 				pause();
 		}
 	}
-	if (c->resp.flags & (RF_BIG | RF_MSG))
-		atomic_store_explicit(&sh->big_busy, 1, memory_order_relaxed);
+	if (c->resp.flags & (RF_BIG | RF_MSG)) {
+		atomic_store_explicit(&sh->big_busy[c->big_next], 1, memory_order_relaxed);
+		c->resp.flags |= c->big_next << RF_AREA_SHIFT;
+		c->big_next = (c->big_next + 1) % PP_NBIG;
+	}
 	/* The ring never fills: the parent keeps at most PP_WINDOW tasks in
 	 * flight per worker, replies included. */
 	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
@@ -425,11 +450,23 @@ static void worker_main(void *ctx, int slot, uint64_t gen)
 	atomic_store_explicit(&sh->state, WS_READY, memory_order_release);
 	px__pp_bell_ring(&p->hdr->bell, &p->hdr->bell_sleeping);
 
-	struct wctx c = { .sh = sh, .max_result = p->ex.cfg.max_result };
+	struct wctx c = { .sh = sh, .max_result = p->ex.cfg.max_result,
+			  .big_len = p->big_len };
 	uint64_t ran = 0;
+	int64_t streak = -1; /* start of the current run of tasks */
 	alignas(16) struct pp_req rq;
 	for (;;) {
 		int r = px_ring_try_pop(sh->req, &rq);
+		if (r == -EAGAIN && streak >= 0) {
+			/* Busy time per run of tasks, not per task: two clock
+			 * reads per run. Single writer: a relaxed pair. */
+			atomic_store_explicit(
+				&sh->busy_ns,
+				atomic_load_explicit(&sh->busy_ns, memory_order_relaxed) +
+					(uint64_t)(mono_ns() - streak),
+				memory_order_relaxed);
+			streak = -1;
+		}
 		if (r == -EAGAIN && p->spin_ns > 0) {
 			/* Spin a little first: a futex wake costs far more than a
 			 * task. Yield now and then for a runnable parent. */
@@ -453,6 +490,8 @@ static void worker_main(void *ctx, int slot, uint64_t gen)
 			break;
 		if (r)
 			continue; /* -EINTR: a kick; look again */
+		if (streak < 0)
+			streak = mono_ns();
 		worker_run(p, slot, &c, &rq);
 		if (p->max_tasks && ++ran >= p->max_tasks)
 			break; /* recycled: the parent sends no more */
@@ -531,16 +570,8 @@ static struct pp_worker *pick_worker(struct pp_pool *p, int64_t now)
 		}
 		if (idle || now - w->last_reply_ns > PP_STREAM_NS)
 			continue;
-		if (least && n >= w_inflight(least))
-			continue;
-		struct pp_rec *rec = &w->sh->rec[w->done_seq % PP_WINDOW];
-		/* Acquire: pairs with the worker's start CAS (start_ns). */
-		uint64_t word = atomic_load_explicit(&rec->word, memory_order_acquire);
-		if ((word & 7) == R_RUNNING &&
-		    now - atomic_load_explicit(&rec->start_ns, memory_order_relaxed) >
-			    PP_STREAM_NS)
-			continue; /* stuck in a long task */
-		least = w;
+		if (!least || n < w_inflight(least))
+			least = w;
 	}
 	return idle ? idle : least;
 }
@@ -570,6 +601,7 @@ static int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 	rq.fn = f->fn;
 	rq.arg = argmem;
 	rq.arg_len = f->arg_len;
+	rq.flags = f->timeout_ns > 0 ? QF_TIMED : 0;
 	atomic_store_explicit(&w->sh->rec[idx].word, rword(seq, R_QUEUED),
 			      memory_order_relaxed); /* published by the push */
 	w->ent[idx] = (struct pp_entry){ .f = f, .argmem = argmem, .seq = seq,
@@ -580,8 +612,12 @@ static int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 	w->next_seq++;
 	w->dispatched++;
 	w->last_used = ++p->tick;
-	if (f->timeout_ns > 0)
-		p->timed_inflight++;
+	if (f->timeout_ns > 0) {
+		atomic_fetch_add_explicit(&p->timed_inflight, 1, memory_order_relaxed);
+		/* The collector may be parked without a deadline: let it
+		 * start watching this one. */
+		px__pp_bell_ring(&p->hdr->bell, &p->hdr->bell_sleeping);
+	}
 	return 0;
 }
 
@@ -626,7 +662,10 @@ static void pump(struct pp_pool *p)
 		}
 		q_pop(p);
 	}
-	if (p->space_waiters && p->qcount < p->qcap)
+	/* Wake blocked submitters once a quarter of the queue is free, not
+	 * at every free slot: one wake then admits a batch. */
+	if (p->space_waiters && p->qcount < p->qcap &&
+	    p->qcount <= p->qcap - p->qcap / 4)
 		pthread_cond_broadcast(&p->space);
 }
 
@@ -757,7 +796,7 @@ static void process_replies(struct pp_pool *p, struct pp_worker *w,
 			p->arena_args--;
 		}
 		if (e->timeout_ns > 0)
-			p->timed_inflight--;
+			atomic_fetch_sub_explicit(&p->timed_inflight, 1, memory_order_relaxed);
 		e->f = NULL;
 		w->done_seq++;
 	}
@@ -767,32 +806,30 @@ static void process_replies(struct pp_pool *p, struct pp_worker *w,
 	for (int i = 0; i < n; i++) {
 		px_future *f = d[i].f;
 		struct pp_resp *r = &d[i].r;
+		unsigned area = (r->flags >> RF_AREA_SHIFT) % PP_NBIG;
+		const unsigned char *big = w->sh->big + (size_t)area * p->big_len;
 		if (!d[i].release_only && !(r->flags & RF_SKIPPED)) {
 			int err = r->err;
 			if (!err) {
-				const void *src = r->flags & RF_BIG ? (const void *)w->sh->big
+				const void *src = r->flags & RF_BIG ? (const void *)big
 								    : r->inl;
 				err = px__future_store_result(f, src, r->len);
 			}
 			if (r->flags & RF_MSG)
 				px__future_store_message(
-					f, (const char *)w->sh->big + p->ex.cfg.max_result);
+					f, (const char *)big + p->ex.cfg.max_result);
 			if (!px__future_complete(f, err))
 				px__counts_record(&p->ccounts, err);
-			atomic_store_explicit(
-				&p->ccounts.busy_ns,
-				atomic_load_explicit(&p->ccounts.busy_ns,
-						     memory_order_relaxed) + r->busy_ns,
-				memory_order_relaxed);
 		}
 		if (r->flags & (RF_BIG | RF_MSG)) {
 			/* Release: pairs with the worker's acquire in big_wait();
 			 * then the Dekker fence before reading big_waiters. */
-			atomic_store_explicit(&w->sh->big_busy, 0, memory_order_release);
+			_Atomic uint32_t *busy = &w->sh->big_busy[area];
+			atomic_store_explicit(busy, 0, memory_order_release);
 			atomic_thread_fence(memory_order_seq_cst);
 			if (atomic_load_explicit(&w->sh->big_waiters,
 						 memory_order_relaxed))
-				px__shfutex_wake(&w->sh->big_busy, 1);
+				px__shfutex_wake(busy, 1);
 		}
 		px_future_release(f);
 	}
@@ -835,7 +872,7 @@ struct pp_victim {
 };
 
 /* Resets a dead worker's shared slot for its next generation. Lock held. */
-static void slot_reset(struct pp_worker *w)
+static void slot_reset(struct pp_worker *w, uint64_t *busy_dead)
 {
 	struct pp_wshared *sh = w->sh;
 	px_ring_init(sh->req, (size_t)px_ring_memsize(PP_WINDOW, PP_REQ_SLOT, PX_RING_SPSC),
@@ -848,8 +885,11 @@ static void slot_reset(struct pp_worker *w)
 		atomic_store_explicit(&sh->rec[i].word, 0, memory_order_relaxed);
 		atomic_store_explicit(&sh->rec[i].start_ns, 0, memory_order_relaxed);
 	}
-	atomic_store_explicit(&sh->big_busy, 0, memory_order_relaxed);
+	for (int i = 0; i < PP_NBIG; i++)
+		atomic_store_explicit(&sh->big_busy[i], 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->big_waiters, 0, memory_order_relaxed);
+	*busy_dead += atomic_load_explicit(&sh->busy_ns, memory_order_relaxed);
+	atomic_store_explicit(&sh->busy_ns, 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->state, WS_NONE, memory_order_relaxed);
 	sh->init_err = 0;
 	w->gen++;
@@ -885,7 +925,7 @@ static void fail_everything(struct pp_pool *p, const char *why,
 				p->arena_args--;
 			}
 			if (e->timeout_ns > 0)
-				p->timed_inflight--;
+				atomic_fetch_sub_explicit(&p->timed_inflight, 1, memory_order_relaxed);
 			if (v) {
 				v[k].f = e->f;
 				v[k].err = e->cancelled ? 1 : PX_EWORKERDIED;
@@ -910,6 +950,7 @@ static void fail_everything(struct pp_pool *p, const char *why,
 		}
 	}
 	p->broken = true;
+	atomic_store_explicit(&p->attention, 1, memory_order_relaxed);
 	atomic_store(&p->ex.shut, 1);
 	pthread_cond_broadcast(&p->space);
 	*out = v;
@@ -959,7 +1000,7 @@ static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
 			p->arena_args--;
 		}
 		if (e->timeout_ns > 0)
-			p->timed_inflight--;
+			atomic_fetch_sub_explicit(&p->timed_inflight, 1, memory_order_relaxed);
 		e->f = NULL;
 		struct pp_victim *v = &victims[nv++];
 		v->f = f;
@@ -1004,7 +1045,7 @@ static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
 	}
 	bool initfail = ws == WS_INITFAIL || (p->starting && ws != WS_READY);
 	int init_err = w->sh->init_err ? w->sh->init_err : PX_EWORKERDIED;
-	slot_reset(w);
+	slot_reset(w, &p->busy_dead);
 	p->live--;
 	w->life = L_GONE;
 	struct pp_victim *all = NULL;
@@ -1092,8 +1133,10 @@ static void handle_fs(struct pp_pool *p)
 static int64_t check_timeouts(struct pp_pool *p)
 {
 	int64_t next = INT64_MAX;
+	if (!atomic_load_explicit(&p->timed_inflight, memory_order_relaxed))
+		return next;
 	pthread_mutex_lock(&p->lock);
-	if (!p->timed_inflight) {
+	if (!atomic_load_explicit(&p->timed_inflight, memory_order_relaxed)) {
 		pthread_mutex_unlock(&p->lock);
 		return next;
 	}
@@ -1157,6 +1200,8 @@ static void check_ready(struct pp_pool *p)
 /* Shutdown progress; returns true when the collector should exit. */
 static bool check_shutdown(struct pp_pool *p)
 {
+	if (!atomic_load_explicit(&p->attention, memory_order_relaxed))
+		return false; /* set under the lock, re-read under it below */
 	pthread_mutex_lock(&p->lock);
 	if (p->stop) {
 		pthread_mutex_unlock(&p->lock);
@@ -1279,6 +1324,7 @@ static void pp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 	px_future *drop = NULL;
 	pthread_mutex_lock(&p->lock);
 	p->shutting = true;
+	atomic_store_explicit(&p->attention, 1, memory_order_relaxed);
 	if (cancel_pending) {
 		/* Tasks still PENDING in the central queue; those back from a
 		 * dead worker are RUNNING and run. */
@@ -1373,6 +1419,10 @@ static void pp_stats(px_executor *ex, px_executor_stats *out)
 	out->running = running;
 	out->workers = workers;
 	out->respawns = p->respawns;
+	out->busy_ns += p->busy_dead;
+	for (int i = 0; i < p->nw; i++)
+		out->busy_ns += atomic_load_explicit(&p->w[i].sh->busy_ns,
+						     memory_order_relaxed);
 	pthread_mutex_unlock(&p->lock);
 	px__counts_add(out, &p->ccounts);
 	px__counts_add(out, &p->xcounts);
@@ -1408,6 +1458,7 @@ static void pp_abort(struct pp_pool *p)
 	if (p->collector_started) {
 		pthread_mutex_lock(&p->lock);
 		p->stop = true;
+		atomic_store_explicit(&p->attention, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&p->lock);
 		ring_bell_always(p);
 		pthread_join(p->collector, NULL);
@@ -1432,7 +1483,13 @@ static int pp_create(px_executor **out, const struct px__config *cfg)
 	p->qcap = cfg->queue ? cfg->queue : 1;
 	p->max_tasks = cfg->max_tasks_per_worker;
 	p->spin_ns = (int64_t)cfg->spin_us * 1000;
-	pthread_mutex_init(&p->lock, NULL);
+	/* Adaptive: submitters and the collector hold it for a few hundred
+	 * nanoseconds; spinning briefly beats a futex sleep. */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&p->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&p->space, NULL);
 	pthread_cond_init(&p->state_cv, NULL);
 	px__arena_init(&p->arena, NULL, 0);
@@ -1447,7 +1504,7 @@ static int pp_create(px_executor **out, const struct px__config *cfg)
 	size_t respsz = (size_t)px_ring_memsize(PP_WINDOW, PP_RESP_SLOT, PX_RING_SPSC);
 	p->big_len = align_up((size_t)cfg->max_result + PP_MSG_MAX, 64);
 	size_t per = align_up(sizeof(struct pp_wshared), 128) + align_up(reqsz, 128) +
-		     align_up(respsz, 128) + align_up(p->big_len, 128);
+		     align_up(respsz, 128) + PP_NBIG * p->big_len;
 	size_t arena = align_up(cfg->shm_size ? cfg->shm_size : 64, 4096);
 	p->map_len = align_up(sizeof(struct pp_hdr), 128) + per * (size_t)p->nw + arena;
 	/* MAP_NORESERVE: pages cost memory only once touched. */
@@ -1472,8 +1529,8 @@ static int pp_create(px_executor **out, const struct px__config *cfg)
 		w->sh->resp = (px_ring *)c;
 		c += align_up(respsz, 128);
 		w->sh->big = c;
-		c += align_up(p->big_len, 128);
-		slot_reset(w);
+		c += PP_NBIG * p->big_len;
+		slot_reset(w, &p->busy_dead);
 		w->gen = 0;
 	}
 	px__arena_fini(&p->arena);
