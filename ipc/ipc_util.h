@@ -88,29 +88,63 @@ static inline void px__futex_wake(_Atomic uint32_t *addr, int n)
 /*
  * The two halves of the parking protocol (a Dekker pair, see ring.c):
  *
- *   sleeper: px__waiter_register(&waiters); re-check the condition; sleep
+ *   sleeper: bounded = !px__waiter_register(&waiters); re-check; sleep
  *   waker:   publish progress; if (px__waiters_seen(&waiters)) wake
  *
- * Normally both sides issue a seq_cst fence between their store and their
- * load, and the fences' total order guarantees that the waker sees the
- * sleeper or the sleeper sees the progress. The thread sanitizer does not
- * model fences (GCC refuses them under -fsanitize=thread), so there the
- * waker reads the count with a read-modify-write instead: an RMW always
- * reads the latest value in the count's modification order, and its release
- * half synchronises with the sleeper's registration RMW, which gives the same
- * guarantee at the price of a locked write on the waker's path.
+ * The waker's store (progress) must be ordered before its load (waiters),
+ * and the sleeper's store (waiters) before its load (the ring): a StoreLoad
+ * barrier on each side. A seq_cst fence on the waker's side would cost a
+ * store-buffer drain on every push, which on a ring the consumer keeps
+ * polling means waiting for a cross-core cache-line transfer per item. So
+ * the barrier is made asymmetric, as liburcu does: every process that
+ * wakes registers once for MEMBARRIER_CMD_GLOBAL_EXPEDITED and then needs
+ * only a compiler barrier, and the sleeper, which is about to make a system
+ * call anyway, calls membarrier(), which runs a full barrier on every CPU
+ * currently running a registered process (a CPU that is not running one
+ * passes a barrier when it switches to it). Either the waker's load comes
+ * after that barrier and sees the sleeper, or its store came before it and
+ * the sleeper's re-check sees the progress.
+ *
+ * Fallbacks: a process that cannot register uses a seq_cst fence as waker;
+ * a sleeper that cannot call membarrier() uses a fence and returns false,
+ * and must then bound each sleep (PX__SLEEP_POLL_NS), because registered
+ * wakers do not fence. Under the thread sanitizer, which models neither
+ * fences (GCC refuses them) nor membarrier, the waker reads the count with
+ * a seq_cst read-modify-write instead: an RMW reads the latest value in the
+ * count's modification order and synchronises with the sleeper's
+ * registration RMW.
  */
 #if defined(__SANITIZE_THREAD__)
 #define PX__NO_FENCES 1
 #endif
 
-static inline void px__waiter_register(_Atomic uint32_t *waiters)
+/* A sleep bound for sleepers whose barrier is only a local fence. */
+#define PX__SLEEP_POLL_NS (1 * PX_MSEC)
+
+/* 1: this process is registered for global expedited membarrier; 0: not
+ * tried yet (or forked since); -1: unavailable. */
+extern _Atomic int px__ipc_mb_state;
+
+/* Slow path of px__waiters_seen(): registers or fences. */
+void px__ipc_waker_barrier_slow(void);
+
+/* The sleeper's barrier; true when it was membarrier(). */
+bool px__ipc_sleeper_barrier(void);
+
+/* Registers this process as a waker ahead of time (ring/queue init and
+ * attach call it, so the first push does not pay for it). */
+void px__ipc_waker_prepare(void);
+
+/* Returns true when the sleeper may sleep without a bound. */
+static inline bool px__waiter_register(_Atomic uint32_t *waiters)
 {
-	/* Seq_cst RMW; with fences, followed by one: pairs with the fence
-	 * (or the RMW) in px__waiters_seen(). */
+	/* Seq_cst RMW, then the sleeper's barrier: pairs with the waker's
+	 * barrier in px__waiters_seen(). */
 	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-#ifndef PX__NO_FENCES
-	atomic_thread_fence(memory_order_seq_cst);
+#ifdef PX__NO_FENCES
+	return true;
+#else
+	return px__ipc_sleeper_barrier();
 #endif
 }
 
@@ -123,12 +157,26 @@ static inline void px__waiter_unregister(_Atomic uint32_t *waiters)
 static inline uint32_t px__waiters_seen(_Atomic uint32_t *waiters)
 {
 #ifndef PX__NO_FENCES
-	/* Pairs with the fence in px__waiter_register(). */
-	atomic_thread_fence(memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&px__ipc_mb_state,
+						  memory_order_relaxed) == 1, 1))
+		/* Compiler barrier only: the sleeper's membarrier() supplies
+		 * the CPU barrier (see above). */
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		px__ipc_waker_barrier_slow();
 	return atomic_load_explicit(waiters, memory_order_relaxed);
 #else
 	return atomic_fetch_add_explicit(waiters, 0, memory_order_seq_cst);
 #endif
+}
+
+/* The deadline for one sleep: the caller's, or sooner when bounded. */
+static inline int64_t px__sleep_deadline(int64_t deadline, bool unbounded)
+{
+	if (unbounded)
+		return deadline;
+	int64_t poll = px__now_ns() + PX__SLEEP_POLL_NS;
+	return deadline >= 0 && deadline < poll ? deadline : poll;
 }
 
 /* The remaining time before an absolute deadline, for timed-out checks. */

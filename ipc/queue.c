@@ -322,7 +322,7 @@ static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
 	}
 	int ret;
 	/* Pairs with px__waiters_seen() in px__q_free(). */
-	px__waiter_register(&q->space.waiters);
+	bool unbounded = px__waiter_register(&q->space.waiters);
 	for (;;) {
 		/* Acquire: pairs with the release bumps in px__q_free() and
 		 * px__q_wake_all(). */
@@ -340,10 +340,11 @@ static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
 			ret = -EINTR;
 			break;
 		}
-		if (px__futex_wait(&q->space.seq, v, deadline) == -ETIMEDOUT) {
-			ret = px__q_alloc_try(q, c, unit, got) ? 0 : -ETIMEDOUT;
+		if (px__deadline_passed(deadline)) {
+			ret = -ETIMEDOUT;
 			break;
 		}
+		px__futex_wait(&q->space.seq, v, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&q->space.waiters);
 	return ret;

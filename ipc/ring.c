@@ -135,6 +135,7 @@ int px_ring_init(void *mem, size_t size, uint32_t capacity, uint32_t slot_size,
 		for (uint64_t i = 0; i < capacity; i++)
 			atomic_init(px__entry_seq(r, i), 2 * i);
 	}
+	px__ipc_waker_prepare();
 	/* Release: pairs with the acquire in px_ring_attach(); an attacher
 	 * that sees the magic sees the initialised ring. */
 	atomic_store_explicit(&r->ro.magic, PX__RING_MAGIC, memory_order_release);
@@ -160,6 +161,7 @@ int px_ring_attach(px_ring **out, void *mem, size_t size)
 		return -EBADMSG;
 	if ((size_t)need > size)
 		return -EBADMSG; /* the mapping is shorter than the ring */
+	px__ipc_waker_prepare();
 	*out = r;
 	return 0;
 }
@@ -480,7 +482,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 	 * is ordered before our re-checks of the ring, so either we see the
 	 * other side's progress or it sees us and wakes us. One registration
 	 * covers every later iteration. */
-	px__waiter_register(&w->waiters);
+	bool unbounded = px__waiter_register(&w->waiters);
 	for (;;) {
 		/* Acquire: pairs with the release increment in
 		 * px__ring_wake(), px_ring_close() and px_ring_kick(). */
@@ -492,12 +494,11 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 			ret = -EINTR;
 			break;
 		}
-		if (px__futex_wait(&w->seq, v, deadline) == -ETIMEDOUT) {
-			ret = push ? px__push(r, items, n) : px__pop(r, items, n);
-			if (ret == 0)
-				ret = -ETIMEDOUT;
+		if (px__deadline_passed(deadline)) {
+			ret = -ETIMEDOUT; /* checked just above */
 			break;
 		}
+		px__futex_wait(&w->seq, v, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&w->waiters);
 	return ret;

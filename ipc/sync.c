@@ -28,7 +28,7 @@ _Static_assert(sizeof(pthread_cond_t) <= sizeof(px_cond), "px_cond size");
 #define PX__MUTEX(l) ((pthread_mutex_t *)(void *)(l)->opaque_)
 
 /* An absolute CLOCK_REALTIME time timeout_ns from now (for timedlock). */
-static struct timespec px__abs_realtime(int64_t timeout_ns)
+static inline struct timespec px__abs_realtime(int64_t timeout_ns)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -54,6 +54,43 @@ out:
 	return -r;
 }
 
+#if defined(__SANITIZE_THREAD__) && defined(__GLIBC__)
+/*
+ * Under the thread sanitizer only. Its pthread_mutex_timedlock interceptor
+ * records the lock only for a 0 return, not for EOWNERDEAD, and its unlock
+ * interceptor reports an unlock by a non-owner as a bug even though a robust
+ * mutex answers EPERM by contract. So timed locks poll trylock (whose
+ * interceptor knows EOWNERDEAD) and unlocks check the owner first: the lock
+ * word of a robust mutex holds the owner's TID.
+ */
+static int px__mutex_timedlock_tsan(pthread_mutex_t *m, int64_t timeout_ns)
+{
+	int64_t deadline = px__deadline(timeout_ns);
+	for (;;) {
+		int r = pthread_mutex_trylock(m);
+		if (r != EBUSY)
+			return r;
+		if (px__deadline_passed(deadline))
+			return ETIMEDOUT;
+		struct timespec ts = {0, 50000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int px__mutex_unlock(pthread_mutex_t *m)
+{
+	uint32_t word = __atomic_load_n((uint32_t *)&m->__data.__lock, __ATOMIC_RELAXED);
+	if ((word & FUTEX_TID_MASK) != (uint32_t)gettid())
+		return -EPERM;
+	return -pthread_mutex_unlock(m);
+}
+#else
+static int px__mutex_unlock(pthread_mutex_t *m)
+{
+	return -pthread_mutex_unlock(m);
+}
+#endif
+
 static int px__mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
 {
 	int r;
@@ -65,8 +102,12 @@ static int px__mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
 		/* timedlock measures CLOCK_REALTIME (clocklock would take
 		 * CLOCK_MONOTONIC, but the thread sanitizer does not know it,
 		 * and would then miss the acquire). */
+#if defined(__SANITIZE_THREAD__) && defined(__GLIBC__)
+		r = px__mutex_timedlock_tsan(m, timeout_ns);
+#else
 		struct timespec ts = px__abs_realtime(timeout_ns);
 		r = pthread_mutex_timedlock(m, &ts);
+#endif
 	}
 	return -r;
 }
@@ -109,7 +150,7 @@ int px_lock_trylock(px_lock *l)
 
 int px_lock_unlock(px_lock *l)
 {
-	return l ? -pthread_mutex_unlock(PX__MUTEX(l)) : -EINVAL;
+	return l ? px__mutex_unlock(PX__MUTEX(l)) : -EINVAL;
 }
 
 int px_lock_consistent(px_lock *l)
@@ -142,7 +183,7 @@ int px_rlock_trylock(px_rlock *l)
 
 int px_rlock_unlock(px_rlock *l)
 {
-	return l ? -pthread_mutex_unlock(PX__MUTEX(l)) : -EINVAL;
+	return l ? px__mutex_unlock(PX__MUTEX(l)) : -EINVAL;
 }
 
 int px_rlock_consistent(px_rlock *l)
@@ -241,14 +282,15 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 	int ret = 0;
 	/* Pairs with px__waiters_seen() in px_sem_post(): registration
 	 * before the re-check (the kernel re-checks value == 0 atomically). */
-	px__waiter_register(&s->waiters);
+	bool unbounded = px__waiter_register(&s->waiters);
 	for (;;) {
 		if (px__sem_take(s))
 			break;
-		if (px__futex_wait(&s->value, 0, deadline) == -ETIMEDOUT) {
-			ret = px__sem_take(s) ? 0 : -ETIMEDOUT;
+		if (px__deadline_passed(deadline)) {
+			ret = -ETIMEDOUT;
 			break;
 		}
+		px__futex_wait(&s->value, 0, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&s->waiters);
 	return ret;
@@ -353,17 +395,16 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 	int64_t deadline = px__deadline(timeout_ns);
 	int ret = 0;
 	/* Pairs with px__waiters_seen() in px_event_set(). */
-	px__waiter_register(&e->waiters);
+	bool unbounded = px__waiter_register(&e->waiters);
 	for (;;) {
 		uint32_t w = atomic_load_explicit(&e->word, memory_order_acquire);
 		if ((w & 1u) || (w >> 1) != (w0 >> 1))
 			break; /* set now, or set since we started */
-		if (px__futex_wait(&e->word, w, deadline) == -ETIMEDOUT) {
-			w = atomic_load_explicit(&e->word, memory_order_acquire);
-			if (!(w & 1u) && (w >> 1) == (w0 >> 1))
-				ret = -ETIMEDOUT;
+		if (px__deadline_passed(deadline)) {
+			ret = -ETIMEDOUT;
 			break;
 		}
+		px__futex_wait(&e->word, w, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&e->waiters);
 	return ret;

@@ -1,0 +1,77 @@
+/*
+ * ipc/ipc_util.c - the process-wide half of the parking protocol: global
+ * expedited membarrier registration (see ipc_util.h for why).
+ */
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ipc_util.h"
+
+_Atomic int px__ipc_mb_state;
+
+static pthread_once_t px__mb_once = PTHREAD_ONCE_INIT;
+static bool px__mb_supported;
+
+/* A forked child re-registers on its first wake (registration is per
+ * process; re-registering is cheap if the kernel already inherited it). */
+static void px__mb_atfork_child(void)
+{
+	if (atomic_load_explicit(&px__ipc_mb_state, memory_order_relaxed) == 1)
+		atomic_store_explicit(&px__ipc_mb_state, 0, memory_order_relaxed);
+}
+
+static void px__mb_query(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	px__mb_supported = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+			   (cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+	pthread_atfork(NULL, NULL, px__mb_atfork_child);
+}
+
+static int px__mb_register(void)
+{
+	pthread_once(&px__mb_once, px__mb_query);
+	int st = -1;
+	if (px__mb_supported &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
+		st = 1;
+	/* Relaxed: only this process reads it, to pick its barrier. */
+	atomic_store_explicit(&px__ipc_mb_state, st, memory_order_relaxed);
+	return st;
+}
+
+void px__ipc_waker_prepare(void)
+{
+#ifndef PX__NO_FENCES
+	if (atomic_load_explicit(&px__ipc_mb_state, memory_order_relaxed) == 0)
+		px__mb_register();
+#endif
+}
+
+void px__ipc_waker_barrier_slow(void)
+{
+#ifndef PX__NO_FENCES
+	/* Fence in any case on this call: the registration may complete
+	 * after a sleeper's membarrier() has already passed us by. */
+	if (atomic_load_explicit(&px__ipc_mb_state, memory_order_relaxed) == 0)
+		px__mb_register();
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+bool px__ipc_sleeper_barrier(void)
+{
+#ifndef PX__NO_FENCES
+	pthread_once(&px__mb_once, px__mb_query);
+	if (px__mb_supported &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
+		return true;
+	atomic_thread_fence(memory_order_seq_cst);
+	return false;
+#else
+	return true;
+#endif
+}
