@@ -2,9 +2,9 @@
  * lib/wait.c - waiting on many futures: px_wait() and the as-completed
  * iterator.
  *
- * ALL_COMPLETED waits on each future in turn: futures mostly finish in
- * submission order, so this sleeps at most once per late future and costs no
- * registration at all for the ones already done. FIRST_COMPLETED and
+ * ALL_COMPLETED waits on each future in turn, the last first: futures
+ * mostly finish in submission order, so this usually sleeps once, and costs
+ * no registration at all. FIRST_COMPLETED and
  * FIRST_EXCEPTION register a node on every pending future; the node's fire()
  * bumps one futex word the waiter sleeps on, so n futures cost n nodes and
  * one sleeping thread, never a thread or a condvar per future.
@@ -99,7 +99,11 @@ static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 {
 	int64_t deadline = px__deadline(timeout_ns);
 	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++)
+	/* Last first: futures mostly finish in submission order, so once the
+	 * last is done the rest usually are, and the waiter sleeps once
+	 * instead of catching up with the producer and sleeping again and
+	 * again. */
+	for (size_t i = n; i-- > 0 && r == 0;)
 		if (!px_future_is_done(fs[i]))
 			r = px_future_wait(fs[i], px__time_left(deadline));
 	if (done) {
