@@ -493,6 +493,11 @@ static void worker_main(void *ctx, int slot, uint64_t gen)
 		if (streak < 0)
 			streak = mono_ns();
 		worker_run(p, slot, &c, &rq);
+		/* Nothing more to do: hand the core to whoever waits for this
+		 * reply (the collector, the waiting thread) if they share it,
+		 * rather than spin on it until the next periodic yield. */
+		if (!px_ring_count(sh->req))
+			sched_yield();
 		if (p->max_tasks && ++ran >= p->max_tasks)
 			break; /* recycled: the parent sends no more */
 	}

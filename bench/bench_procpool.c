@@ -1,0 +1,579 @@
+/*
+ * bench/bench_procpool.c - parex's process pool against process-pool peers.
+ *
+ * Run: build-dir/bench/bench_procpool [--rounds N] [--tasks N] [--map N]
+ *      [--pingpong N] [--py-submit N] [--py-map1 N] [--py-map256 N]
+ *      [--py-pingpong N] [--no-python]
+ *
+ * Every pool has 2 worker processes (parex's thread pool, 2 threads, is
+ * shown for reference). The task is "return x + 1" on an int64.
+ *   (a) submit: --tasks tasks, each with its own future (parex), or one
+ *       record each (the naive fork+pipe pool: one write() per record to a
+ *       worker's pipe, one read() per result), or ProcessPoolExecutor.submit;
+ *       submit all, then wait for all and check the sum; tasks/s.
+ *   (b) map: --map records through px_executor_map (default chunking, and
+ *       chunk 256), a fork+pipe pool that batches up to 256 records per
+ *       write() and reads results in bulk, and ProcessPoolExecutor.map with
+ *       chunksize 1 and 256; records/s.
+ *   (c) ping-pong: submit one task, wait for its result, --pingpong times;
+ *       p50 and p99. The pipe peer is one round trip over a pair of pipes
+ *       to a worker process.
+ * Python runs bench_procpool_py.py (its own sizes, --py-*), skipped with a
+ * line when python3 was not found at configure time or the script fails.
+ * Rounds interleave the peers (parex process, parex thread, naive pipe,
+ * batched pipe, python, then again) so the shared machine's noise hits them
+ * alike; the tables show medians over rounds and parex/peer ratios, and the
+ * issue's targets: submit >= 3x the naive pipe pool and >= 150x Python's
+ * submit; map >= the batched pipe pool; ping-pong p50 <= 1/6 of the pipe
+ * round trip.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <parex/executor.h>
+#include <parex/future.h>
+
+#define WORKERS 2
+#define BATCH 256
+#define MAXR 64
+
+static int opt_rounds = 5;
+static size_t opt_tasks = 200000;
+static size_t opt_map = 2000000;
+static size_t opt_pingpong = 20000;
+static size_t opt_py_submit = 20000;
+static size_t opt_py_map1 = 20000;
+static size_t opt_py_map256 = 200000;
+static size_t opt_py_pingpong = 2000;
+static int opt_python = 1;
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *what, const char *detail)
+{
+	fprintf(stderr, "bench_procpool: %s: %s\n", what, detail);
+	exit(1);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die("malloc", strerror(errno));
+	return p;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAXR];
+	if (n <= 0)
+		return 0;
+	memcpy(s, v, (size_t)n * sizeof(*s));
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* Results: one series per (peer, measurement). */
+struct series {
+	const char *name;
+	double v[MAXR];
+	int n;
+};
+
+static void add(struct series *s, double v)
+{
+	if (s->n < MAXR)
+		s->v[s->n++] = v;
+}
+
+static void pingpong_stats(int64_t *lat, size_t n, struct series *p50,
+			   struct series *p99)
+{
+	qsort(lat, n, sizeof(*lat), cmp_i64);
+	add(p50, (double)lat[n / 2] / 1000.0);
+	size_t i = (size_t)(0.99 * (double)n);
+	add(p99, (double)lat[i < n ? i : n - 1] / 1000.0);
+}
+
+/* parex ------------------------------------------------------------------- */
+
+static int inc_task(px_task *t, const void *arg, size_t len)
+{
+	int64_t v;
+	(void)len;
+	memcpy(&v, arg, sizeof(v));
+	v++;
+	return px_task_return(t, &v, sizeof(v));
+}
+
+static px_executor *open_pool(const char *spec)
+{
+	px_executor *ex;
+	char err[256] = "";
+	int r = px_executor_open(&ex, spec, err, sizeof(err));
+	if (r)
+		die(spec, err[0] ? err : px_strerror(r));
+	return ex;
+}
+
+static double px_submit(px_executor *ex, size_t n, px_future **fs)
+{
+	int64_t t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		int64_t v = (int64_t)i;
+		int r = px_executor_submit(ex, inc_task, &v, sizeof(v), NULL, &fs[i]);
+		if (r)
+			die("px_executor_submit", px_strerror(r));
+	}
+	int64_t sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t v;
+		int r = px_future_get_i64(fs[i], PX_FOREVER, &v);
+		if (r)
+			die("px_future_get_i64", px_strerror(r));
+		sum += v;
+		px_future_release(fs[i]);
+	}
+	int64_t t1 = now_ns();
+	if (sum != (int64_t)n * ((int64_t)n + 1) / 2)
+		die("parex submit", "wrong sum");
+	return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static double px_map(px_executor *ex, size_t n, size_t chunk, int64_t *in,
+		     int64_t *out)
+{
+	px_map_opts o = { .chunk = chunk };
+	int64_t t0 = now_ns();
+	int r = px_executor_map(ex, inc_task, in, sizeof(*in), n, out,
+				sizeof(*out), &o);
+	int64_t t1 = now_ns();
+	if (r)
+		die("px_executor_map", px_strerror(r));
+	for (size_t i = 0; i < n; i++)
+		if (out[i] != in[i] + 1)
+			die("parex map", "wrong result");
+	return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static void px_pingpong(px_executor *ex, size_t n, int64_t *lat)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t in = (int64_t)i, out = -1, t0 = now_ns();
+		px_future *f;
+		int r = px_executor_submit(ex, inc_task, &in, sizeof(in), NULL, &f);
+		if (r)
+			die("px_executor_submit", px_strerror(r));
+		r = px_future_get_i64(f, PX_FOREVER, &out);
+		px_future_release(f);
+		lat[i] = now_ns() - t0;
+		if (r || out != in + 1)
+			die("parex ping-pong", "wrong result");
+	}
+}
+
+/* fork+pipe pools ------------------------------------------------------------ */
+
+/*
+ * WORKERS processes, each with a request pipe and a response pipe. A
+ * worker reads what is there (up to BATCH records), adds one to each and
+ * writes them back in one write(); in naive mode it reads and writes one
+ * record per call. The parent writes requests from the calling thread and
+ * a collector thread reads responses, so neither side's pipe fills up.
+ */
+struct pipepool {
+	int batched;
+	pid_t pid[WORKERS];
+	int req[WORKERS];  /* parent writes */
+	int resp[WORKERS]; /* parent reads */
+};
+
+/* The pipe pools' task, called through a pointer per record as a pool that
+ * runs user functions must (not inlined into a vectorised loop). */
+static int64_t pipe_inc(int64_t v)
+{
+	return v + 1;
+}
+
+static int64_t (*volatile pipe_task)(int64_t) = pipe_inc;
+
+static void pipe_worker(int rfd, int wfd, int batched)
+{
+	int64_t buf[BATCH];
+	for (;;) {
+		ssize_t r = read(rfd, buf, batched ? sizeof(buf) : sizeof(buf[0]));
+		if (r <= 0)
+			_exit(0);
+		size_t k = (size_t)r / sizeof(buf[0]);
+		int64_t (*fn)(int64_t) = pipe_task;
+		for (size_t i = 0; i < k; i++)
+			buf[i] = fn(buf[i]);
+		if (write(wfd, buf, (size_t)r) != r)
+			_exit(1);
+	}
+}
+
+static void pipepool_start(struct pipepool *pp, int batched)
+{
+	pp->batched = batched;
+	fflush(NULL);
+	for (int w = 0; w < WORKERS; w++) {
+		int a[2], b[2];
+		if (pipe(a) || pipe(b))
+			die("pipe", strerror(errno));
+		pid_t p = fork();
+		if (p < 0)
+			die("fork", strerror(errno));
+		if (p == 0) {
+			/* Keep only this worker's two ends: an inherited
+			 * write end of another pool would hide its EOF. */
+			for (int fd = 3; fd < 1024; fd++)
+				if (fd != a[0] && fd != b[1])
+					close(fd);
+			pipe_worker(a[0], b[1], batched);
+		}
+		close(a[0]);
+		close(b[1]);
+		pp->pid[w] = p;
+		pp->req[w] = a[1];
+		pp->resp[w] = b[0];
+	}
+}
+
+static void pipepool_stop(struct pipepool *pp)
+{
+	for (int w = 0; w < WORKERS; w++) {
+		close(pp->req[w]);
+		close(pp->resp[w]);
+		waitpid(pp->pid[w], NULL, 0);
+	}
+}
+
+struct collect {
+	struct pipepool *pp;
+	size_t want;
+	int64_t sum;
+};
+
+static void *pipe_collector(void *arg)
+{
+	struct collect *c = arg;
+	size_t got = 0;
+	int64_t buf[BATCH];
+	struct pollfd pf[WORKERS];
+	for (int w = 0; w < WORKERS; w++)
+		pf[w] = (struct pollfd){ .fd = c->pp->resp[w], .events = POLLIN };
+	while (got < c->want) {
+		if (poll(pf, WORKERS, -1) < 0 && errno != EINTR)
+			die("poll", strerror(errno));
+		for (int w = 0; w < WORKERS; w++) {
+			if (!(pf[w].revents & POLLIN))
+				continue;
+			ssize_t r = read(pf[w].fd, buf,
+					 c->pp->batched ? sizeof(buf) : sizeof(buf[0]));
+			if (r <= 0)
+				die("pipe pool", "worker hung up");
+			for (size_t i = 0; i < (size_t)r / sizeof(buf[0]); i++)
+				c->sum += buf[i];
+			got += (size_t)r / sizeof(buf[0]);
+		}
+	}
+	return NULL;
+}
+
+static double pipepool_run(struct pipepool *pp, size_t n)
+{
+	struct collect c = { .pp = pp, .want = n };
+	pthread_t th;
+	int64_t t0 = now_ns();
+	pthread_create(&th, NULL, pipe_collector, &c);
+	int64_t buf[BATCH];
+	size_t per = pp->batched ? BATCH : 1;
+	int w = 0;
+	for (size_t i = 0; i < n; i += per) {
+		size_t k = n - i < per ? n - i : per;
+		for (size_t j = 0; j < k; j++)
+			buf[j] = (int64_t)(i + j);
+		ssize_t len = (ssize_t)(k * sizeof(buf[0]));
+		if (write(pp->req[w], buf, (size_t)len) != len)
+			die("pipe pool", "short write");
+		w = (w + 1) % WORKERS;
+	}
+	pthread_join(th, NULL);
+	int64_t t1 = now_ns();
+	if (c.sum != (int64_t)n * ((int64_t)n + 1) / 2)
+		die("pipe pool", "wrong sum");
+	return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static void pipe_pingpong(struct pipepool *pp, size_t n, int64_t *lat)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t v = (int64_t)i, t0 = now_ns();
+		if (write(pp->req[0], &v, sizeof(v)) != sizeof(v) ||
+		    read(pp->resp[0], &v, sizeof(v)) != sizeof(v))
+			die("pipe ping-pong", strerror(errno));
+		lat[i] = now_ns() - t0;
+		if (v != (int64_t)i + 1)
+			die("pipe ping-pong", "wrong result");
+	}
+}
+
+/* Python ---------------------------------------------------------------------- */
+
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+static int py_round(double out[5])
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' %zu %zu %zu %zu", PX_BENCH_PYTHON,
+		 PX_BENCH_PY_SCRIPT, opt_py_submit, opt_py_map1, opt_py_map256,
+		 opt_py_pingpong);
+	fflush(stdout);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	int n = fscanf(p, "%lf %lf %lf %lf %lf", &out[0], &out[1], &out[2],
+		       &out[3], &out[4]);
+	int st = pclose(p);
+	return n == 5 && st == 0 ? 0 : -1;
+}
+#endif
+
+/* Driver ------------------------------------------------------------------------ */
+
+static size_t parse_count(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || v == 0)
+		die("bad count", s);
+	return (size_t)v;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--no-python")) {
+			opt_python = 0;
+			continue;
+		}
+		if (!v)
+			die("missing value for", a);
+		i++;
+		if (!strcmp(a, "--rounds")) {
+			opt_rounds = (int)parse_count(v);
+			if (opt_rounds > MAXR)
+				opt_rounds = MAXR;
+		} else if (!strcmp(a, "--tasks")) {
+			opt_tasks = parse_count(v);
+		} else if (!strcmp(a, "--map")) {
+			opt_map = parse_count(v);
+		} else if (!strcmp(a, "--pingpong")) {
+			opt_pingpong = parse_count(v);
+		} else if (!strcmp(a, "--py-submit")) {
+			opt_py_submit = parse_count(v);
+		} else if (!strcmp(a, "--py-map1")) {
+			opt_py_map1 = parse_count(v);
+		} else if (!strcmp(a, "--py-map256")) {
+			opt_py_map256 = parse_count(v);
+		} else if (!strcmp(a, "--py-pingpong")) {
+			opt_py_pingpong = parse_count(v);
+		} else {
+			die("unknown option", a);
+		}
+	}
+}
+
+static void row(const struct series *s, const char *unit, double scale)
+{
+	if (!s->n) {
+		printf("  %-40s %12s\n", s->name, "skipped");
+		return;
+	}
+	printf("  %-40s %12.3f %s\n", s->name, median(s->v, s->n) / scale, unit);
+}
+
+static void ratio(const char *what, double num, double den, double target,
+		  const char *cmp)
+{
+	if (num <= 0 || den <= 0) {
+		printf("  %-52s %8s\n", what, "n/a");
+		return;
+	}
+	double r = num / den;
+	bool ok = !strcmp(cmp, ">=") ? r >= target : r <= target;
+	printf("  %-52s %8.2fx   (target %s %gx: %s)\n", what, r, cmp, target,
+	       ok ? "met" : "MISSED");
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Pipe pools first: their workers are forked before any thread. */
+	struct pipepool naive, batched;
+	pipepool_start(&naive, 0);
+	pipepool_start(&batched, 1);
+	px_executor *proc = open_pool("process:workers=2");
+	px_executor *thr = open_pool("thread:workers=2");
+
+	size_t nmax = opt_tasks > opt_map ? opt_tasks : opt_map;
+	px_future **fs = xmalloc(opt_tasks * sizeof(*fs));
+	int64_t *in = xmalloc(nmax * sizeof(*in));
+	int64_t *out = xmalloc(nmax * sizeof(*out));
+	int64_t *lat = xmalloc((opt_pingpong > opt_py_pingpong ? opt_pingpong
+							       : opt_py_pingpong) *
+			       sizeof(*lat));
+	for (size_t i = 0; i < nmax; i++)
+		in[i] = (int64_t)i;
+
+	struct series s_px = { "parex process: submit" },
+		      s_pt = { "parex thread (reference): submit" },
+		      s_naive = { "naive fork+pipe pool (1 record/syscall)" },
+		      s_pys = { "python ProcessPoolExecutor(2).submit" },
+		      m_px = { "parex process: map (default chunks)" },
+		      m_px256 = { "parex process: map (chunk 256)" },
+		      m_pt = { "parex thread (reference): map" },
+		      m_batch = { "fork+pipe pool, 256 records/write" },
+		      m_py1 = { "python map chunksize=1" },
+		      m_py256 = { "python map chunksize=256" },
+		      p_px50 = { "parex process" }, p_px99 = { "parex process" },
+		      p_pt50 = { "parex thread (reference)" },
+		      p_pt99 = { "parex thread (reference)" },
+		      p_pipe50 = { "pipe round trip (fork+pipe)" },
+		      p_pipe99 = { "pipe round trip (fork+pipe)" },
+		      p_py50 = { "python ProcessPoolExecutor(2)" },
+		      p_py99 = { "python ProcessPoolExecutor(2)" };
+
+	/* Warm-up: start every worker, fault in the memory. */
+	px_submit(proc, opt_tasks < 20000 ? opt_tasks : 20000, fs);
+	px_submit(thr, opt_tasks < 20000 ? opt_tasks : 20000, fs);
+	pipepool_run(&naive, 10000);
+	pipepool_run(&batched, 100000);
+
+	int py = 0;
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+	py = opt_python;
+#endif
+	if (!py)
+		printf("python: skipped (%s)\n", opt_python ? "python3 not found at configure time"
+							    : "--no-python");
+	printf("bench_procpool: %d workers each, %d interleaved rounds, medians\n",
+	       WORKERS, opt_rounds);
+	for (int r = 0; r < opt_rounds; r++) {
+		add(&s_px, px_submit(proc, opt_tasks, fs));
+		add(&m_px, px_map(proc, opt_map, 0, in, out));
+		add(&m_px256, px_map(proc, opt_map, 256, in, out));
+		px_pingpong(proc, opt_pingpong, lat);
+		pingpong_stats(lat, opt_pingpong, &p_px50, &p_px99);
+
+		add(&s_pt, px_submit(thr, opt_tasks, fs));
+		add(&m_pt, px_map(thr, opt_map, 0, in, out));
+		px_pingpong(thr, opt_pingpong, lat);
+		pingpong_stats(lat, opt_pingpong, &p_pt50, &p_pt99);
+
+		add(&s_naive, pipepool_run(&naive, opt_tasks));
+		add(&m_batch, pipepool_run(&batched, opt_map));
+		pipe_pingpong(&naive, opt_pingpong, lat);
+		pingpong_stats(lat, opt_pingpong, &p_pipe50, &p_pipe99);
+
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+		if (py) {
+			double v[5];
+			if (py_round(v)) {
+				printf("python: skipped: the script failed\n");
+				py = 0;
+			} else {
+				add(&s_pys, v[0]);
+				add(&m_py1, v[1]);
+				add(&m_py256, v[2]);
+				add(&p_py50, v[3]);
+				add(&p_py99, v[4]);
+			}
+		}
+#endif
+		fprintf(stderr, "round %d/%d done\n", r + 1, opt_rounds);
+	}
+
+	printf("\n(a) submit, a future per task: %zu tasks (python %zu)\n", opt_tasks,
+	       opt_py_submit);
+	row(&s_px, "M tasks/s", 1e6);
+	row(&s_pt, "M tasks/s", 1e6);
+	row(&s_naive, "M tasks/s", 1e6);
+	row(&s_pys, "M tasks/s", 1e6);
+	printf("\n(b) map: %zu records (python %zu with chunksize 1, %zu with 256)\n",
+	       opt_map, opt_py_map1, opt_py_map256);
+	row(&m_px, "M records/s", 1e6);
+	row(&m_px256, "M records/s", 1e6);
+	row(&m_pt, "M records/s", 1e6);
+	row(&m_batch, "M records/s", 1e6);
+	row(&m_py1, "M records/s", 1e6);
+	row(&m_py256, "M records/s", 1e6);
+	printf("\n(c) ping-pong: %zu round trips (python %zu)        p50 us       p99 us\n",
+	       opt_pingpong, opt_py_pingpong);
+	struct series *pp[][2] = { { &p_px50, &p_px99 }, { &p_pt50, &p_pt99 },
+				   { &p_pipe50, &p_pipe99 }, { &p_py50, &p_py99 } };
+	for (size_t i = 0; i < sizeof(pp) / sizeof(pp[0]); i++) {
+		if (!pp[i][0]->n)
+			printf("  %-40s %12s\n", pp[i][0]->name, "skipped");
+		else
+			printf("  %-40s %12.2f %12.2f\n", pp[i][0]->name,
+			       median(pp[i][0]->v, pp[i][0]->n),
+			       median(pp[i][1]->v, pp[i][1]->n));
+	}
+
+	printf("\nratios (medians of one interleaved run)\n");
+	double px_s = median(s_px.v, s_px.n);
+	ratio("submit: parex process / naive fork+pipe pool", px_s,
+	      median(s_naive.v, s_naive.n), 3, ">=");
+	ratio("submit: parex process / python submit", px_s,
+	      s_pys.n ? median(s_pys.v, s_pys.n) : 0, 150, ">=");
+	double px_m = median(m_px.v, m_px.n);
+	ratio("map: parex process / batched fork+pipe pool", px_m,
+	      median(m_batch.v, m_batch.n), 1, ">=");
+	ratio("map: parex process / python map chunksize=256", px_m,
+	      m_py256.n ? median(m_py256.v, m_py256.n) : 0, 1, ">=");
+	ratio("ping-pong p50: parex process / pipe round trip",
+	      median(p_px50.v, p_px50.n), median(p_pipe50.v, p_pipe50.n), 1.0 / 6,
+	      "<=");
+
+	px_executor_destroy(proc);
+	px_executor_destroy(thr);
+	pipepool_stop(&naive);
+	pipepool_stop(&batched);
+	free(fs);
+	free(in);
+	free(out);
+	free(lat);
+	return 0;
+}
