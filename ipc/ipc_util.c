@@ -12,6 +12,8 @@
 
 _Atomic int px__ipc_mb_state;
 
+#ifndef PX__NO_FENCES
+
 static pthread_once_t px__mb_once = PTHREAD_ONCE_INIT;
 static bool px__mb_supported;
 
@@ -42,6 +44,8 @@ static int px__mb_register(void)
 	atomic_store_explicit(&px__ipc_mb_state, st, memory_order_relaxed);
 	return st;
 }
+
+#endif /* !PX__NO_FENCES */
 
 void px__ipc_waker_prepare(void)
 {

@@ -389,12 +389,18 @@ static void test_threads_2p2c(void **state)
 
 /* A consumer parked in another process wakes for close (PX_EEOF) and
  * kick (-EINTR). */
+struct kick_arg {
+	px_queue *q;
+	int *first_done; /* shared: set once the first get returned */
+};
+
 static int child_get(void *p)
 {
-	px_queue *q = p;
+	struct kick_arg *a = p;
 	unsigned char buf[100];
-	ssize_t r1 = px_queue_get(q, buf, sizeof buf, 20 * PX_SEC);
-	ssize_t r2 = px_queue_get(q, buf, sizeof buf, 20 * PX_SEC);
+	ssize_t r1 = px_queue_get(a->q, buf, sizeof buf, 20 * PX_SEC);
+	__atomic_store_n(a->first_done, 1, __ATOMIC_RELEASE);
+	ssize_t r2 = px_queue_get(a->q, buf, sizeof buf, 20 * PX_SEC);
 	return ipc_expect((int)r1, -EINTR) ? 10 : ipc_expect((int)r2, PX_EEOF);
 }
 
@@ -408,12 +414,18 @@ static void test_close_kick_wake_other_process(void **state)
 	px_queue *q;
 	assert_int_equal(px_queue_attach(&q, sh, (size_t)need), 0);
 	px_queue_set_spin(q, 8);
-	pid_t pid = ipc_fork(child_get, q);
-	usleep(50 * 1000);
+	int *first_done = ipc_shared_alloc(sizeof(int));
+	struct kick_arg a = {q, first_done};
+	pid_t pid = ipc_fork(child_get, &a);
+	assert_true(ipc_wait_sleeping(pid)); /* parked in its first get */
 	assert_int_equal(px_queue_kick(q), 0);
-	usleep(50 * 1000);
+	while (!__atomic_load_n(first_done, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	/* Close is sticky: whether the second get is parked yet or not, it
+	 * ends with PX_EEOF. */
 	assert_int_equal(px_queue_close(q), 0);
 	assert_int_equal(ipc_wait(pid), 0);
+	ipc_shared_free(first_done, sizeof(int));
 	ipc_shared_free(sh, (size_t)need);
 }
 

@@ -234,14 +234,11 @@ static int child_block(void *p)
 	return ipc_expect(r, a->want);
 }
 
-static void wait_for_sleeper(px_ring *r, bool push)
+/* The child's only sleep is the ring's futex wait: once the kernel says it
+ * sleeps, it has parked (so a kick must interrupt it). */
+static void wait_for_sleeper(pid_t pid)
 {
-	/* The waiter count sits in the ring's private layout; poll the
-	 * kernel instead: the child is asleep once its state is 'S'. Simpler
-	 * and enough here: give it time to reach the futex. */
-	(void)r;
-	(void)push;
-	usleep(50 * 1000);
+	assert_true(ipc_wait_sleeping(pid));
 }
 
 static void test_close_and_kick_wake_other_process(void **state)
@@ -259,14 +256,14 @@ static void test_close_and_kick_wake_other_process(void **state)
 		struct wake_arg a = {r, false, -EINTR};
 		pid_t pid = ipc_fork(child_block, &a);
 		assert_true(pid > 0);
-		wait_for_sleeper(r, false);
+		wait_for_sleeper(pid);
 		assert_int_equal(px_ring_kick(r), 0);
 		assert_int_equal(ipc_wait(pid), 0);
 
 		/* A push wakes a parked consumer. */
 		a.want = 0;
 		pid = ipc_fork(child_block, &a);
-		wait_for_sleeper(r, false);
+		wait_for_sleeper(pid);
 		uint64_t v = 42;
 		assert_int_equal(px_ring_push(r, &v, PX_FOREVER), 0);
 		assert_int_equal(ipc_wait(pid), 0);
@@ -275,7 +272,7 @@ static void test_close_and_kick_wake_other_process(void **state)
 		assert_int_equal(px_ring_try_push(r, &v), 0);
 		a.push = true;
 		pid = ipc_fork(child_block, &a);
-		wait_for_sleeper(r, true);
+		wait_for_sleeper(pid);
 		assert_int_equal(px_ring_pop(r, &v, PX_FOREVER), 0);
 		assert_int_equal(ipc_wait(pid), 0);
 		assert_int_equal(px_ring_pop(r, &v, PX_FOREVER), 0);
@@ -284,7 +281,7 @@ static void test_close_and_kick_wake_other_process(void **state)
 		a.push = false;
 		a.want = PX_EEOF;
 		pid = ipc_fork(child_block, &a);
-		wait_for_sleeper(r, false);
+		wait_for_sleeper(pid);
 		assert_int_equal(px_ring_close(r), 0);
 		assert_int_equal(ipc_wait(pid), 0);
 		ipc_shared_free(mem, (size_t)need);
@@ -304,7 +301,7 @@ static void test_close_wakes_producer(void **state)
 		assert_int_equal(px_ring_try_push(r, &v), 0);
 		struct wake_arg a = {r, true, -EPIPE};
 		pid_t pid = ipc_fork(child_block, &a);
-		wait_for_sleeper(r, true);
+		wait_for_sleeper(pid);
 		assert_int_equal(px_ring_close(r), 0);
 		assert_int_equal(ipc_wait(pid), 0);
 		assert_int_equal(px_ring_try_pop(r, &v), 0);

@@ -304,7 +304,8 @@ static void test_event(void **state)
 	pid_t p[3];
 	for (int i = 0; i < 3; i++)
 		p[i] = ipc_fork(child_event_wait, s);
-	usleep(30 * 1000);
+	for (int i = 0; i < 3; i++)
+		assert_true(ipc_wait_sleeping(p[i])); /* parked in the wait */
 	/* A set immediately followed by a clear still releases the waiters
 	 * that were asleep during the set. */
 	assert_int_equal(px_event_set(&s->ev), 0);
@@ -422,7 +423,7 @@ static void test_barrier(void **state)
 	/* abort wakes a waiting party in another process with -EPIPE */
 	assert_int_equal(px_barrier_init(&s->bar, 2), 0);
 	pid_t c = ipc_fork(child_barrier_broken, s);
-	usleep(30 * 1000);
+	assert_true(ipc_wait_sleeping(c));
 	assert_int_equal(px_barrier_abort(&s->bar), 0);
 	assert_int_equal(ipc_wait(c), 0);
 	sh_free(s);
