@@ -626,11 +626,16 @@ static int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 	return 0;
 }
 
-/* Moves central tasks into workers' windows as the policy allows. Lock held. */
-static void pump(struct pp_pool *p)
+/*
+ * Moves up to max central tasks into workers' windows as the policy allows.
+ * Lock held. The collector moves a bounded batch per hold, so a submitter
+ * waiting for the lock gets it within a few microseconds; what it leaves
+ * goes out when the replies to this batch come back.
+ */
+static void pump_n(struct pp_pool *p, unsigned max)
 {
 	int64_t now = p->qhead ? mono_ns() : 0;
-	while (p->qhead && !p->broken) {
+	while (p->qhead && !p->broken && max--) {
 		px_future *f = p->qhead;
 		if (f->backend_data & BD_DROP) {
 			/* Back from a dead worker, then cancelled with
@@ -672,6 +677,11 @@ static void pump(struct pp_pool *p)
 	if (p->space_waiters && p->qcount < p->qcap &&
 	    p->qcount <= p->qcap - p->qcap / 4)
 		pthread_cond_broadcast(&p->space);
+}
+
+static void pump(struct pp_pool *p)
+{
+	pump_n(p, UINT_MAX);
 }
 
 /* Submit and cancel ----------------------------------------------------------- */
@@ -806,7 +816,7 @@ static void process_replies(struct pp_pool *p, struct pp_worker *w,
 		w->done_seq++;
 	}
 	w->last_reply_ns = mono_ns();
-	pump(p);
+	pump_n(p, 2 * BURST);
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < n; i++) {
 		px_future *f = d[i].f;
