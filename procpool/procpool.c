@@ -558,7 +558,7 @@ static uint64_t w_cap(const struct pp_pool *p, const struct pp_worker *w)
  * worker frees up first; tiny tasks flow in windows, so a worker never
  * waits for the parent between two of them.
  */
-static struct pp_worker *pick_worker(struct pp_pool *p, int64_t now)
+static struct pp_worker *pick_worker(struct pp_pool *p, int64_t *now)
 {
 	struct pp_worker *idle = NULL, *least = NULL;
 	for (int i = 0; i < p->nw; i++) {
@@ -573,7 +573,11 @@ static struct pp_worker *pick_worker(struct pp_pool *p, int64_t now)
 				idle = w;
 			continue;
 		}
-		if (idle || now - w->last_reply_ns > PP_STREAM_NS)
+		if (idle)
+			continue;
+		if (!*now)
+			*now = mono_ns(); /* read once per pump, and only here */
+		if (*now - w->last_reply_ns > PP_STREAM_NS)
 			continue;
 		if (!least || n < w_inflight(least))
 			least = w;
@@ -597,6 +601,11 @@ static int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 			return -EAGAIN;
 		memcpy(argmem, f->arg, f->arg_len);
 		p->arena_args++;
+	} else if (f->arg == f->arg_inline) {
+		/* A fixed-size copy: a variable one of a few bytes becomes a
+		 * `rep movs`, slow to start, on the collector's hot path. */
+		_Static_assert(PX__ARG_INLINE <= PP_REQ_INLINE, "inline arguments fit");
+		memcpy(rq.inl, f->arg_inline, PX__ARG_INLINE);
 	} else if (f->arg_len) {
 		memcpy(rq.inl, f->arg, f->arg_len);
 	}
@@ -634,7 +643,7 @@ static int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
  */
 static void pump_n(struct pp_pool *p, unsigned max)
 {
-	int64_t now = p->qhead ? mono_ns() : 0;
+	int64_t now = 0;
 	while (p->qhead && !p->broken && max--) {
 		px_future *f = p->qhead;
 		if (f->backend_data & BD_DROP) {
@@ -652,7 +661,7 @@ static void pump_n(struct pp_pool *p, unsigned max)
 			px_future_release(f);
 			continue;
 		}
-		struct pp_worker *w = pick_worker(p, now);
+		struct pp_worker *w = pick_worker(p, &now);
 		if (!w)
 			break;
 		if (!(f->backend_data & BD_STARTED) && !px__future_try_start(f))
