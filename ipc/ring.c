@@ -417,11 +417,56 @@ static inline int px__pop(px_ring *r, void *items, uint32_t n)
 
 /* ---- public operations ------------------------------------------------ */
 
+/* Single-item SPSC operations: the same steps as px__spsc_push/pop with
+ * n = 1, minus the burst bookkeeping (wrap split, counts), since at a few
+ * nanoseconds per item every branch shows. */
+static inline int px__spsc_push1(px_ring *r, const void *item)
+{
+	/* Orders as in px__spsc_push(). */
+	uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+	if (atomic_load_explicit(&r->ro.closed, memory_order_relaxed))
+		return -EPIPE;
+	if (t - r->prod.cached_head >= r->ro.capacity) {
+		/* Acquire: pairs with the consumer's release store of head. */
+		r->prod.cached_head =
+			atomic_load_explicit(&r->cons.head, memory_order_acquire);
+		if (t - r->prod.cached_head >= r->ro.capacity)
+			return -EAGAIN;
+	}
+	px__copy(px__spsc_slot(r, px__idx(r, t)), item, r->ro.slot_size);
+	/* Release: pairs with the consumer's acquire load of tail. */
+	atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release);
+	px__ring_wake(&r->ne, 1);
+	return 0;
+}
+
+static inline int px__spsc_pop1(px_ring *r, void *item)
+{
+	/* Orders as in px__spsc_pop(). */
+	uint64_t h = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
+	if (h == r->cons.cached_tail) {
+		/* Acquire: pairs with the producer's release store of tail. */
+		r->cons.cached_tail =
+			atomic_load_explicit(&r->prod.tail, memory_order_acquire);
+		if (h == r->cons.cached_tail) {
+			int e = px__empty_result(r, h);
+			return e ? e : -EAGAIN;
+		}
+	}
+	px__copy(item, px__spsc_slot(r, px__idx(r, h)), r->ro.slot_size);
+	/* Release: pairs with the producer's acquire load of head. */
+	atomic_store_explicit(&r->cons.head, h + 1, memory_order_release);
+	px__ring_wake(&r->nf, 1);
+	return 0;
+}
+
 int px_ring_try_push(px_ring *r, const void *item)
 {
 	if (!r || !item)
 		return -EINVAL;
-	int ret = px__push(r, item, 1);
+	if (px__is_spsc(r))
+		return px__spsc_push1(r, item);
+	int ret = px__vy_push(r, item, 1);
 	return ret == 0 ? -EAGAIN : (ret > 0 ? 0 : ret);
 }
 
@@ -429,7 +474,9 @@ int px_ring_try_pop(px_ring *r, void *item)
 {
 	if (!r || !item)
 		return -EINVAL;
-	int ret = px__pop(r, item, 1);
+	if (px__is_spsc(r))
+		return px__spsc_pop1(r, item);
+	int ret = px__vy_pop(r, item, 1);
 	return ret == 0 ? -EAGAIN : (ret > 0 ? 0 : ret);
 }
 
