@@ -198,7 +198,13 @@ static void crashes_fail_only_their_task(void **state)
 			assert_contains(m, "killed by signal 6");
 			break;
 		case K_EXIT3:
-			assert_contains(m, SANITIZED ? "exited with status" : "exited with status 3");
+			/* exit() runs the sanitizers' exit hooks in the worker:
+			 * a leak report may change the status or abort. */
+			if (SANITIZED && !strstr(m, "exited with status"))
+				assert_contains(m, "killed by signal 6");
+			else
+				assert_contains(m, SANITIZED ? "exited with status"
+							     : "exited with status 3");
 			break;
 		case K_BLOCK:
 			assert_contains(m, "killed by signal 9");
