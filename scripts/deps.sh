@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
 test_pkgs=(libcmocka-dev valgrind python3)
 # Optional peers for bench/ (skipped cleanly by CMake when absent).
-bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ librte-ring23 dpdk-dev python3)
+bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3)
 demo_pkgs=(gnuplot-nox)
 
 want=("${build_pkgs[@]}")
