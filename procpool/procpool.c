@@ -182,6 +182,7 @@ struct pp_worker {
 	uint64_t dispatched; /* this generation, for recycling */
 	uint64_t last_used;
 	int64_t last_reply_ns;
+	bool quick;         /* its last replies came close together */
 	int kill_reason;    /* K_*, for kill_seq */
 	uint64_t kill_seq;
 	struct pp_entry ent[PP_WINDOW];
@@ -550,8 +551,9 @@ static uint64_t w_cap(const struct pp_pool *p, const struct pp_worker *w)
  * An idle worker always takes it (the most recently used one, so a trickle
  * of tasks keeps one worker warm and lets the others park). A busy worker
  * takes more, up to a window of PP_WINDOW, only while it is streaming: it
- * replied within the last PP_STREAM_NS and its current task started less
- * than PP_STREAM_NS ago. Tasks handed to a worker are RUNNING (see the top
+ * replied within the last PP_STREAM_NS, and that reply came with others or
+ * within PP_STREAM_NS of the one before (so its tasks are short; after one
+ * long task it gets one task at a time, like an idle worker). Tasks handed to a worker are RUNNING (see the top
  * of this file), so this keeps the thread pool's queue semantics where they
  * are visible: behind a long task, new tasks wait in the central queue,
  * PENDING (plainly cancellable, counted by `queue`), and go to whichever
@@ -577,7 +579,7 @@ static struct pp_worker *pick_worker(struct pp_pool *p, int64_t *now)
 			continue;
 		if (!*now)
 			*now = mono_ns(); /* read once per pump, and only here */
-		if (*now - w->last_reply_ns > PP_STREAM_NS)
+		if (!w->quick || *now - w->last_reply_ns > PP_STREAM_NS)
 			continue;
 		if (!least || n < w_inflight(least))
 			least = w;
@@ -824,7 +826,12 @@ static void process_replies(struct pp_pool *p, struct pp_worker *w,
 		e->f = NULL;
 		w->done_seq++;
 	}
-	w->last_reply_ns = mono_ns();
+	/* Several replies at once, or two close together: short tasks. One
+	 * reply long after the last: a long task, or the first after idling;
+	 * do not stack a window behind it. */
+	int64_t now = mono_ns();
+	w->quick = n >= 2 || now - w->last_reply_ns <= PP_STREAM_NS;
+	w->last_reply_ns = now;
 	pump_n(p, 2 * BURST);
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < n; i++) {
