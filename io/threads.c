@@ -246,6 +246,7 @@ static void done_run(px_io *io, struct donev *d)
 
 static void *poller_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "px-io-poller");
 	px_io *io = arg;
 	struct tpool *tp = T(io);
 	struct donev d = { 0 };
@@ -478,6 +479,7 @@ static bool cancelled(px_io *io, struct top *op)
 
 static void *worker_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "px-io-worker");
 	px_io *io = arg;
 	struct tpool *tp = T(io);
 	struct donev d = { 0 };

@@ -383,6 +383,7 @@ static void arm_wake(px_io *io, struct uring *u)
 
 static void *reaper_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "px-io-reaper");
 	px_io *io = arg;
 	struct uring *u = U(io);
 	sigset_t all;

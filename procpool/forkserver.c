@@ -129,6 +129,9 @@ static void fs_spawn(struct fs_state *s, int slot, uint64_t gen)
 		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
 			sigaction(fatal[i], &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &s->worker_mask, NULL);
+		char name[32]; /* the kernel keeps 15 characters */
+		snprintf(name, sizeof(name), "px-proc-%d", slot);
+		prctl(PR_SET_NAME, name); /* what ps and top show */
 		s->conf->worker_main(s->conf->ctx, slot, gen);
 		_exit(0);
 	}
@@ -267,6 +270,7 @@ int px__fs_start(const struct px__fs_conf *conf, pid_t *pid, int *sock)
 		close(sv[0]);
 		for (int i = 0; i < conf->nclose; i++)
 			close(conf->close_fds[i]);
+		prctl(PR_SET_NAME, "px-forkserver");
 		fs_main(conf, sv[1], &old);
 	}
 	int err = p < 0 ? -errno : 0;

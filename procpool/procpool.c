@@ -1293,6 +1293,7 @@ static void fail_deferred(struct pp_pool *p)
 static void *collector_main(void *arg)
 {
 	struct pp_pool *p = arg;
+	pthread_setname_np(pthread_self(), "px-collector");
 	int64_t spin_until = 0;
 	for (;;) {
 		int got = 0;
