@@ -95,6 +95,14 @@ struct px__task_ops {
 	void (*set_message)(px_task *t, const char *msg);
 	void (*blocking_begin)(px_task *t);
 	void (*blocking_end)(px_task *t);
+	/*
+	 * Optional: writable storage for a result of len bytes (at most
+	 * max_result), which becomes the task's result if the task then
+	 * returns 0 without another set_result. Lets map's chunk task build
+	 * its output in place instead of copying it over. NULL when the
+	 * backend has none (the caller falls back to set_result).
+	 */
+	void *(*result_buffer)(px_task *t, size_t len);
 };
 
 struct px_task {
@@ -106,6 +114,11 @@ struct px_task {
 	void *blocking; /* token of the open blocking section */
 	unsigned blocking_depth; /* nested blocking_begin calls */
 	void *backend;  /* free for the backend's ops */
+	/* A map record's result slot: when set, px_task_return() copies the
+	 * result straight there and stores its length in res_len, without
+	 * the ops (lib/executor.c, chunk_task). */
+	unsigned char *res_slot;
+	size_t res_len;
 };
 
 /*
@@ -126,6 +139,16 @@ void px__counts_add(px_executor_stats *out, const struct px__counts *c);
 /* Counts one outcome (err 0: completed; -ECANCELED: cancelled; else failed)
  * into c, from its single writer. */
 void px__counts_record(struct px__counts *c, int err);
+
+/*
+ * Storage for len bytes of f's result, for its producer to fill before
+ * completing it (the in-process result_buffer op, procpool's collector).
+ * Reuses the buffer f already holds when it is big enough: map() attaches a
+ * recycled chunk buffer to its futures before submitting them, with its
+ * capacity in result_len while pending. Otherwise res_inline or a fresh
+ * malloc (freed with the future). NULL on ENOMEM or past UINT32_MAX.
+ */
+void *px__future_result_buffer(px_future *f, size_t len);
 
 /* Task ops for backends that run tasks in-process on a px_future. */
 extern const struct px__task_ops px__future_task_ops;

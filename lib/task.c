@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "executor_internal.h"
@@ -15,6 +17,18 @@ PX_API int px_task_return(px_task *t, const void *data, size_t len)
 		return -EINVAL;
 	if (len > t->max_result)
 		return -EMSGSIZE;
+	if (t->res_slot) {
+		/* A map record: this runs once per record, so the usual sizes
+		 * get a fixed-size copy, not a call to memcpy. */
+		if (len == 8)
+			memcpy(t->res_slot, data, 8);
+		else if (len == 4)
+			memcpy(t->res_slot, data, 4);
+		else if (len)
+			memcpy(t->res_slot, data, len);
+		t->res_len = len;
+		return 0;
+	}
 	return t->ops->set_result(t, data, len);
 }
 
@@ -94,8 +108,37 @@ static void fut_blocking_end(px_task *t)
 	}
 }
 
+void *px__future_result_buffer(px_future *f, size_t len)
+{
+	if (len > UINT32_MAX)
+		return NULL;
+	void *p;
+	if (f->result != f->res_inline && f->result_len >= len) {
+		p = f->result; /* attached by map(), big enough */
+	} else if (len <= PX__RES_INLINE) {
+		p = f->res_inline;
+	} else {
+		p = malloc(len);
+		if (!p)
+			return NULL;
+	}
+	if (f->result != f->res_inline && f->result != p)
+		free(f->result);
+	f->result = p;
+	f->result_len = (uint32_t)len;
+	return p;
+}
+
+static void *fut_result_buffer(px_task *t, size_t len)
+{
+	if (len > t->max_result)
+		return NULL;
+	return px__future_result_buffer(t->f, len);
+}
+
 const struct px__task_ops px__future_task_ops = {
 	.set_result = fut_set_result,
+	.result_buffer = fut_result_buffer,
 	.set_message = fut_set_message,
 	.blocking_begin = fut_blocking_begin,
 	.blocking_end = fut_blocking_end,
