@@ -76,12 +76,40 @@ PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 	return r;
 }
 
-PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
-			      size_t arg_len, const px_submit_opts *opts,
-			      px_future **out)
+/* px__future_store_arg() of a then b, without joining them first: the same
+ * storage (inline, or malloc'd and freed with the future), filled from both
+ * parts. */
+static int store_arg_parts(px_future *f, const void *a, size_t alen,
+			   const void *b, size_t blen)
 {
-	if (!ex || !fn || !out || (!arg && arg_len))
-		return -EINVAL;
+	size_t len = alen + blen;
+	if (len <= PX__ARG_INLINE) {
+		f->arg = f->arg_inline;
+	} else {
+		f->arg = malloc(len);
+		if (!f->arg)
+			return -ENOMEM;
+	}
+	if (alen)
+		memcpy(f->arg, a, alen);
+	memcpy((unsigned char *)f->arg + alen, b, blen);
+	f->arg_len = (uint32_t)len;
+	return 0;
+}
+
+/*
+ * px_executor_submit() with the argument given in two parts, a then b,
+ * copied straight into the future: map() builds a chunk's argument (header,
+ * then records) there without staging it first. res_buf, if not NULL, is a
+ * malloc'd buffer of res_cap bytes attached to the future for its result
+ * (see px__future_result_buffer()); on failure the caller keeps it.
+ */
+static int submit_parts(px_executor *ex, px_task_fn fn, const void *a,
+			size_t alen, const void *b, size_t blen, void *res_buf,
+			uint32_t res_cap, const px_submit_opts *opts,
+			px_future **out)
+{
+	size_t arg_len = alen + blen;
 	*out = NULL;
 	if (arg_len > ex->cfg.max_arg)
 		return -EMSGSIZE;
@@ -101,7 +129,8 @@ PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
 	px_future *f = px__future_new();
 	if (!f)
 		return -ENOMEM;
-	int r = px__future_store_arg(f, arg, arg_len);
+	int r = blen ? store_arg_parts(f, a, alen, b, blen)
+		     : px__future_store_arg(f, a, alen);
 	if (r) {
 		px_future_release(f);
 		return r;
@@ -109,10 +138,16 @@ PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
 	f->fn = fn;
 	f->ex = ex;
 	f->timeout_ns = timeout;
+	if (res_buf) {
+		f->result = res_buf;
+		f->result_len = res_cap;
+	}
 	/* One reference for the caller, one for the task. */
 	atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
 	r = ex->ops->submit(ex, f, flags, timeout);
 	if (r) {
+		f->result = f->res_inline; /* res_buf stays the caller's */
+		f->result_len = 0;
 		atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
 		px_future_release(f);
 		return r;
@@ -123,12 +158,23 @@ PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
 	return 0;
 }
 
+PX_API int px_executor_submit(px_executor *ex, px_task_fn fn, const void *arg,
+			      size_t arg_len, const px_submit_opts *opts,
+			      px_future **out)
+{
+	if (!ex || !fn || !out || (!arg && arg_len))
+		return -EINVAL;
+	return submit_parts(ex, fn, arg, arg_len, NULL, 0, NULL, 0, opts, out);
+}
+
 /* map ---------------------------------------------------------------------
  *
  * Records are grouped into chunk tasks. A chunk's argument is a header, then
- * its records; its result is, per record, an int32 code then result_size
- * bytes. Inside the chunk each record runs with a px_task whose ops write
- * into that record's slot, so px_task_return works as in a plain task.
+ * its records; its result is the records' results, result_size bytes each,
+ * then an int32 code per record: laid out so that map() copies the results
+ * out with one memcpy. Inside the chunk each record runs with a px_task whose
+ * result slot points into that output, so px_task_return works as in a plain
+ * task and writes the record's result in place.
  */
 
 struct chunk_hdr {
@@ -142,15 +188,14 @@ struct chunk_hdr {
 struct rec_task {
 	struct px_task t;   /* first: the ops receive &t */
 	px_task *outer;
-	unsigned char *slot; /* result_size bytes */
-	uint32_t len;
 };
 
+/* px_task_return() writes through t->res_slot itself; this is only reached
+ * if a caller goes through the ops directly. */
 static int rec_set_result(px_task *t, const void *data, size_t len)
 {
-	struct rec_task *r = (struct rec_task *)t;
-	memcpy(r->slot, data, len);
-	r->len = (uint32_t)len;
+	memcpy(t->res_slot, data, len);
+	t->res_len = len;
 	return 0;
 }
 
@@ -184,28 +229,53 @@ static int chunk_task(px_task *t, const void *arg, size_t len)
 		return -EINVAL;
 	memcpy(&h, arg, sizeof(h));
 	const unsigned char *recs = (const unsigned char *)arg + sizeof(h);
-	size_t stride = sizeof(int32_t) + h.result_size;
-	size_t out_len = (size_t)h.count * stride;
-	unsigned char *out = calloc(1, out_len ? out_len : 1);
-	if (!out)
-		return -ENOMEM;
+	size_t rsz = h.result_size;
+	size_t out_len = (size_t)h.count * (rsz + sizeof(int32_t));
+	/* Write the output where it will stay (the future's result, or the
+	 * worker's shared reply area) when the backend offers that; else
+	 * build it here and hand it over with px_task_return(). */
+	unsigned char *own = NULL;
+	unsigned char *out = t->ops->result_buffer
+		? t->ops->result_buffer(t, out_len) : NULL;
+	if (!out) {
+		own = out = malloc(out_len ? out_len : 1);
+		if (!out)
+			return -ENOMEM;
+	}
+	unsigned char *codes = out + (size_t)h.count * rsz;
+	/* One px_task for every record: the user's fn sees it only through
+	 * px_task_*, which leave it as it was but for res_len. */
+	struct rec_task r = {
+		.t = { .ops = &rec_ops, .worker_id = t->worker_id,
+		       .max_result = h.result_size },
+		.outer = t,
+	};
 	for (uint32_t i = 0; i < h.count; i++) {
-		unsigned char *slot = out + i * stride;
-		struct rec_task r = {
-			.t = { .ops = &rec_ops, .worker_id = t->worker_id,
-			       .max_result = h.result_size },
-			.outer = t,
-			.slot = slot + sizeof(int32_t),
-		};
+		unsigned char *slot = out + (size_t)i * rsz;
+		r.t.res_slot = slot;
+		r.t.res_len = 0;
 		int32_t code = h.fn(&r.t, recs + (size_t)i * h.arg_size, h.arg_size);
 		if (code > 0)
 			code = -code;
-		memcpy(slot, &code, sizeof(code));
+		if (r.t.res_len < rsz) /* short or no result: zero padded */
+			memset(slot + r.t.res_len, 0, rsz - r.t.res_len);
+		memcpy(codes + (size_t)i * sizeof(code), &code, sizeof(code));
 	}
-	int r = px_task_return(t, out, out_len);
-	free(out);
-	return r;
+	if (!own)
+		return 0;
+	int e = px_task_return(t, own, out_len);
+	free(own);
+	return e;
 }
+
+/*
+ * How many bytes of chunks (argument and result) map() keeps submitted ahead
+ * of the one it collects. Enough to keep every worker fed; bounded so that a
+ * big map does not hold its whole input twice in chunk arguments (and the
+ * process backend's arena), and so that the chunk buffers malloc hands out
+ * are the ones just freed, not fresh pages.
+ */
+#define MAP_AHEAD_BYTES (1u << 20)
 
 /* One map() call's state. */
 struct map_run {
@@ -214,8 +284,11 @@ struct map_run {
 	const unsigned char *args;
 	size_t arg_size, n, result_size, stride, chunk, nchunks;
 	unsigned char *results;
-	unsigned char *buf; /* one chunk's argument */
 	px_future **fs;
+	/* Chunk result buffers (buf_len bytes: a full chunk's output) taken
+	 * back from collected futures, attached to the next ones submitted. */
+	void **spare;
+	size_t nspare, spare_cap, buf_len;
 	int64_t deadline;
 	const px_map_opts *opts;
 	int first_err;
@@ -235,24 +308,38 @@ static void set_errors(const struct map_run *m, size_t from, int err)
 			m->opts->errors[k] = err;
 }
 
+static void spare_put(struct map_run *m, void *buf)
+{
+	if (m->nspare < m->spare_cap)
+		m->spare[m->nspare++] = buf;
+	else
+		free(buf);
+}
+
 static int map_submit(struct map_run *m, size_t c, bool nowait)
 {
 	size_t cnt = chunk_len(m, c);
 	struct chunk_hdr h = { m->fn, (uint32_t)cnt, (uint32_t)m->arg_size,
 			       (uint32_t)m->result_size, 0 };
-	memcpy(m->buf, &h, sizeof(h));
-	if (m->arg_size)
-		memcpy(m->buf + sizeof(h), m->args + c * m->chunk * m->arg_size,
-		       cnt * m->arg_size);
 	px_submit_opts so = { .flags = nowait ? PX_SUBMIT_NOWAIT : 0 };
-	return px_executor_submit(m->ex, chunk_task, m->buf,
-				  sizeof(h) + cnt * m->arg_size, &so, &m->fs[c]);
+	void *buf = NULL;
+	if (m->spare)
+		buf = m->nspare ? m->spare[--m->nspare] : malloc(m->buf_len);
+	int r = submit_parts(m->ex, chunk_task, &h, sizeof(h),
+			     m->args + c * m->chunk * m->arg_size,
+			     cnt * m->arg_size, buf, (uint32_t)m->buf_len, &so,
+			     &m->fs[c]);
+	if (r && buf)
+		spare_put(m, buf);
+	return r;
 }
 
-/* Waits for chunk c and copies its records out. 0 or -ETIMEDOUT. */
+/* Waits for chunk c, copies its records out and drops its future. 0 or
+ * -ETIMEDOUT. */
 static int map_collect(struct map_run *m, size_t c)
 {
 	size_t first = c * m->chunk, cnt = chunk_len(m, c);
+	size_t rsz = m->result_size;
 	int w = px_future_wait(m->fs[c], px__time_left(m->deadline));
 	if (w)
 		return w;
@@ -261,23 +348,43 @@ static int map_collect(struct map_run *m, size_t c)
 	const unsigned char *res = ferr ? NULL : px_future_result(m->fs[c], &rlen);
 	if (!ferr && rlen != cnt * m->stride)
 		ferr = -EPROTO;
-	for (size_t i = 0; i < cnt; i++) {
-		int32_t code = ferr;
+	if (m->results) {
+		unsigned char *dst = m->results + first * rsz;
 		if (!ferr)
-			memcpy(&code, res + i * m->stride, sizeof(code));
-		if (m->results) {
-			unsigned char *dst = m->results + (first + i) * m->result_size;
-			if (!ferr)
-				memcpy(dst, res + i * m->stride + sizeof(int32_t),
-				       m->result_size);
-			else
-				memset(dst, 0, m->result_size);
-		}
-		if (m->opts && m->opts->errors)
-			m->opts->errors[first + i] = code;
-		if (code && !m->first_err)
-			m->first_err = code;
+			memcpy(dst, res, cnt * rsz);
+		else
+			memset(dst, 0, cnt * rsz);
 	}
+	int *errors = m->opts ? m->opts->errors : NULL;
+	if (ferr) {
+		if (errors)
+			for (size_t i = 0; i < cnt; i++)
+				errors[first + i] = ferr;
+		if (!m->first_err)
+			m->first_err = ferr;
+	} else {
+		const unsigned char *codes = res + cnt * rsz;
+		for (size_t i = 0; i < cnt; i++) {
+			int32_t code;
+			memcpy(&code, codes + i * sizeof(code), sizeof(code));
+			if (errors)
+				errors[first + i] = code;
+			if (code && !m->first_err)
+				m->first_err = code;
+		}
+	}
+	px_future *f = m->fs[c];
+	if (m->spare && !ferr && rlen == m->buf_len && f->result != f->res_inline) {
+		/* Take the buffer back for the next chunk (it holds at least
+		 * buf_len bytes). The task is done with f's result: its
+		 * completion (release) happened before our wait returned
+		 * (acquire), and only map holds the future now. */
+		spare_put(m, f->result);
+		f->result = f->res_inline;
+		f->result_len = 0;
+	}
+	px_future_release(f);
+	m->fs[c] = NULL;
 	m->done_recs += cnt;
 	if (m->opts && m->opts->progress)
 		m->opts->progress(m->done_recs, m->n, m->opts->progress_arg);
@@ -320,25 +427,35 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 						 ? opts->timeout_ns : -1),
 	};
 	m.fs = calloc(m.nchunks, sizeof(*m.fs));
-	m.buf = malloc(sizeof(struct chunk_hdr) + chunk * arg_size);
-	if (!m.fs || !m.buf) {
-		free(m.fs);
-		free(m.buf);
+	if (!m.fs)
 		return -ENOMEM;
+	size_t ahead = MAP_AHEAD_BYTES /
+		       (sizeof(struct chunk_hdr) + chunk * (arg_size + stride));
+	if (ahead < 2 * (size_t)ex->cfg.workers + 2)
+		ahead = 2 * (size_t)ex->cfg.workers + 2;
+	m.buf_len = chunk * stride;
+	if (m.buf_len > PX__RES_INLINE) {
+		/* Results of that size would be malloc'd per chunk, and
+		 * freeing them lets malloc trim its heap, so that the next
+		 * ones fault in fresh pages: recycle them instead. Without
+		 * the array, chunks simply get their own (fewer spares are
+		 * no error). */
+		m.spare_cap = (ahead < m.nchunks ? ahead : m.nchunks) + 1;
+		m.spare = malloc(m.spare_cap * sizeof(*m.spare));
 	}
 
 	/*
-	 * Submit ahead while the queue takes it, collect in input order. With
-	 * a deadline, submits never block (a full queue is waited out by
-	 * collecting, so the deadline holds); without one they block as
-	 * configured, and a full non-blocking queue is waited out the same
-	 * way.
+	 * Submit up to `ahead` chunks ahead while the queue takes them,
+	 * collect in input order. With a deadline, submits never block (a
+	 * full queue is waited out by collecting, so the deadline holds);
+	 * without one they block as configured, and a full non-blocking queue
+	 * is waited out the same way.
 	 */
 	bool timed = m.deadline != INT64_MAX;
 	size_t sub = 0, col = 0;
 	int submit_err = 0, r = 0;
 	while (col < m.nchunks && !r) {
-		while (sub < m.nchunks && !submit_err) {
+		while (sub < m.nchunks && sub - col < ahead && !submit_err) {
 			int s = map_submit(&m, sub, timed);
 			if (s == -EAGAIN)
 				break;
@@ -361,7 +478,6 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 			nanosleep(&ts, NULL);
 		}
 	}
-	free(m.buf);
 	if (r) {
 		/* Out of time: cancel what has not started. */
 		for (size_t c = col; c < sub; c++)
@@ -371,9 +487,12 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 		set_errors(&m, sub * chunk, submit_err);
 		r = submit_err;
 	}
-	for (size_t c = 0; c < sub; c++)
+	for (size_t c = col; c < sub; c++)
 		px_future_release(m.fs[c]);
 	free(m.fs);
+	while (m.nspare)
+		free(m.spare[--m.nspare]);
+	free(m.spare);
 	return r ? r : m.first_err;
 }
 

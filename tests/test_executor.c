@@ -329,6 +329,67 @@ static void map_in_order(void **state)
 	px_executor_destroy(ex);
 }
 
+/* Record i returns i as 8 bytes, 3 bytes of it, or nothing, by i % 3; every
+ * 7th record fails after returning its result. */
+static int varlen_rec(px_task *t, const void *arg, size_t len)
+{
+	int64_t i;
+	if (len != sizeof(i))
+		return -EINVAL;
+	memcpy(&i, arg, sizeof(i));
+	int r = 0;
+	if (i % 3 == 0)
+		r = px_task_return(t, &i, sizeof(i));
+	else if (i % 3 == 1)
+		r = px_task_return(t, &i, 3);
+	if (r)
+		return r;
+	return i % 7 == 6 ? -ERANGE : 0;
+}
+
+static void map_short_results_zero_padded(void **state)
+{
+	(void)state;
+	px_executor *ex = open_ex(NULL);
+	enum { N = 40000 };
+	int64_t *in = calloc(N, sizeof(*in));
+	int64_t *out = calloc(N, sizeof(*out));
+	int *errs = calloc(N, sizeof(*errs));
+	for (int i = 0; i < N; i++)
+		in[i] = i + 0x0102030405060700;
+	/* Several maps over the same pool, chunks big and small: chunk
+	 * buffers are recycled, and no stale bytes may show through. */
+	size_t chunks[] = { 0, 1000, 3, 0 };
+	for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+		struct progress p = { .monotonic = true };
+		px_map_opts o = { .chunk = chunks[c], .errors = errs,
+				  .progress = on_progress, .progress_arg = &p };
+		memset(out, 0xff, N * sizeof(*out));
+		memset(errs, 0x55, N * sizeof(*errs));
+		assert_int_equal(px_executor_map(ex, varlen_rec, in, sizeof(*in),
+						 N, out, sizeof(*out), &o),
+				 -ERANGE);
+		size_t failed = 0;
+		for (int i = 0; i < N; i++) {
+			int64_t v = in[i], want = 0;
+			if (v % 3 == 0)
+				want = v;
+			else if (v % 3 == 1)
+				memcpy(&want, &v, 3);
+			assert_int_equal(out[i], want);
+			assert_int_equal(errs[i], v % 7 == 6 ? -ERANGE : 0);
+			failed += errs[i] != 0;
+		}
+		assert_true(failed > 0);
+		assert_true(p.monotonic);
+		assert_int_equal(p.last, N);
+	}
+	free(in);
+	free(out);
+	free(errs);
+	px_executor_destroy(ex);
+}
+
 static void map_timeout(void **state)
 {
 	(void)state;
@@ -731,6 +792,7 @@ static void cancel_race(void **state)
 	cmocka_unit_test(sizes_and_bad_input),                               \
 	cmocka_unit_test(workers_and_ids),                                   \
 	cmocka_unit_test(map_in_order),                                      \
+	cmocka_unit_test(map_short_results_zero_padded),                     \
 	cmocka_unit_test(map_timeout),                                       \
 	cmocka_unit_test(cancel_queued_and_running),                         \
 	cmocka_unit_test(shutdown_wait_runs_pending),                        \
