@@ -948,3 +948,22 @@ int demo_plot(const char *png, const char *script, const char *data)
 	}
 	return 0;
 }
+
+int demo_plot_bars(const char *png, const char *title, const char *ylabel,
+		   bool logscale, const char *data)
+{
+	char script[1024];
+	snprintf(script, sizeof(script),
+		 "set terminal pngcairo noenhanced size 900,500\nset output '$OUT'\n"
+		 "set title '%s'\n%s%s%s%s"
+		 "set style fill solid 0.6\nset boxwidth 0.6\nset grid ytics\n"
+		 "set xtics rotate by -20\n"
+		 "plot '$DATA' using 0:2:xtic(1) with boxes notitle\n",
+		 title, ylabel ? "set ylabel '" : "", ylabel ? ylabel : "",
+		 ylabel ? "'\n" : "",
+		 logscale ? "set logscale y\n" : "set yrange [0:*]\n");
+	if (demo_plot(png, script, data) != 0)
+		return -1;
+	printf("\npicture: %s\n", png);
+	return 0;
+}

@@ -196,4 +196,12 @@ void demo_progress_clear(void);
  */
 int demo_plot(const char *png, const char *script, const char *data);
 
+/*
+ * A bar chart of data ("label value" lines; quote labels with spaces) with
+ * a title and a y-axis label (NULL: none), log-scaled if asked. Prints
+ * "picture: PNG" when written. Returns as demo_plot().
+ */
+int demo_plot_bars(const char *png, const char *title, const char *ylabel,
+		   bool logscale, const char *data);
+
 #endif /* PAREX_DEMOS_COMMON_H */

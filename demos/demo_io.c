@@ -885,14 +885,8 @@ int main(int argc, char **argv)
 			len += (size_t)snprintf(data + len, sizeof(data) - len,
 						"\"%s\" %.4f\n", demo_table_str(t, i, "mode"),
 						num(t, i, "wall_s"));
-		const char *script =
-			"set terminal pngcairo noenhanced size 900,500\nset output '$OUT'\n"
-			"set title 'demo_io: wall time per mode'\nset ylabel 'seconds (log)'\n"
-			"set logscale y\nset style fill solid 0.6\nset boxwidth 0.6\nset grid ytics\n"
-			"set xtics rotate by -20\n"
-			"plot '$DATA' using 0:2:xtic(1) with boxes notitle\n";
-		if (demo_plot(o.plot, script, data) == 0)
-			printf("\npicture: %s\n", o.plot);
+		demo_plot_bars(o.plot, "demo_io: wall time per mode",
+			       "seconds (log)", true, data);
 	}
 	demo_table_free(t);
 	return rc;

@@ -488,13 +488,8 @@ int main(int argc, char **argv)
 						"%s %.0f\n",
 						demo_table_str(t, i, "workers_kind"),
 						demo_table_num(t, i, "items_per_s"));
-		const char *script =
-			"set terminal pngcairo noenhanced size 700,500\nset output '$OUT'\n"
-			"set title 'demo_pipeline: items per second through px_queue'\n"
-			"set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset grid ytics\n"
-			"plot '$DATA' using 0:2:xtic(1) with boxes notitle\n";
-		if (demo_plot(o.plot, script, data) == 0)
-			printf("\npicture: %s\n", o.plot);
+		demo_plot_bars(o.plot, "demo_pipeline: items per second through px_queue",
+			       NULL, false, data);
 	}
 	demo_table_free(t);
 	return rc;

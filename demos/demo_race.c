@@ -360,13 +360,8 @@ int main(int argc, char **argv)
 						demo_table_str(t, i, "workers_kind"),
 						demo_table_str(t, i, "sync"),
 						demo_table_num(t, i, "lost_pct"));
-		const char *script =
-			"set terminal pngcairo noenhanced size 800,500\nset output '$OUT'\n"
-			"set title 'demo_race: updates lost'\nset ylabel 'lost, % of increments'\n"
-			"set style fill solid 0.6\nset boxwidth 0.6\nset yrange [0:*]\nset grid ytics\n"
-			"plot '$DATA' using 0:2:xtic(1) with boxes notitle\n";
-		if (demo_plot(o.plot, script, data) == 0)
-			printf("\npicture: %s\n", o.plot);
+		demo_plot_bars(o.plot, "demo_race: updates lost",
+			       "lost, % of increments", false, data);
 	}
 	demo_table_free(t);
 	px_shm_close(seg);
