@@ -321,7 +321,7 @@ int main(int argc, char **argv)
 
 	for (int g = 0; g < ngran; g++) {
 		int nt = grans[g];
-		run base;
+		run base = { 0 };
 		run_best("inline:gil=0", "inline", 1, nt, elems, demo_prog, &base);
 		if (!have_expect) {
 			expect = base.sum;
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
 				char sbuf[256];
 				const char *spec = demo_spec(sbuf, sizeof(sbuf),
 							     entries[b], sweep[i]);
-				run r;
+				run r = { 0 };
 				if (run_best(spec, labels[b], sweep[i], nt, elems,
 					     demo_prog, &r)) {
 					skipped[b] = true;
