@@ -344,6 +344,23 @@ static int w_set_result(px_task *t, const void *data, size_t len)
 	return 0;
 }
 
+/* Storage for a result written in place (map's chunks): the reply slot or
+ * this task's large-reply area, exactly where w_set_result would copy it. */
+static void *w_result_buffer(px_task *t, size_t len)
+{
+	struct wctx *c = t->backend;
+	if (len > c->max_result)
+		return NULL;
+	c->resp.len = (uint32_t)len;
+	if (len <= PP_RESP_INLINE) {
+		c->resp.flags &= ~(uint32_t)RF_BIG;
+		return c->resp.inl;
+	}
+	big_wait(c);
+	c->resp.flags |= RF_BIG;
+	return big_area(c);
+}
+
 static void w_set_message(px_task *t, const char *msg)
 {
 	struct wctx *c = t->backend;
@@ -359,6 +376,7 @@ static void w_set_message(px_task *t, const char *msg)
 static const struct px__task_ops worker_task_ops = {
 	.set_result = w_set_result,
 	.set_message = w_set_message,
+	.result_buffer = w_result_buffer,
 	/* blocking_begin/end: nothing to release in a process of its own. */
 };
 
@@ -844,7 +862,13 @@ static void process_replies(struct pp_pool *p, struct pp_worker *w,
 			if (!err) {
 				const void *src = r->flags & RF_BIG ? (const void *)big
 								    : r->inl;
-				err = px__future_store_result(f, src, r->len);
+				/* Into the buffer map() attached to f, if any:
+				 * no malloc of a large result per task. */
+				void *dst = px__future_result_buffer(f, r->len);
+				if (!dst)
+					err = -ENOMEM;
+				else if (r->len)
+					memcpy(dst, src, r->len);
 			}
 			if (r->flags & RF_MSG)
 				px__future_store_message(
