@@ -76,27 +76,6 @@ PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 	return r;
 }
 
-/* px__future_store_arg() of a then b, without joining them first: the same
- * storage (inline, or malloc'd and freed with the future), filled from both
- * parts. */
-static int store_arg_parts(px_future *f, const void *a, size_t alen,
-			   const void *b, size_t blen)
-{
-	size_t len = alen + blen;
-	if (len <= PX__ARG_INLINE) {
-		f->arg = f->arg_inline;
-	} else {
-		f->arg = malloc(len);
-		if (!f->arg)
-			return -ENOMEM;
-	}
-	if (alen)
-		memcpy(f->arg, a, alen);
-	memcpy((unsigned char *)f->arg + alen, b, blen);
-	f->arg_len = (uint32_t)len;
-	return 0;
-}
-
 /*
  * px_executor_submit() with the argument given in two parts, a then b,
  * copied straight into the future: map() builds a chunk's argument (header,
@@ -129,8 +108,7 @@ static int submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	px_future *f = px__future_new();
 	if (!f)
 		return -ENOMEM;
-	int r = blen ? store_arg_parts(f, a, alen, b, blen)
-		     : px__future_store_arg(f, a, alen);
+	int r = px__future_store_arg(f, a, alen, b, blen);
 	if (r) {
 		px_future_release(f);
 		return r;

@@ -305,8 +305,10 @@ void px__future_store_message(px_future *f, const char *msg)
 	f->msg = msg ? strdup(msg) : NULL;
 }
 
-int px__future_store_arg(px_future *f, const void *arg, size_t len)
+int px__future_store_arg(px_future *f, const void *a, size_t alen,
+			 const void *b, size_t blen)
 {
+	size_t len = alen + blen;
 	if (len <= PX__ARG_INLINE) {
 		f->arg = f->arg_inline;
 	} else {
@@ -314,8 +316,10 @@ int px__future_store_arg(px_future *f, const void *arg, size_t len)
 		if (!f->arg)
 			return -ENOMEM;
 	}
-	if (len)
-		memcpy(f->arg, arg, len);
+	if (alen)
+		memcpy(f->arg, a, alen);
+	if (blen)
+		memcpy((unsigned char *)f->arg + alen, b, blen);
 	f->arg_len = (uint32_t)len;
 	return 0;
 }

@@ -80,8 +80,11 @@ int px__future_store_result(px_future *f, const void *data, size_t len);
 /* Replaces f's message with a copy of msg (NULL clears). Before completion. */
 void px__future_store_message(px_future *f, const char *msg);
 
-/* Copies the task argument into f (inline or malloc'd). 0 or -ENOMEM. */
-int px__future_store_arg(px_future *f, const void *arg, size_t len);
+/* Copies the task argument, the alen bytes at a then the blen bytes at b
+ * (map() builds a chunk from a header and records this way), into f:
+ * inline or malloc'd. 0 or -ENOMEM. */
+int px__future_store_arg(px_future *f, const void *a, size_t alen,
+			 const void *b, size_t blen);
 
 /* PENDING -> RUNNING. Returns true if this call started it. */
 bool px__future_try_start(px_future *f);
