@@ -967,3 +967,29 @@ int demo_plot_bars(const char *png, const char *title, const char *ylabel,
 	printf("\npicture: %s\n", png);
 	return 0;
 }
+
+int demo_pick_kinds(const demo_opts *o, const demo_envcfg *env, bool *threads,
+		    bool *processes)
+{
+	*threads = *processes = true;
+	if (o->nbackends) {
+		*threads = *processes = false;
+		for (int i = 0; i < o->nbackends; i++) {
+			const char *b = o->backends[i];
+			if (!strcmp(b, "all"))
+				*threads = *processes = true;
+			else if (!strncmp(b, "thread", 6) || !strncmp(b, "inline", 6))
+				*threads = true;
+			else if (!strncmp(b, "process", 7))
+				*processes = true;
+			else {
+				demo_err("unknown backend '%s' (expected thread, process or all)", b);
+				return 2;
+			}
+		}
+	} else if (env->active) {
+		*threads = strcmp(env->backend, "process") != 0;
+		*processes = !*threads;
+	}
+	return 0;
+}

@@ -104,6 +104,15 @@ const char *demo_label(char *buf, size_t len, const char *entry,
 
 /* ---- resource usage of this process and its descendants ---------------- */
 
+/*
+ * For the demos that run workers as threads or as processes (demo_race,
+ * demo_pipeline): which kinds to run, from --backend (thread/inline,
+ * process, all), else from the configured executor in env, else both.
+ * Returns 0, or 2 after a one-line error for an unknown --backend.
+ */
+int demo_pick_kinds(const demo_opts *o, const demo_envcfg *env, bool *threads,
+		    bool *processes);
+
 typedef struct demo_usage {
 	double t0;            /* internal */
 	double cpu0;          /* internal */

@@ -211,24 +211,9 @@ int main(int argc, char **argv)
 		return 2;
 	bool do_thr = true, do_proc = true;
 	int n = 10;
-	if (o.nbackends) {
-		do_thr = do_proc = false;
-		for (int i = 0; i < o.nbackends; i++) {
-			const char *b = o.backends[i];
-			if (!strcmp(b, "all"))
-				do_thr = do_proc = true;
-			else if (!strncmp(b, "thread", 6) || !strncmp(b, "inline", 6))
-				do_thr = true;
-			else if (!strncmp(b, "process", 7))
-				do_proc = true;
-			else {
-				demo_err("unknown backend '%s' (expected thread, process or all)", b);
-				return 2;
-			}
-		}
-	} else if (env.active) {
-		do_thr = strcmp(env.backend, "process") != 0;
-		do_proc = !do_thr;
+	if (demo_pick_kinds(&o, &env, &do_thr, &do_proc))
+		return 2;
+	if (!o.nbackends && env.active) {
 		if (!strcmp(env.backend, "inline"))
 			n = 1;
 		if (env.workers)
