@@ -68,7 +68,7 @@ static int block(px_task *t, const void *arg, size_t len)
 	struct conc *c = *(struct conc *const *)arg;
 	px_task_blocking_begin(t);
 	enter(c);
-	usleep(50000);
+	usleep(200000); /* long enough for the other worker to get in too */
 	atomic_fetch_sub(&c->inside, 1);
 	px_task_blocking_end(t);
 	return 0;
