@@ -183,6 +183,37 @@ static inline void px__ring_wake(struct px__ring_wait *w, uint32_t n)
 	px__futex_wake(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
 }
 
+/*
+ * The Vyukov modes' wake: as px__ring_wake(), but every sleeper is woken
+ * when the slot after ours (next) is already ready for the side we wake
+ * (its sequence word equals ready).
+ *
+ * Why: with several producers, position p + 1 can be published while p is
+ * still being written. The sleeper that p + 1's wake reaches finds p not
+ * ready (consumers take positions in order) and parks again: that wake is
+ * spent. When p is published, waking only one sleeper would leave p + 1
+ * ready beside a sleeping consumer, possibly for ever. The same holds for
+ * consumers releasing slots out of order to sleeping producers. So a party
+ * whose successor slot is already ready wakes everyone.
+ *
+ * Acq_rel on the seq bump: acquire pairs with the release bump of the waker
+ * whose wake was spent, which comes before ours in seq's modification order
+ * (the spent sleeper read seq after it, and did not see our publication, so
+ * our bump is later); its publication of next is then visible to our load.
+ * Relaxed load of next: only its value matters here, the items it guards
+ * are read by whoever takes them, through their own acquire.
+ */
+static inline void px__ring_wake_vy(px_ring *r, struct px__ring_wait *w,
+				    uint32_t n, uint64_t next, uint64_t ready)
+{
+	if (px__waiters_seen(&w->waiters) == 0)
+		return;
+	atomic_fetch_add_explicit(&w->seq, 1, memory_order_acq_rel);
+	if (atomic_load_explicit(px__entry_seq(r, next), memory_order_relaxed) == ready)
+		n = INT_MAX;
+	px__futex_wake(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
+}
+
 /* ---- SPSC: Lamport ring with cached indices --------------------------- */
 
 static void px__spsc_copy_in(px_ring *r, uint64_t pos, const unsigned char *src,
@@ -300,7 +331,6 @@ static int px__spsc_pop(px_ring *r, void *items, uint32_t n)
 static int px__vy_push(px_ring *r, const void *items, uint32_t n)
 {
 	bool sp = r->ro.flags & PX_RING_SP;
-	uint64_t cap = r->ro.capacity;
 	/* Relaxed: the position is validated by the slot's sequence word
 	 * (acquire below) and, with several producers, by the CAS. */
 	uint64_t pos = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
@@ -350,8 +380,8 @@ static int px__vy_push(px_ring *r, const void *items, uint32_t n)
 		 * item is visible to the consumer that sees pos + 1. */
 		atomic_store_explicit(seq, 2 * (pos + k) + 1, memory_order_release);
 	}
-	(void)cap;
-	px__ring_wake(&r->ne, m);
+	/* The next position is ready for consumers when its item is in. */
+	px__ring_wake_vy(r, &r->ne, m, pos + m, 2 * (pos + m) + 1);
 	return (int)m;
 }
 
@@ -401,7 +431,8 @@ static int px__vy_pop(px_ring *r, void *items, uint32_t n)
 		 * producer of the next lap overwrites it. */
 		atomic_store_explicit(seq, 2 * (pos + k + cap), memory_order_release);
 	}
-	px__ring_wake(&r->nf, m);
+	/* The next position is ready for producers when it was read out. */
+	px__ring_wake_vy(r, &r->nf, m, pos + m, 2 * (pos + m + cap));
 	return (int)m;
 }
 
