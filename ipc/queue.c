@@ -59,7 +59,7 @@ struct px_queue {
 		uint32_t capacity;
 		uint32_t max_msg;
 		uint32_t nclass; /* classes in use: 0 .. nclass-1 */
-		uint32_t reserved;
+		uint32_t top_only; /* 1: default arena, see px__q_alloc_try() */
 	} _Alignas(PX__RING_LINE) ro;
 	/* Units carved so far; only grows. */
 	struct {
@@ -174,6 +174,7 @@ int px_queue_init(void *mem, size_t size, const px_queue_config *cfg)
 	q->ro.capacity = cfg->capacity;
 	q->ro.max_msg = cfg->max_msg;
 	q->ro.nclass = nc;
+	q->ro.top_only = cfg->arena_size == 0;
 	int r = px_ring_init(px__q_ring(q), rs, cfg->capacity,
 			     sizeof(struct px__qdesc), cfg->flags);
 	if (r < 0)
@@ -262,31 +263,62 @@ static void px__q_push_free(px_queue *q, uint32_t c, uint64_t unit)
 	}
 }
 
-/* One attempt: a block of class >= c; its class goes to *got. */
-static bool px__q_alloc_try(px_queue *q, uint32_t c, uint64_t *unit, uint32_t *got)
+/* Carves 2^c units from the never-carved rest, leaving at least keep
+ * units uncarved. */
+static bool px__q_carve(px_queue *q, uint32_t c, uint64_t keep, uint64_t *unit)
 {
-	if (px__q_pop_free(q, c, unit)) {
-		*got = c;
-		return true;
-	}
 	uint64_t units = (uint64_t)1 << c;
 	/* Relaxed: the bump pointer only hands out disjoint ranges; the
 	 * carved memory was zero or is being claimed for the first time. */
 	uint64_t b = atomic_load_explicit(&q->carve.bump, memory_order_relaxed);
-	while (b + units <= q->ro.arena_units) {
+	while (b + units + keep <= q->ro.arena_units) {
 		if (atomic_compare_exchange_weak_explicit(&q->carve.bump, &b, b + units,
 							  memory_order_relaxed,
 							  memory_order_relaxed)) {
 			*unit = b;
-			*got = c;
 			return true;
 		}
+	}
+	return false;
+}
+
+/*
+ * One attempt: a block of class >= c; its class goes to *got.
+ *
+ * Blocks are never merged, so space carved for a small class stays in that
+ * class. Two rules keep that from starving larger messages:
+ *  - the default arena (capacity blocks of the largest class, documented
+ *    never to run out) hands every message a largest block: carving small
+ *    blocks there once let rounds of ever smaller messages use up the
+ *    arena, after which even an empty queue refused a max_msg message;
+ *  - in a caller-sized arena, small classes never carve the last
+ *    largest-block's worth of units; when nothing else is left they take a
+ *    whole largest block. So either that much is uncarved or a largest
+ *    block exists, and a queue with nothing in flight takes any message.
+ */
+static bool px__q_alloc_try(px_queue *q, uint32_t c, uint64_t *unit, uint32_t *got)
+{
+	uint32_t top = q->ro.nclass - 1;
+	if (q->ro.top_only)
+		c = top;
+	if (px__q_pop_free(q, c, unit)) {
+		*got = c;
+		return true;
+	}
+	uint64_t keep = c < top ? (uint64_t)1 << top : 0;
+	if (px__q_carve(q, c, keep, unit)) {
+		*got = c;
+		return true;
 	}
 	for (uint32_t k = c + 1; k < q->ro.nclass; k++) {
 		if (px__q_pop_free(q, k, unit)) {
 			*got = k;
 			return true;
 		}
+	}
+	if (c < top && px__q_carve(q, top, 0, unit)) {
+		*got = top;
+		return true;
 	}
 	return false;
 }

@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include <parex/queue.h>
 #include <parex/ring.h>
 
 #include "test_ipc_common.h"
@@ -249,11 +250,104 @@ static void test_ring_mp_wake_not_lost_on_out_of_order_release(void **state)
 	ipc_shared_free(r, size);
 }
 
+/* ---- queue arena ------------------------------------------------------- */
+
+static px_queue *queue_new(uint32_t cap, uint32_t max_msg, uint64_t arena,
+			   void **mem_out)
+{
+	px_queue_config cfg = {.capacity = cap, .max_msg = max_msg,
+			       .arena_size = arena, .flags = PX_RING_MPMC};
+	ssize_t need = px_queue_memsize(&cfg);
+	assert_true(need > 0);
+	void *mem = aligned_alloc(PX_RING_ALIGN, ((size_t)need + 63) & ~(size_t)63);
+	assert_non_null(mem);
+	assert_int_equal(px_queue_init(mem, (size_t)need, &cfg), 0);
+	px_queue *q;
+	assert_int_equal(px_queue_attach(&q, mem, (size_t)need), 0);
+	*mem_out = mem;
+	return q;
+}
+
+/* Puts n messages of len bytes (byte i of message k = k + i), without
+ * waiting, then gets and checks them. */
+static void put_get_round(px_queue *q, uint32_t n, size_t len, unsigned char *buf)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (unsigned char)(k + i);
+		assert_int_equal(px_queue_put(q, buf, len, 0), 0);
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		assert_int_equal(px_queue_get(q, buf, px_queue_max_msg(q), 0),
+				 (ssize_t)len);
+		for (size_t i = 0; i < len; i++)
+			assert_int_equal(buf[i], (unsigned char)(k + i));
+	}
+}
+
+/*
+ * The default arena holds capacity blocks of the largest class and is
+ * documented never to run out. Rounds of ever smaller messages used to
+ * carve most of it into small-class blocks that are never merged, after
+ * which an empty queue refused a max_msg message.
+ */
+static void test_queue_default_arena_never_runs_out(void **state)
+{
+	(void)state;
+	void *mem;
+	px_queue *q = queue_new(4, 4096, 0, &mem);
+	unsigned char *buf = malloc(4096);
+	assert_non_null(buf);
+	for (int c = 5; c >= 0; c--)
+		put_get_round(q, 4, (size_t)64 << c, buf);
+	/* capacity messages of max_msg bytes, none waiting for another */
+	put_get_round(q, 4, 4096, buf);
+	for (int c = 0; c <= 6; c++)
+		put_get_round(q, 4, (size_t)64 << c, buf);
+	free(buf);
+	free(mem);
+}
+
+/*
+ * A smaller arena may make a producer wait while messages are in flight,
+ * but once the queue is empty every message size must fit again, whatever
+ * sizes came before.
+ */
+static void test_queue_small_arena_empty_queue_fits_any_size(void **state)
+{
+	(void)state;
+	void *mem;
+	/* room for two largest blocks only */
+	px_queue *q = queue_new(8, 4096, 2 * 4096, &mem);
+	unsigned char *buf = malloc(4096);
+	assert_non_null(buf);
+	for (int c = 5; c >= 0; c--)
+		put_get_round(q, 2, (size_t)64 << c, buf);
+	put_get_round(q, 1, 4096, buf);
+	for (int c = 0; c <= 6; c++)
+		put_get_round(q, 1, (size_t)64 << c, buf);
+	/* exhaustion answers -EAGAIN, and a get makes room again */
+	size_t n = 0;
+	while (px_queue_put(q, buf, 4096, 0) == 0)
+		n++;
+	assert_true(n >= 1);
+	assert_int_equal(px_queue_put(q, buf, 4096, 0), -EAGAIN);
+	assert_int_equal(px_queue_get(q, buf, 4096, 0), 4096);
+	assert_int_equal(px_queue_put(q, buf, 4096, 0), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(px_queue_get(q, buf, 4096, 0), 4096);
+	assert_int_equal(px_queue_get(q, buf, 4096, 0), -EAGAIN);
+	free(buf);
+	free(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring_mc_wake_not_lost_on_out_of_order_publish),
 		cmocka_unit_test(test_ring_mp_wake_not_lost_on_out_of_order_release),
+		cmocka_unit_test(test_queue_default_arena_never_runs_out),
+		cmocka_unit_test(test_queue_small_arena_empty_queue_fits_any_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

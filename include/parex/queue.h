@@ -50,7 +50,9 @@ typedef struct px_queue_config {
 	/*
 	 * Arena bytes for messages over PX_QUEUE_INLINE_MAX. 0: enough for
 	 * capacity messages of max_msg bytes (never runs out), or none when
-	 * max_msg fits inline. Must hold at least one max_msg block.
+	 * max_msg fits inline. Must hold at least one max_msg block. A
+	 * smaller arena can make producers wait for space while messages are
+	 * in flight, but with none in flight any message fits.
 	 */
 	uint64_t arena_size;
 	/* PX_RING_SP and/or PX_RING_SC, or 0 (many producers and consumers). */
