@@ -220,9 +220,11 @@ int px_cond_wait(px_cond *c, px_lock *l, int64_t timeout_ns)
 {
 	if (!c || !l)
 		return -EINVAL;
-	if (timeout_ns < 0)
-		return -pthread_cond_wait(PX__COND(c), PX__MUTEX(l));
+	/* A timeout too large for a deadline (px__deadline() answers -1) means
+	 * no limit, as everywhere else; a negative timespec would be EINVAL. */
 	int64_t d = px__deadline(timeout_ns);
+	if (d < 0)
+		return -pthread_cond_wait(PX__COND(c), PX__MUTEX(l));
 	struct timespec ts = {.tv_sec = d / PX_SEC, .tv_nsec = d % PX_SEC};
 	return -pthread_cond_timedwait(PX__COND(c), PX__MUTEX(l), &ts);
 }

@@ -32,6 +32,7 @@
 
 #include <parex/queue.h>
 #include <parex/ring.h>
+#include <parex/sync.h>
 
 #include "test_ipc_common.h"
 
@@ -341,6 +342,51 @@ static void test_queue_small_arena_empty_queue_fits_any_size(void **state)
 	free(mem);
 }
 
+/* ---- px_cond ------------------------------------------------------------ */
+
+struct condpair {
+	px_lock lock;
+	px_cond cond;
+	_Atomic int done;
+};
+
+static int cond_waiter(void *arg)
+{
+	struct condpair *cp = arg;
+	int r = px_lock_lock(&cp->lock, -1);
+	if (r != 0)
+		return 10;
+	while (!atomic_load(&cp->done)) {
+		r = px_cond_wait(&cp->cond, &cp->lock, INT64_MAX);
+		if (r != 0) {
+			px_lock_unlock(&cp->lock);
+			return ipc_expect(r, 0);
+		}
+	}
+	return px_lock_unlock(&cp->lock) == 0 ? 0 : 11;
+}
+
+/* INT64_MAX ns cannot be a deadline: it means "no limit", as elsewhere. */
+static void test_cond_wait_huge_timeout_waits(void **state)
+{
+	(void)state;
+	struct condpair *cp = ipc_shared_alloc(sizeof *cp);
+	assert_non_null(cp);
+	assert_int_equal(px_lock_init(&cp->lock), 0);
+	assert_int_equal(px_cond_init(&cp->cond), 0);
+	pid_t pid = ipc_fork(cond_waiter, cp);
+	assert_true(pid > 0);
+	assert_true(ipc_wait_sleeping(pid));
+	assert_int_equal(px_lock_lock(&cp->lock, -1), 0);
+	atomic_store(&cp->done, 1);
+	assert_int_equal(px_cond_notify_all(&cp->cond), 0);
+	assert_int_equal(px_lock_unlock(&cp->lock), 0);
+	assert_int_equal(wait_child_ms(pid, 5000), 0);
+	assert_int_equal(px_cond_destroy(&cp->cond), 0);
+	assert_int_equal(px_lock_destroy(&cp->lock), 0);
+	ipc_shared_free(cp, sizeof *cp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_ring_mp_wake_not_lost_on_out_of_order_release),
 		cmocka_unit_test(test_queue_default_arena_never_runs_out),
 		cmocka_unit_test(test_queue_small_arena_empty_queue_fits_any_size),
+		cmocka_unit_test(test_cond_wait_huge_timeout_waits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
