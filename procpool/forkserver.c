@@ -93,7 +93,7 @@ struct fs_state {
 	pid_t *pids;
 	uint64_t *gens;
 	sigset_t worker_mask;
-	struct sigaction old_int, old_quit;
+	struct sigaction old_int, old_quit, old_chld;
 };
 
 static void fs_send(struct fs_state *s, const struct px__fs_msg *m)
@@ -119,6 +119,7 @@ static void fs_spawn(struct fs_state *s, int slot, uint64_t gen)
 			_exit(127); /* the server died before the prctl */
 		sigaction(SIGINT, &s->old_int, NULL);
 		sigaction(SIGQUIT, &s->old_quit, NULL);
+		sigaction(SIGCHLD, &s->old_chld, NULL); /* for the task's own */
 		/* A crash must kill the worker, so the pool sees and reports it,
 		 * not run a handler the parent installed for itself (a test
 		 * harness's longjmp, a crash reporter). The initializer may
@@ -195,6 +196,11 @@ static __attribute__((noreturn)) void fs_main(const struct px__fs_conf *conf,
 	struct sigaction ign = { .sa_handler = SIG_IGN };
 	sigaction(SIGINT, &ign, &s.old_int);
 	sigaction(SIGQUIT, &ign, &s.old_quit);
+	/* The server must see its workers die: a parent that ignores SIGCHLD
+	 * (or sets SA_NOCLDWAIT) would have the kernel reap them unseen, and
+	 * no death would ever be reported. Workers get the parent's back. */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigaction(SIGCHLD, &dfl, &s.old_chld);
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);

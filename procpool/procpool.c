@@ -961,6 +961,27 @@ static void fs_send(struct pp_pool *p, uint32_t op, int slot, uint64_t gen)
 		;
 }
 
+/*
+ * Reaps the fork server once it has exited (it was told to, or died). Not
+ * with a blocking waitpid(): in a program that ignores SIGCHLD the kernel
+ * reaps children itself, and a blocking waitpid() for one of them returns
+ * only when *every* child of the process has exited, another pool's fork
+ * server included, so destroying one pool would wait for the next.
+ */
+static void server_reap(struct pp_pool *p)
+{
+	if (p->fs_pid <= 0)
+		return;
+	for (long us = 20;; us = us < 1000 ? us * 2 : us) {
+		pid_t r = waitpid(p->fs_pid, NULL, WNOHANG);
+		if (r == p->fs_pid || (r < 0 && errno != EINTR))
+			break; /* reaped, or by the kernel (ECHILD) */
+		if (r == 0)
+			usleep((useconds_t)us);
+	}
+	p->fs_pid = 0;
+}
+
 /* Fails every task the pool holds (central and windows): the pool is broken.
  * Lock held; victims go to *out (malloc'd array, count in *n). */
 static void fail_everything(struct pp_pool *p, const char *why,
@@ -1161,8 +1182,7 @@ static void handle_fs(struct pp_pool *p)
 			return;
 		if (r <= 0) {
 			/* Hung up: the server is gone. Reap it. */
-			if (p->fs_pid > 0)
-				waitpid(p->fs_pid, NULL, 0);
+			server_reap(p);
 			handle_fs_death(p);
 			return;
 		}
@@ -1283,9 +1303,7 @@ static bool check_shutdown(struct pp_pool *p)
 	/* Every worker is reaped: stop the fork server. */
 	if (p->fs_pid > 0) {
 		fs_send(p, PX__FS_EXIT, 0, 0);
-		while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		p->fs_pid = 0;
+		server_reap(p);
 	}
 	p->finished = true;
 	pthread_cond_broadcast(&p->state_cv);
@@ -1363,9 +1381,12 @@ static void *collector_main(void *arg)
 			if (next != INT64_MAX && next - now < t)
 				t = next - now < 0 ? 0 : next - now;
 			int r = px__shfutex_wait(&p->hdr->bell, v, t);
-			if (r == -ETIMEDOUT && p->fs_pid > 0 &&
-			    waitpid(p->fs_pid, NULL, WNOHANG) == p->fs_pid)
-				handle_fs_death(p);
+			/* A dead server sends nothing and bumps no counter:
+			 * look at the socket now and then for its hang-up
+			 * (not at waitpid(), which sees nothing where the
+			 * program ignores SIGCHLD). */
+			if (r == -ETIMEDOUT && p->fs_pid > 0)
+				handle_fs(p);
 		}
 		atomic_store_explicit(&p->hdr->bell_sleeping, 0, memory_order_relaxed);
 	}
@@ -1521,9 +1542,7 @@ static void pp_abort(struct pp_pool *p)
 	}
 	if (p->fs_pid > 0) {
 		fs_send(p, PX__FS_EXIT, 0, 0);
-		while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		p->fs_pid = 0;
+		server_reap(p);
 	}
 	pp_free(p);
 }
