@@ -1119,8 +1119,15 @@ static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
 		p->qhead = requeue;
 		p->qcount += (uint32_t)nre;
 	}
-	bool initfail = ws == WS_INITFAIL || (p->starting && ws != WS_READY);
-	int init_err = w->sh->init_err ? w->sh->init_err : PX_EWORKERDIED;
+	/* Died before it was READY: its initializer failed, crashed or exited
+	 * (a kill is only ever sent for a running task, so after READY). A
+	 * replacement whose initializer crashes is retired like one whose
+	 * initializer returns an error; respawning it would loop forever,
+	 * handing it the same queued tasks each time. */
+	bool initfail = ws != WS_READY && ws != WS_EXITING;
+	int init_err = w->sh->init_err ? w->sh->init_err
+		       : forkerr	 ? -forkerr
+					 : PX_EWORKERDIED;
 	slot_reset(w, &p->busy_dead);
 	p->live--;
 	w->life = L_GONE;

@@ -157,6 +157,57 @@ static int want_value(px_future *f, int64_t v)
 	return 0;
 }
 
+/* Initializer ------------------------------------------------------------- */
+
+static atomic_int *init_calls; /* shared mapping made before the pool */
+
+static int init_crash_after_first(int id, void *arg)
+{
+	(void)id;
+	(void)arg;
+	if (atomic_fetch_add(init_calls, 1) >= *(int *)arg)
+		segfault(NULL);
+	return 0;
+}
+
+/* A replacement whose initializer crashes retires its slot, like one whose
+ * initializer returns an error; it used to be respawned forever, and the
+ * tasks it was handed went back to the queue each time, pending forever. */
+static int case_init_crash_in_replacement(void)
+{
+	init_calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(init_calls != MAP_FAILED);
+	static int first = 1;
+	px_config *cfg;
+	CHECK(px_config_create(&cfg) == 0);
+	CHECK(px_config_apply(cfg, "process:workers=1", NULL) == 0);
+	px_config_set_initializer(cfg, init_crash_after_first, &first);
+	px_executor *ex;
+	CHECK(px_executor_create(&ex, cfg) == 0);
+	px_config_destroy(cfg);
+	px_future *a, *b;
+	CHECK(submit_op(ex, T_SEGV, 0, 0, NULL, &a) == 0);
+	CHECK(px_future_wait(a, 20 * PX_SEC) == 0);
+	CHECK(px_future_error(a) == PX_EWORKERDIED);
+	int r = submit_op(ex, T_VALUE, 1, 0, NULL, &b);
+	CHECK(r == 0 || r == PX_ESHUTDOWN);
+	if (r == 0) {
+		CHECK(px_future_wait(b, 20 * PX_SEC) == 0);
+		CHECK(px_future_error(b) == PX_EWORKERDIED);
+		px_future_release(b);
+	}
+	px_future_release(a);
+	CHECK(submit_op(ex, T_VALUE, 1, 0, NULL, &b) == PX_ESHUTDOWN);
+	px_executor_stats st;
+	px_executor_stats_get(ex, &st);
+	CHECK(st.workers == 0);
+	px_executor_destroy(ex);
+	CHECK(atomic_load(init_calls) == 2);
+	CHECK(no_children());
+	return 0;
+}
+
 /* SIGCHLD and the fork server ------------------------------------------------ */
 
 /* A program that ignores SIGCHLD (children reaped automatically) still gets
@@ -560,6 +611,7 @@ struct tcase {
 };
 
 static const struct tcase cases[] = {
+	{ "init_crash_in_replacement", case_init_crash_in_replacement },
 	{ "sigchld_ignored", case_sigchld_ignored },
 	{ "forkserver_killed", case_forkserver_killed_plain },
 	{ "forkserver_killed_sigchld_ignored", case_forkserver_killed_sigign },
