@@ -717,6 +717,9 @@ static void pump(struct pp_pool *p)
 
 static int pp_cancel(px_future *f, void *arg);
 
+/* The pool whose collector runs on this thread (done callbacks run there). */
+static __thread struct pp_pool *collector_of;
+
 static int pp_submit(px_executor *ex, px_future *f, unsigned flags,
 		     int64_t timeout_ns)
 {
@@ -739,6 +742,11 @@ static int pp_submit(px_executor *ex, px_future *f, unsigned flags,
 			pthread_mutex_unlock(&p->lock);
 			return -EAGAIN;
 		}
+		/* A done callback submitting: it runs on the collector, the
+		 * one thread that makes room, so waiting here would wait
+		 * forever. It goes over the bound instead. */
+		if (collector_of == p)
+			break;
 		p->space_waiters++;
 		pthread_cond_wait(&p->space, &p->lock);
 		p->space_waiters--;
@@ -1343,6 +1351,7 @@ static void *collector_main(void *arg)
 {
 	struct pp_pool *p = arg;
 	pthread_setname_np(pthread_self(), "px-collector");
+	collector_of = p;
 	int64_t spin_until = 0;
 	for (;;) {
 		int got = 0;

@@ -269,6 +269,51 @@ static int case_forkserver_killed_sigign(void)
 	return case_forkserver_killed(true);
 }
 
+/* Done callbacks that submit ------------------------------------------------- */
+
+struct cb_ctx {
+	px_executor *ex;
+	px_future *got[4];
+	int rc[4];
+	atomic_int done;
+};
+
+static void submit_more(px_future *f, void *arg)
+{
+	(void)f;
+	struct cb_ctx *c = arg;
+	for (int i = 0; i < 4; i++)
+		c->rc[i] = submit_op(c->ex, T_VALUE, 10 + i, 0, NULL, &c->got[i]);
+	atomic_store(&c->done, 1);
+}
+
+/* A done callback runs on the collector, the one thread that frees queue
+ * room: a blocking submit there into a full queue must not wait for it. */
+static int case_callback_submits_into_full_queue(void)
+{
+	px_executor *ex = open_ex("process:workers=1,queue=1,block=1");
+	struct cb_ctx c = { .ex = ex };
+	px_future *a, *b;
+	CHECK(submit_op(ex, T_SPIN, 0, 20 * PX_MSEC, NULL, &a) == 0);
+	CHECK(submit_op(ex, T_SPIN, 1, 200 * PX_MSEC, NULL, &b) == 0);
+	CHECK(px_future_on_done(a, submit_more, &c) == 0);
+	CHECK(want_value(a, 0) == 0);
+	CHECK(want_value(b, 1) == 0);
+	for (int64_t t0 = test_now_ns(); !atomic_load(&c.done);) {
+		CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		usleep(1000);
+	}
+	for (int i = 0; i < 4; i++) {
+		CHECK(c.rc[i] == 0);
+		CHECK(want_value(c.got[i], 10 + i) == 0);
+		px_future_release(c.got[i]);
+	}
+	px_future_release(a);
+	px_future_release(b);
+	px_executor_destroy(ex);
+	return 0;
+}
+
 /* Races: cancel and timeout against completion and crashes -------------------- */
 
 static uint64_t rnd(uint64_t *s)
@@ -615,6 +660,7 @@ static const struct tcase cases[] = {
 	{ "sigchld_ignored", case_sigchld_ignored },
 	{ "forkserver_killed", case_forkserver_killed_plain },
 	{ "forkserver_killed_sigchld_ignored", case_forkserver_killed_sigign },
+	{ "callback_submits_into_full_queue", case_callback_submits_into_full_queue },
 	{ "cancel_running_vs_completion", case_cancel_running_vs_completion },
 	{ "cancel_running_vs_crash", case_cancel_running_vs_crash },
 	{ "timeout_vs_completion", case_timeout_vs_completion },
