@@ -213,6 +213,7 @@ struct pp_pool {
 	int64_t spin_ns;
 
 	bool starting, shutting, closing, finished, broken, stop;
+	bool free_on_exit; /* destroyed from a done callback: see pp_destroy */
 	int init_err;
 	bool joined;
 
@@ -1347,6 +1348,8 @@ static void fail_deferred(struct pp_pool *p)
 	}
 }
 
+static void pp_free(struct pp_pool *p);
+
 static void *collector_main(void *arg)
 {
 	struct pp_pool *p = arg;
@@ -1406,6 +1409,11 @@ static void *collector_main(void *arg)
 		}
 		atomic_store_explicit(&p->hdr->bell_sleeping, 0, memory_order_relaxed);
 	}
+	pthread_mutex_lock(&p->lock);
+	bool free_it = p->free_on_exit;
+	pthread_mutex_unlock(&p->lock);
+	if (free_it)
+		pp_free(p); /* the last one to touch it, see pp_destroy() */
 	return NULL;
 }
 
@@ -1478,6 +1486,18 @@ static void pp_free(struct pp_pool *p)
 static void pp_destroy(px_executor *ex)
 {
 	struct pp_pool *p = (struct pp_pool *)ex;
+	if (collector_of == p) {
+		/* From a done callback, on the collector, which cannot join
+		 * itself and still has to see the workers out: it goes
+		 * detached and frees the pool when it leaves. The shutdown
+		 * has begun (px_executor_destroy shuts down first). */
+		pthread_mutex_lock(&p->lock);
+		p->free_on_exit = true;
+		p->joined = true;
+		pthread_mutex_unlock(&p->lock);
+		pthread_detach(pthread_self());
+		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	bool join = p->collector_started && !p->joined;
 	p->joined = true;

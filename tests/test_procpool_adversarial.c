@@ -314,6 +314,36 @@ static int case_callback_submits_into_full_queue(void)
 	return 0;
 }
 
+static void destroy_pool(px_future *f, void *arg)
+{
+	(void)f;
+	px_executor_destroy(arg);
+}
+
+/* The last future's done callback destroys the pool, as it may on the
+ * thread pool: the collector it runs on cannot join itself, so it frees
+ * the pool when it leaves, once the workers and the server are gone. */
+static int case_destroy_from_done_callback(void)
+{
+	for (int round = 0; round < 5; round++) {
+		px_executor *ex = open_ex("process:workers=2");
+		px_future *f, *g;
+		CHECK(submit_op(ex, T_VALUE, 1, 0, NULL, &g) == 0);
+		CHECK(submit_op(ex, T_SPIN, 2, 20 * PX_MSEC, NULL, &f) == 0);
+		CHECK(px_future_on_done(f, destroy_pool, ex) == 0);
+		CHECK(want_value(f, 2) == 0);
+		CHECK(want_value(g, 1) == 0);
+		px_future_release(f);
+		px_future_release(g);
+		int64_t t0 = test_now_ns();
+		while (!no_children()) {
+			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+			usleep(1000);
+		}
+	}
+	return 0;
+}
+
 /* Races: cancel and timeout against completion and crashes -------------------- */
 
 static uint64_t rnd(uint64_t *s)
@@ -661,6 +691,7 @@ static const struct tcase cases[] = {
 	{ "forkserver_killed", case_forkserver_killed_plain },
 	{ "forkserver_killed_sigchld_ignored", case_forkserver_killed_sigign },
 	{ "callback_submits_into_full_queue", case_callback_submits_into_full_queue },
+	{ "destroy_from_done_callback", case_destroy_from_done_callback },
 	{ "cancel_running_vs_completion", case_cancel_running_vs_completion },
 	{ "cancel_running_vs_crash", case_cancel_running_vs_crash },
 	{ "timeout_vs_completion", case_timeout_vs_completion },
