@@ -128,12 +128,34 @@ void *px__arena_alloc(struct px__arena *a, size_t size)
 	return (unsigned char *)b + HDR;
 }
 
+/*
+ * Whether p is the payload of a block in use: px_executor_free() passes
+ * whatever the program hands it, and a pointer into the middle of a block,
+ * or a block freed already, would otherwise be taken at its word (a
+ * "header" made of payload bytes) and wreck the free lists. Lock held.
+ */
+static bool is_live_block(const struct px__arena *a, const void *p)
+{
+	const unsigned char *c = p;
+	if (c < a->base + HDR || c >= a->base + a->size ||
+	    (size_t)(c - a->base) % HDR)
+		return false;
+	const struct blk *b = (const struct blk *)(c - HDR);
+	uint64_t sz = bsize(b);
+	return (b->size & USED) && sz >= MIN_BLOCK && sz % HDR == 0 &&
+	       sz <= (uint64_t)(a->base + a->size - (const unsigned char *)b);
+}
+
 void px__arena_free(struct px__arena *a, void *p)
 {
 	if (!p)
 		return;
 	struct blk *b = (struct blk *)((unsigned char *)p - HDR);
 	pthread_mutex_lock(&a->lock);
+	if (!is_live_block(a, p)) {
+		pthread_mutex_unlock(&a->lock);
+		return;
+	}
 	uint64_t sz = bsize(b);
 	a->used -= sz;
 	b->size = sz;

@@ -46,7 +46,9 @@ void px__arena_fini(struct px__arena *a);
 /* size bytes, 64-byte aligned, not zeroed; NULL when no block fits. */
 void *px__arena_alloc(struct px__arena *a, size_t size);
 
-/* Frees a block from px__arena_alloc(); NULL is ignored. */
+/* Frees a block from px__arena_alloc(). NULL, pointers that are not the
+ * start of a block in use (a second free included, as long as the block's
+ * header is intact) are ignored. */
 void px__arena_free(struct px__arena *a, void *p);
 
 /* True if p points into the arena's region. */

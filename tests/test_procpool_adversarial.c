@@ -678,6 +678,60 @@ static int case_pool_in_child_of_pool_parent(void)
 	return 0;
 }
 
+/* The arena --------------------------------------------------------------------- */
+
+static int case_arena_exhaustion_and_foreign_frees(void)
+{
+	px_executor *ex = open_ex("process:workers=1,shm_size=65536,max_arg=4096");
+	px_executor *other = open_ex("process:workers=1");
+	void *blocks[2048];
+	int nb = 0;
+	void *m;
+	while (nb < 2048 && px_executor_alloc(ex, 100, &m) == 0)
+		blocks[nb++] = m;
+	CHECK(nb > 10 && nb < 2048);
+	CHECK(px_executor_alloc(ex, 100, &m) == -ENOMEM);
+	/* An argument too big for the request slot needs arena room. */
+	char arg[1000] = { 0 };
+	px_future *f;
+	CHECK(px_executor_submit(ex, op_task, arg, sizeof(arg), NULL, &f) == 0);
+	CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+	CHECK(px_future_error(f) == -ENOMEM);
+	px_future_release(f);
+	/* Pointers it never gave out are ignored. */
+	void *heap = malloc(64), *theirs;
+	CHECK(px_executor_alloc(other, 64, &theirs) == 0);
+	px_executor_free(ex, heap);
+	px_executor_free(ex, theirs);
+	px_executor_free(ex, NULL);
+	px_executor_free(ex, (char *)blocks[0] + 64);
+	px_executor_free(ex, (char *)blocks[1] + 8);
+	free(heap);
+	px_executor_free(other, theirs);
+	for (int i = 0; i < nb; i++)
+		px_executor_free(ex, blocks[i]);
+	/* A second free of the same block is ignored too. */
+	px_executor_free(ex, blocks[5]);
+	/* Everything came back, in one piece: as many blocks as before, and
+	 * once they are freed, one block of nearly the whole arena. */
+	int again = 0;
+	while (again < 2048 && px_executor_alloc(ex, 100, &m) == 0)
+		blocks[again++] = m;
+	CHECK(again == nb);
+	for (int i = 0; i < again; i++)
+		px_executor_free(ex, blocks[i]);
+	void *big;
+	CHECK(px_executor_alloc(ex, 60000, &big) == 0);
+	px_executor_free(ex, big);
+	struct op o = { .kind = T_VALUE, .v = 8 };
+	CHECK(px_executor_submit(ex, op_task, &o, sizeof(o), NULL, &f) == 0);
+	CHECK(want_value(f, 8) == 0);
+	px_future_release(f);
+	px_executor_destroy(other);
+	px_executor_destroy(ex);
+	return 0;
+}
+
 /* The runner ---------------------------------------------------------------------- */
 
 struct tcase {
@@ -703,6 +757,7 @@ static const struct tcase cases[] = {
 	{ "destroy_while_workers_die", case_destroy_while_workers_die },
 	{ "two_pools_destroyed_in_either_order", case_two_pools_destroyed_in_either_order },
 	{ "pool_in_child_of_pool_parent", case_pool_in_child_of_pool_parent },
+	{ "arena_exhaustion_and_foreign_frees", case_arena_exhaustion_and_foreign_frees },
 };
 
 static const char *only; /* run just this case (argv[1]) */
