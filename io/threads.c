@@ -59,7 +59,8 @@ struct top {
 	struct top *pprev, *pnext; /* parked list */
 	int64_t deadline;  /* px__now_ns() clock; 0: none */
 	int state;         /* OP_*, under tp->lock */
-	int pfd;           /* dup of the fd registered with epoll, or -1 */
+	int pfd;           /* dup of the fd, taken when it first parks, or -1 */
+	size_t done_io;    /* MSG_WAITALL: bytes moved so far */
 	short pevents;     /* what to wait for when parking */
 	bool ready;        /* the poller saw the fd ready */
 	bool connecting;   /* connect() said EINPROGRESS */
@@ -155,10 +156,23 @@ static struct top *heap_pop(struct tpool *tp)
 
 /* Parking (under tp->lock) ----------------------------------------------------- */
 
+/*
+ * The descriptor an operation works on. Once it has parked it holds a dup of
+ * its fd and uses that from then on, as io_uring holds the file once it has
+ * issued a request: if the caller closes the fd and the number is reused
+ * meanwhile, the operation still reads the file it started on, not the
+ * newcomer's data.
+ */
+static int op_fd(const struct top *op)
+{
+	return op->pfd >= 0 ? op->pfd : op->r.fd;
+}
+
 static int park(struct tpool *tp, struct top *op)
 {
 	op->ready = false;
-	op->pfd = fcntl(op->r.fd, F_DUPFD_CLOEXEC, 0);
+	if (op->pfd < 0)
+		op->pfd = fcntl(op->r.fd, F_DUPFD_CLOEXEC, 0);
 	if (op->pfd < 0)
 		return -errno;
 	struct epoll_event ev = { .events = (uint32_t)op->pevents | EPOLLONESHOT,
@@ -178,11 +192,10 @@ static int park(struct tpool *tp, struct top *op)
 	return 0;
 }
 
+/* Off epoll and the parked list; the dup stays until done_add. */
 static void unpark(struct tpool *tp, struct top *op)
 {
 	epoll_ctl(tp->ep, EPOLL_CTL_DEL, op->pfd, NULL);
-	close(op->pfd);
-	op->pfd = -1;
 	if (op->pprev)
 		op->pprev->pnext = op->pnext;
 	else
@@ -217,6 +230,10 @@ static void done_add(struct donev *d, struct top *op, int64_t res)
 		d->cap = cap;
 	}
 	op->state = OP_DONE;
+	if (op->pfd >= 0) {
+		close(op->pfd);
+		op->pfd = -1;
+	}
 	d->v[d->n++] = (struct done){ op, res };
 }
 
@@ -361,7 +378,8 @@ static int64_t wait_for(struct top *op, short events)
 static int64_t do_rw(struct top *op)
 {
 	const struct px__io_req *r = &op->r;
-	int s = is_stream(r->fd);
+	int fd = op_fd(op);
+	int s = is_stream(fd);
 	if (s < 0)
 		return s;
 	bool rd = r->kind == PX__IO_READ || r->kind == PX__IO_READV;
@@ -371,20 +389,20 @@ static int64_t do_rw(struct top *op)
 	ssize_t n;
 	switch (r->kind) {
 	case PX__IO_READ:
-		n = pos ? pread(r->fd, r->buf, r->len, r->off)
-			: read(r->fd, r->buf, r->len);
+		n = pos ? pread(fd, r->buf, r->len, r->off)
+			: read(fd, r->buf, r->len);
 		break;
 	case PX__IO_WRITE:
-		n = pos ? pwrite(r->fd, r->buf, r->len, r->off)
-			: write(r->fd, r->buf, r->len);
+		n = pos ? pwrite(fd, r->buf, r->len, r->off)
+			: write(fd, r->buf, r->len);
 		break;
 	case PX__IO_READV:
-		n = pos ? preadv(r->fd, r->iov, r->iovcnt, r->off)
-			: readv(r->fd, r->iov, r->iovcnt);
+		n = pos ? preadv(fd, r->iov, r->iovcnt, r->off)
+			: readv(fd, r->iov, r->iovcnt);
 		break;
 	default:
-		n = pos ? pwritev(r->fd, r->iov, r->iovcnt, r->off)
-			: writev(r->fd, r->iov, r->iovcnt);
+		n = pos ? pwritev(fd, r->iov, r->iovcnt, r->off)
+			: writev(fd, r->iov, r->iovcnt);
 		break;
 	}
 	if (n >= 0)
@@ -400,7 +418,7 @@ static int64_t do_connect(struct top *op)
 	if (op->connecting) {
 		int err = 0;
 		socklen_t el = sizeof(err);
-		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &el))
+		if (getsockopt(op_fd(op), SOL_SOCKET, SO_ERROR, &err, &el))
 			return -errno;
 		return -err;
 	}
@@ -420,6 +438,43 @@ static int64_t do_connect(struct top *op)
 		return wait_for(op, POLLOUT);
 	}
 	return res;
+}
+
+/*
+ * send/recv without blocking. MSG_WAITALL on a stream socket keeps going
+ * until len bytes or end of file, as io_uring does (the non-blocking call
+ * alone would return what is there); an error after some progress reports
+ * the progress, again as io_uring does.
+ */
+static int64_t do_sendrecv(struct top *op)
+{
+	const struct px__io_req *r = &op->r;
+	int fd = op_fd(op);
+	bool rd = r->kind == PX__IO_RECV;
+	bool all = false;
+	if (r->flags & MSG_WAITALL) {
+		int type = 0;
+		socklen_t tl = sizeof(type);
+		all = !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) &&
+		      (type == SOCK_STREAM || type == SOCK_SEQPACKET);
+	}
+	for (;;) {
+		char *p = (char *)r->buf + op->done_io;
+		size_t len = r->len - op->done_io;
+		ssize_t n = rd ? recv(fd, p, len, r->flags | MSG_DONTWAIT)
+			       : send(fd, p, len, r->flags | MSG_DONTWAIT);
+		if (n > 0) {
+			op->done_io += (size_t)n;
+			if (all && op->done_io < r->len)
+				continue;
+			return (int64_t)op->done_io;
+		}
+		if (n == 0)
+			return (int64_t)op->done_io;
+		if (again() || errno == EINTR)
+			return wait_for(op, rd ? POLLIN : POLLOUT);
+		return op->done_io ? (int64_t)op->done_io : -errno;
+	}
 }
 
 static int64_t run_op(struct top *op)
@@ -447,22 +502,15 @@ static int64_t run_op(struct top *op)
 		/* Only once ready: on a blocking socket accept4 would block. */
 		if (!op->ready)
 			return wait_for(op, POLLIN);
-		n = accept4(r->fd, r->aaddr, r->aaddrlen, r->flags);
+		n = accept4(op_fd(op), r->aaddr, r->aaddrlen, r->flags);
 		if (n < 0 && (again() || errno == EINTR))
 			return wait_for(op, POLLIN);
 		return n < 0 ? -errno : n;
 	case PX__IO_CONNECT:
 		return do_connect(op);
 	case PX__IO_SEND:
-		n = send(r->fd, r->buf, r->len, r->flags | MSG_DONTWAIT);
-		if (n < 0 && (again() || errno == EINTR))
-			return wait_for(op, POLLOUT);
-		return n < 0 ? -errno : n;
 	case PX__IO_RECV:
-		n = recv(r->fd, r->buf, r->len, r->flags | MSG_DONTWAIT);
-		if (n < 0 && (again() || errno == EINTR))
-			return wait_for(op, POLLIN);
-		return n < 0 ? -errno : n;
+		return do_sendrecv(op);
 	case PX__IO_POLL:
 		return wait_for(op, (short)r->events);
 	}
