@@ -33,6 +33,56 @@ static bool forked(const px_io *io)
 	       io->fork_gen;
 }
 
+/* Cancel hooks against destroy --------------------------------------------- */
+
+/*
+ * px_future_cancel() calls a backend's cancel hook with the context as its
+ * argument once it has seen the future RUNNING; the holder of a future never
+ * names the context, so the hook may run while another thread destroys it.
+ * Every hook is bracketed by px__io_cancel_enter/leave on this process-wide
+ * count, and a destroying backend, once every future of the context is done,
+ * waits for the count to drop to zero before freeing anything. Process-wide
+ * because the count must outlive the context; hooks are short, so a destroy
+ * rarely waits, and then only for a moment.
+ */
+static _Atomic long cancels_active;
+
+bool px__io_forked(const px_io *io)
+{
+	return forked(io);
+}
+
+int px__io_cancel_enter(px_io *io, px_future *f)
+{
+	/* In a child the rings are not mapped and a lock may be held by a
+	 * thread that does not exist here. */
+	if (forked(io))
+		return PX_EFORKED;
+	atomic_fetch_add(&cancels_active, 1);
+	/* Dekker with px__io_cancels_drain: our increment, fence, then the
+	 * future's state; the destroyer completes every future, fence, then
+	 * reads the count. Either it sees us, or we see the future done and
+	 * leave without touching the context. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (px_future_is_done(f)) {
+		atomic_fetch_sub(&cancels_active, 1);
+		return 0;
+	}
+	return 1;
+}
+
+void px__io_cancel_leave(void)
+{
+	atomic_fetch_sub(&cancels_active, 1);
+}
+
+void px__io_cancels_drain(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	while (atomic_load(&cancels_active))
+		px__spin_yield();
+}
+
 /* Batch plug ------------------------------------------------------------ */
 
 /*

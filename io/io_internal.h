@@ -90,6 +90,22 @@ struct px_io {
 /* Bumped in every child after fork() (pthread_atfork). */
 extern _Atomic uint64_t px__io_fork_gen;
 
+/* Whether io was inherited through fork() (this process did not make it). */
+bool px__io_forked(const px_io *io);
+
+/*
+ * A backend's cancel hook (px_promise_on_cancel) starts with this: it returns
+ * 1 when the hook may use io (it must then call px__io_cancel_leave when done
+ * with io), 0 when f is done already (the hook returns 0 and leaves io
+ * alone: the context may be gone), or PX_EFORKED in a forked child.
+ */
+int px__io_cancel_enter(px_io *io, px_future *f);
+void px__io_cancel_leave(void);
+
+/* A destroying backend calls this after every future of its context is done
+ * and before freeing anything a cancel hook touches. */
+void px__io_cancels_drain(void);
+
 /* Whether this thread holds io's submissions back (a batch, or a reap). */
 bool px__io_plugged(const px_io *io);
 

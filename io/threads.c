@@ -603,6 +603,10 @@ static void enqueue(px_io *io, struct tpool *tp, struct top *op)
 static int threads_cancel(px_future *f, void *arg)
 {
 	px_io *io = arg;
+	/* The context may be being destroyed by another thread. */
+	int e = px__io_cancel_enter(io, f);
+	if (e <= 0)
+		return e;
 	struct tpool *tp = T(io);
 	struct top *op = f->arg;
 	/* Relaxed: the worker or poller reads it under tp->lock, which the
@@ -622,6 +626,7 @@ static int threads_cancel(px_future *f, void *arg)
 	pthread_mutex_unlock(&tp->lock);
 	if (wake)
 		wake_poller(tp);
+	px__io_cancel_leave();
 	return 0;
 }
 
@@ -707,7 +712,15 @@ static void threads_destroy(px_io *io)
 		pthread_join(tp->tids[i], NULL);
 	wake_poller(tp);
 	pthread_join(tp->poller, NULL);
+	/* Every future is done now; cancel hooks still inside may touch tp. */
+	px__io_cancels_drain();
 	px__blocking_leave(tok);
+	/* Cancels queued after the poller's last look hold references. */
+	while (tp->clist) {
+		struct top *op = tp->clist;
+		tp->clist = op->cnext;
+		px_future_release(op->f);
+	}
 	close(tp->ep);
 	close(tp->efd);
 	pthread_mutex_destroy(&tp->lock);

@@ -151,12 +151,22 @@ static void uring_flush(px_io *io)
  * sq_lock held: an SQE with `need` free slots (an operation and its linked
  * timeout are published together). When the ring is full of SQEs the
  * reaper has not submitted yet: the reaper itself submits; another thread
- * wakes it and sleeps until it has entered. NULL if that takes too long.
+ * wakes it and sleeps until it has entered, dropping sq_lock meanwhile.
+ * NULL if that takes too long, or if the context stopped (checked after
+ * every wait: destroy's cancel-everything SQE must be the last one
+ * published, or an operation queued behind it would never be cancelled and
+ * destroy would wait for it forever). `last` is destroy's own request, which
+ * neither gives up nor minds `stopped`.
  */
-static struct io_uring_sqe *sqe_get(px_io *io, struct uring *u, unsigned need)
+static struct io_uring_sqe *sqe_get(px_io *io, struct uring *u, unsigned need,
+				    bool last)
 {
-	for (int tries = 0; io_uring_sq_space_left(&u->ring) < need; tries++) {
-		if (tries > 2000)
+	for (int tries = 0;; tries++) {
+		if (u->stopped && !last)
+			return NULL;
+		if (io_uring_sq_space_left(&u->ring) >= need)
+			break;
+		if (tries > 2000 && !last)
 			return NULL;
 		if (reaper_of == u) {
 			int r = do_enter(io, u, sq_unconsumed(u), 0, 0);
@@ -214,27 +224,31 @@ static unsigned reap_all(px_io *io, struct uring *u)
 static int uring_cancel(px_future *f, void *arg)
 {
 	px_io *io = arg;
+	/* The context may be being destroyed by another thread. */
+	int e = px__io_cancel_enter(io, f);
+	if (e <= 0)
+		return e;
 	struct uring *u = U(io);
 	/* Relaxed: the reaper reads it after the cancel's CQE, which the
 	 * kernel orders after this store's publication (sq_publish). */
 	__atomic_fetch_or(&f->backend_data, PX__IO_F_CANCEL, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&u->sq_lock);
-	if (u->stopped) {
-		/* px_io_destroy cancels everything already. */
-		pthread_mutex_unlock(&u->sq_lock);
-		return 0;
-	}
-	struct io_uring_sqe *sqe = sqe_get(io, u, 1);
+	struct io_uring_sqe *sqe = sqe_get(io, u, 1, false);
 	if (!sqe) {
+		/* Stopped: px_io_destroy cancels everything already. */
+		e = u->stopped ? 0 : -EAGAIN;
 		pthread_mutex_unlock(&u->sq_lock);
-		return -EAGAIN;
+		px__io_cancel_leave();
+		return e;
 	}
 	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)f, 0);
-	/* The cancel's reference, dropped when its CQE is reaped. */
+	/* The cancel's reference, dropped when its CQE is reaped (or by
+	 * uring_destroy if the reaper exits before submitting it). */
 	sqe->user_data = (uint64_t)(uintptr_t)px_future_retain(f) | UD_CANCEL;
 	sq_publish(u);
 	pthread_mutex_unlock(&u->sq_lock);
 	wake_reaper(u);
+	px__io_cancel_leave();
 	return 0;
 }
 
@@ -339,14 +353,11 @@ static int uring_submit(px_io *io, const struct px__io_req *r, px_future *f)
 	unsigned need = r->timeout_ns ? 2 : 1;
 
 	pthread_mutex_lock(&u->sq_lock);
-	if (u->stopped) {
-		pthread_mutex_unlock(&u->sq_lock);
-		return PX_ESHUTDOWN;
-	}
-	struct io_uring_sqe *sqe = sqe_get(io, u, need);
+	struct io_uring_sqe *sqe = sqe_get(io, u, need, false);
 	if (!sqe) {
+		e = u->stopped ? PX_ESHUTDOWN : -EAGAIN;
 		pthread_mutex_unlock(&u->sq_lock);
-		return -EAGAIN;
+		return e;
 	}
 	prep(sqe, r, f);
 	/* The backend's reference, dropped by px__io_complete. */
@@ -372,7 +383,7 @@ static int uring_submit(px_io *io, const struct px__io_req *r, px_future *f)
 /* The reaper: sq_lock held. Queues the eventfd read that wakes it. */
 static void arm_wake(px_io *io, struct uring *u)
 {
-	struct io_uring_sqe *sqe = sqe_get(io, u, 1);
+	struct io_uring_sqe *sqe = sqe_get(io, u, 1, false);
 	if (!sqe)
 		return; /* retried on the next round */
 	io_uring_prep_read(sqe, u->efd, &u->efd_buf, sizeof(u->efd_buf), 0);
@@ -401,7 +412,12 @@ static void *reaper_main(void *arg)
 		bool stopping = atomic_load(&io->stopping);
 		if (stopping && atomic_load(&u->inflight) == 0)
 			break;
-		if (!u->wake_armed && !stopping) {
+		/* Re-armed until destroy has published its cancel (`stopped`,
+		 * which arm_wake's sqe_get checks), not merely until stopping:
+		 * px_io_destroy sets stopping before it publishes that cancel,
+		 * and a reaper that slept without a read pending in between
+		 * would never see the wake and never submit it. */
+		if (!u->wake_armed) {
 			pthread_mutex_lock(&u->sq_lock);
 			arm_wake(io, u);
 			pthread_mutex_unlock(&u->sq_lock);
@@ -421,28 +437,47 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
+/* After the reaper is gone: drops the references of cancel SQEs that were
+ * published but never submitted. */
+static void release_unsubmitted(struct uring *u)
+{
+	unsigned head = *u->ring.sq.khead, tail = *u->ring.sq.ktail;
+	unsigned mask = u->ring.sq.ring_mask;
+	for (; head != tail; head++) {
+		/* liburing fills the index array 1:1 at setup. */
+		uint64_t ud = u->ring.sq.sqes[head & mask].user_data;
+		if (ud != WAKE_UD && (ud & UD_CANCEL))
+			px_future_release(
+				(px_future *)(uintptr_t)(ud & ~(uint64_t)UD_CANCEL));
+	}
+}
+
 static void uring_destroy(px_io *io)
 {
 	struct uring *u = U(io);
 	pthread_mutex_lock(&u->sq_lock);
 	u->stopped = true;
-	struct io_uring_sqe *sqe = sqe_get(io, u, 1);
-	if (sqe) {
-		/* Cancel everything in flight (the wake read included). */
-		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY |
-						       IORING_ASYNC_CANCEL_ALL);
-		sqe->user_data = 0;
-		sq_publish(u);
-	}
+	/* Never gives up: without this request the reaper would wait for
+	 * operations nobody cancels. */
+	struct io_uring_sqe *sqe = sqe_get(io, u, 1, true);
+	/* Cancel everything in flight (the wake read included). */
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY |
+					       IORING_ASYNC_CANCEL_ALL);
+	sqe->user_data = 0;
+	sq_publish(u);
 	pthread_mutex_unlock(&u->sq_lock);
 	wake_reaper(u);
 	void *tok = px__blocking_enter();
 	pthread_join(u->reaper, NULL);
+	/* Every future is done now; cancel hooks still inside may touch u. */
+	px__io_cancels_drain();
 	px__blocking_leave(tok);
 	/* Cancel CQEs may still hold future references. */
 	pthread_mutex_lock(&u->cq_lock);
 	reap_all(io, u);
 	pthread_mutex_unlock(&u->cq_lock);
+	/* So may cancel SQEs published after the reaper's last enter. */
+	release_unsubmitted(u);
 	io_uring_queue_exit(&u->ring);
 	close(u->efd);
 	pthread_mutex_destroy(&u->sq_lock);
