@@ -256,6 +256,9 @@ static void prep(struct io_uring_sqe *sqe, const struct px__io_req *r,
 		 px_future *f)
 {
 	void *payload = f->arg ? f->arg : f->arg_inline + PAYLOAD_OFF;
+	/* SQE lengths are 32 bits: a bigger len would wrap (4 GiB + 10 would
+	 * send 10 bytes). Clamp to what one read(2) moves at most; the result
+	 * says how much moved, as for any partial transfer. */
 	unsigned len = r->len > 0x7ffff000u ? 0x7ffff000u : (unsigned)r->len;
 	switch (r->kind) {
 	case PX__IO_NOP:
@@ -293,10 +296,10 @@ static void prep(struct io_uring_sqe *sqe, const struct px__io_req *r,
 		io_uring_prep_connect(sqe, r->fd, payload, r->addrlen);
 		break;
 	case PX__IO_SEND:
-		io_uring_prep_send(sqe, r->fd, r->buf, r->len, r->flags);
+		io_uring_prep_send(sqe, r->fd, r->buf, len, r->flags);
 		break;
 	case PX__IO_RECV:
-		io_uring_prep_recv(sqe, r->fd, r->buf, r->len, r->flags);
+		io_uring_prep_recv(sqe, r->fd, r->buf, len, r->flags);
 		break;
 	case PX__IO_POLL:
 		io_uring_prep_poll_add(sqe, r->fd, r->events);
