@@ -100,6 +100,7 @@ struct xreq {
 	size_t expect;
 	px_io_frame_fn frame;
 	void *frame_arg;
+	char extra; /* target of the recv that checks a full buffer is the end */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	char req[];
@@ -149,15 +150,17 @@ static void xreq_send(struct xreq *x)
 	xreq_next(x, &r);
 }
 
+/*
+ * Reads more of the reply. With the buffer full and the length still
+ * unknown, reads one byte into x->extra: end of file means the reply fitted
+ * exactly, a byte means it did not (-EMSGSIZE).
+ */
 static void xreq_recv(struct xreq *x)
 {
-	if (x->got == x->cap) {
-		xreq_finish(x, -EMSGSIZE);
-		return;
-	}
+	bool full = x->got == x->cap;
 	struct px__io_req r = { .kind = PX__IO_RECV, .fd = x->fd,
-				.buf = x->reply + x->got,
-				.len = x->cap - x->got };
+				.buf = full ? &x->extra : x->reply + x->got,
+				.len = full ? 1 : x->cap - x->got };
 	xreq_next(x, &r);
 }
 
@@ -208,6 +211,11 @@ static void xreq_step(px_future *f, void *arg)
 				xreq_finish(x, -ECONNRESET);
 			else
 				xreq_finish(x, (int64_t)x->got);
+			return;
+		}
+		if (x->got == x->cap) {
+			/* A byte past a full buffer. */
+			xreq_finish(x, -EMSGSIZE);
 			return;
 		}
 		x->got += (size_t)n;
