@@ -205,6 +205,9 @@ PX_API int px_promise_set_cancelled(px_future *f);
  * PX_CANCEL_RUNNING): fn(f, arg) is called (in the cancelling thread) while
  * the future is RUNNING and must start the stop, returning 0, or a negative
  * code that px_future_cancel() passes on. Set it before px_promise_start().
+ * A cancel may call fn just as the producer finishes the future, so arg must
+ * stay valid until no px_future_cancel() on it can be in progress (the I/O
+ * layer counts cancels in flight before it frees its context).
  */
 typedef int (*px_cancel_fn)(px_future *f, void *arg);
 PX_API void px_promise_on_cancel(px_future *f, px_cancel_fn fn, void *arg);
