@@ -11,11 +11,10 @@
  *
  * Threads: every function may be called from any thread, and waiting on an
  * I/O future blocks only the waiting thread. A reaper thread per context
- * completes the futures; a thread that submits may also complete the
- * operations that finished at once (see io/README.md). Done callbacks
- * (px_future_on_done) of I/O futures therefore run in the reaper thread or in
- * a thread inside a px_io_* call on the same context; they must not block, and
- * they may start further operations, which are then submitted together.
+ * completes the futures (on the threads fallback: its worker and poller
+ * threads), so done callbacks (px_future_on_done) of I/O futures run there;
+ * they must not block, and they may start further operations, which are
+ * then submitted together (see io/README.md).
  *
  * Batching: operations started between px_io_batch_begin() and
  * px_io_batch_end() in one thread go to the kernel in one system call.
