@@ -150,6 +150,11 @@ PX_API int px_ring_pop_burst(px_ring *r, void *items, uint32_t n,
 /*
  * Closes the ring for producers and wakes every sleeper (see the top of this
  * file). Idempotent; cannot be undone. Returns 0, -EINVAL for NULL.
+ * In the single-producer modes (PX_RING_SP, PX_RING_SPSC) close from the
+ * producer, or once it has stopped pushing: a push racing with a close from
+ * another party may succeed after consumers have seen end of stream, and
+ * that item is never read. In the multi-producer modes a close from anyone
+ * is safe: it is a bit in the tail the producers claim positions from.
  */
 PX_API int px_ring_close(px_ring *r);
 
