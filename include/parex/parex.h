@@ -7,6 +7,7 @@
 #include <parex/common.h>
 #include <parex/executor.h>
 #include <parex/future.h>
+#include <parex/io.h>
 #include <parex/queue.h>
 #include <parex/ring.h>
 #include <parex/shm.h>
