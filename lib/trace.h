@@ -1,0 +1,86 @@
+/*
+ * lib/trace.h - task timelines: what each executor (and the I/O layer)
+ * records per task when tracing is on, and the Chrome trace-event file it
+ * writes at shutdown. Private: never installed.
+ *
+ * Turned on by the config key `trace=PATH` or $PAREX_TRACE=PATH. Off, an
+ * executor's trace pointer is NULL and a task pays one predictable branch.
+ * On, a task pays two clock reads (submit, and start/end where the backend
+ * did not read the clock anyway) and one atomic add on the trace's event
+ * counter; events land in chunks that are allocated as they fill, up to
+ * max_events (then counted as dropped).
+ *
+ * Writers: any thread, concurrently (the thread pool's workers, the process
+ * pool's collector, the I/O layer's reaper). The file is written once, by
+ * px__trace_finish(), after every writer has stopped (workers joined), so
+ * events need no per-event publication: the join orders them.
+ */
+#ifndef PX_TRACE_H
+#define PX_TRACE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Flags of an event. */
+#define PX__TRACE_CRASHED 1u  /* the worker died while running it */
+#define PX__TRACE_NOT_RUN 2u  /* cancelled or dropped before it started */
+
+/* One task as the timeline shows it. Times are CLOCK_MONOTONIC ns. */
+struct px__trace_event {
+	int64_t submit_ns;  /* 0: unknown */
+	int64_t start_ns;   /* 0 with PX__TRACE_NOT_RUN */
+	int64_t end_ns;
+	uint64_t task;      /* submission number, from px__trace_task_id() */
+	int32_t worker;     /* track: worker index (-1: no worker) */
+	int32_t pid;        /* worker process (process pool), else 0 */
+	int32_t outcome;    /* 0 or the future's error code */
+	uint32_t flags;     /* PX__TRACE_* */
+};
+
+#define PX__TRACE_CHUNK 4096u
+#define PX__TRACE_MAX_EVENTS_DEFAULT (4u << 20) /* 4 Mi events, 160 MiB */
+
+struct px__trace {
+	char *path;           /* where px__trace_finish() writes */
+	char label[48];       /* "thread executor", "io (io_uring)", ... */
+	char track_prefix[16];/* "px-worker-", "px-proc-", "px-io-" */
+	int64_t t0;           /* timestamps are written relative to this */
+	uint64_t max_events;
+	_Atomic uint64_t next;     /* events claimed so far */
+	_Atomic uint64_t task_seq; /* task numbers handed out */
+	size_t nchunks;
+	_Atomic(struct px__trace_event *) *chunks;
+};
+
+/*
+ * The trace file for a new executor or I/O context: `path` when it is
+ * non-empty, else $PAREX_TRACE, else none. Several traced objects in one
+ * process do not overwrite each other: the first uses the path as given,
+ * later ones insert "-2", "-3", ... before its extension. Returns 0 with
+ * *out NULL when tracing is off, 0 with a trace, or -ENOMEM.
+ */
+int px__trace_open(struct px__trace **out, const char *path,
+		   const char *label, const char *track_prefix);
+
+/* A number for the next task, in submission order. */
+static inline uint64_t px__trace_task_id(struct px__trace *t)
+{
+	return atomic_fetch_add_explicit(&t->task_seq, 1,
+					 memory_order_relaxed);
+}
+
+/* Records one event (copied). Thread-safe; never blocks; drops the event
+ * (and counts it) past max_events or when a chunk cannot be allocated. */
+void px__trace_record(struct px__trace *t, const struct px__trace_event *ev);
+
+/*
+ * Writes the trace file (Chrome trace-event JSON: one track per worker,
+ * one complete event per task) once every writer has stopped, then frees
+ * the trace. NULL is a no-op. Returns 0 or a negative errno from creating
+ * or writing the file (the trace is freed either way).
+ */
+int px__trace_finish(struct px__trace *t);
+
+#endif /* PX_TRACE_H */
