@@ -87,7 +87,9 @@ static inline void px__cpu_relax(void)
  * 16 steps it reads the clock, ends the spin after `ns`, and every
  * PX__SPIN_YIELD_NS gives the core away with sched_yield(), so that a
  * spinner never starves the very thread it waits for when both share a
- * core (a 2-vCPU machine with one core busy elsewhere).
+ * core (a 2-vCPU machine with one core busy elsewhere). The spin's end
+ * saturates like a deadline: PX__NO_DEADLINE (or any ns too large to add
+ * to the clock) spins until the caller stops.
  */
 #define PX__SPIN_YIELD_NS 2000
 struct px__spin {
@@ -99,7 +101,7 @@ static inline void px__spin_init(struct px__spin *s, int64_t ns)
 {
 	int64_t now = px__now_ns();
 
-	s->until = now + ns;
+	s->until = ns >= PX__NO_DEADLINE - now ? PX__NO_DEADLINE : now + ns;
 	s->next_yield = now + PX__SPIN_YIELD_NS;
 	s->i = 0;
 }
