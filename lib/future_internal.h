@@ -1,6 +1,8 @@
 /*
  * lib/future_internal.h - the future's layout and the hooks executors and
  * the I/O layer use. Private: never installed.
+ * Clock, deadlines and futexes come from px_clock.h and px_futex.h; the GIL
+ * and blocking sections from gil.h.
  *
  * A future is also the task record of the in-process executors: fn, the
  * copied argument and the owning executor live in it, so a submit costs one
@@ -14,6 +16,9 @@
 #include <parex/future.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+
+#include "px_clock.h"
+#include "px_futex.h"
 
 /*
  * Thread-locals on hot paths use the initial-exec model: a plain %fs
@@ -111,99 +116,5 @@ bool px__future_link(px_future *f, struct px__node *n);
  * memory may be reused.
  */
 void px__future_unlink(px_future *f, struct px__node *n);
-
-/* futex helpers on a private 32-bit word; timeout_ns < 0: forever. Return 0,
- * -ETIMEDOUT, -EAGAIN (value changed), -EINTR. */
-int px__futex_wait(_Atomic uint32_t *w, uint32_t expect, int64_t timeout_ns);
-void px__futex_wake(_Atomic uint32_t *w, int n);
-
-/* Monotonic clock in nanoseconds. */
-int64_t px__now_ns(void);
-
-/* The deadline of a relative timeout; none (INT64_MAX) for PX_FOREVER. */
-static inline int64_t px__deadline(int64_t timeout_ns)
-{
-	return timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
-}
-
-/* Nanoseconds left until deadline: -1 if there is none, 0 once passed. */
-static inline int64_t px__time_left(int64_t deadline)
-{
-	if (deadline == INT64_MAX)
-		return -1;
-	int64_t left = deadline - px__now_ns();
-	return left > 0 ? left : 0;
-}
-
-static inline void px__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-/*
- * A bounded spin before parking. Each px__spin_step() pauses once; every
- * 16 steps it reads the clock, ends the spin after `ns`, and every
- * PX__SPIN_YIELD_NS gives the core away with sched_yield(), so that a
- * spinner never starves the very thread it waits for when both share a
- * core (a 2-vCPU machine with one core busy elsewhere).
- */
-#define PX__SPIN_YIELD_NS 2000
-struct px__spin {
-	int64_t until, next_yield;
-	unsigned i;
-};
-
-void px__spin_yield(void);
-
-static inline void px__spin_init(struct px__spin *s, int64_t ns)
-{
-	int64_t now = px__now_ns();
-	s->until = now + ns;
-	s->next_yield = now + PX__SPIN_YIELD_NS;
-	s->i = 0;
-}
-
-/* Returns false once the spin's time is up. */
-static inline bool px__spin_step(struct px__spin *s)
-{
-	px__cpu_relax();
-	if ((++s->i & 15) == 0) {
-		int64_t now = px__now_ns();
-		if (now >= s->until)
-			return false;
-		if (now >= s->next_yield) {
-			px__spin_yield();
-			s->next_yield = now + PX__SPIN_YIELD_NS;
-		}
-	}
-	return true;
-}
-
-/*
- * Blocking sections for GIL emulation: px__blocking_enter() releases the GIL
- * if the calling thread holds one (a GIL-mode pool worker), and returns a
- * token px__blocking_leave() uses to take it back. Every parex wait calls
- * them; the I/O layer's blocking calls should too.
- */
-void *px__blocking_enter(void);
-
-/*
- * A per-thread hook px__blocking_enter() runs first, before releasing
- * anything: the thread pool uses it so that a worker about to block runs the
- * tasks it has claimed but not started, which would otherwise wait behind
- * it (and could be what it waits for). NULL clears it.
- */
-void px__set_block_hook(void (*fn)(void *arg), void *arg);
-void px__blocking_leave(void *token);
-
-/* Set by a GIL-mode worker thread: the GIL it holds while running tasks. */
-struct px__gil;
-void px__gil_bind_thread(struct px__gil *g);
-struct px__gil *px__gil_create(void);
-void px__gil_destroy(struct px__gil *g);
-void px__gil_acquire(struct px__gil *g);
-void px__gil_release(struct px__gil *g);
 
 #endif /* PX_FUTURE_INTERNAL_H */
