@@ -1,6 +1,6 @@
 /*
- * lib/future_internal.h - the future's layout and the hooks executors and
- * the I/O layer use. Private: never installed.
+ * lib/future_internal.h - the future's layout, who owns which field, and
+ * the hooks executors and the I/O layer use. Private: never installed.
  * Clock, deadlines and futexes come from px_clock.h and px_futex.h; the GIL
  * and blocking sections from gil.h.
  *
@@ -49,6 +49,49 @@ struct px__node {
 	bool linked;
 };
 
+/*
+ * Who owns which field. "Owns" means: may write it, at the time given, and
+ * nobody else writes it then; readers are ordered by the state word
+ * (submission through a queue's release/acquire, completion through the
+ * final state's release store and the waiter's acquire load).
+ *
+ *  - state, head, tail, err: the future core (lib/future.c) only, through
+ *    its functions; head/tail/err/msg-at-completion under the LOCK bit.
+ *  - refs: every holder, atomically (px_future_retain/release).
+ *  - qnext: while the future is free, the free list (lib/future.c: the
+ *    link inside a batch). While live, the backend whose queue holds it
+ *    (procpool/: its FIFO and failure list, under the pool's lock). The
+ *    thread pool, lib/inline.c and io/ do not use it.
+ *  - fn, ex, timeout_ns: written once by px_executor_submit (lib/executor.c)
+ *    before ops->submit publishes the future; read-only afterwards
+ *    (px__task_run reads fn, procpool/ reads fn and timeout_ns). timeout_ns
+ *    is the task timeout, 0 = none (only procpool/ enforces it).
+ *  - arg, arg_len, arg_inline: for a task, written by px_executor_submit
+ *    (px__future_store_arg) and read-only afterwards. For a promise, the
+ *    producer that created it (io/: the operation record, or timespec and
+ *    copied payload in arg_inline). While free, the free list's link to the
+ *    next batch and its length. future_free() frees arg unless it is
+ *    arg_inline, whoever set it.
+ *  - backend_data: the backend, from ops->submit (or io/'s start) until
+ *    completion: procpool/ (started flag, worker and slot, under the pool's
+ *    lock); io/ (the operation kind and flags, set at start; any thread ORs
+ *    flags in with atomic builtins). lib/inline.c and the thread pool leave
+ *    it alone; the core never reads it.
+ *  - cancel_fn, cancel_arg: the producer, before the future becomes RUNNING
+ *    (px_promise_on_cancel() before px_promise_start(), or procpool/'s
+ *    submit before the collector starts it); px_future_cancel() reads them
+ *    only after it saw RUNNING (acquire, pairs with the start's release).
+ *  - result, result_len, res_inline, msg: the producer until completion,
+ *    then the readers (read-only) and the last holder (future_free):
+ *    executor.c may attach a result buffer before submit (map); the running
+ *    task writes through px__future_store_result/_message and
+ *    px__future_result_buffer between px__future_try_start and
+ *    px__future_complete (thread pool and inline: the worker; procpool/: the
+ *    collector, copying the reply); promises install theirs in
+ *    px_promise_set_* under the LOCK bit, so racing producers cannot both
+ *    write. After completion map() may take the result buffer back, as the
+ *    future's only holder.
+ */
 struct px_future {
 	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_* bits */
 	_Atomic uint32_t refs;
