@@ -7,7 +7,8 @@
  * still blocked after 50 ms, then makes its condition true (or cancels it)
  * and checks what the call returned. Covered: futures (px_future_wait,
  * px_wait in every mode, the as-completed iterator), px_executor_map, a
- * blocking thread-pool submit into a full queue, the ipc/ waits (ring,
+ * blocking thread-pool submit into a full queue, a process-pool task with
+ * that per-task timeout, the ipc/ waits (ring,
  * queue, semaphore, event, barrier, condition, lock) and both I/O backends
  * (sleep, read with a timeout).
  */
@@ -314,6 +315,35 @@ static void blocking_submit_into_full_queue_waits(void **state)
 	assert_int_equal(atomic_load(&b.ran), nfill + 1);
 	px_future_release(c.f);
 	px_future_release(hold);
+	px_executor_destroy(ex);
+}
+
+static int nap_task(px_task *t, const void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	px_task_sleep(t, 200 * PX_MSEC);
+	int64_t v = 5;
+	return px_task_return(t, &v, sizeof(v));
+}
+
+/* A per-task timeout of INT64_MAX - 1 is none: the process pool must not
+ * kill the task as timed out. */
+static void process_task_with_huge_timeout_runs(void **state)
+{
+	(void)state;
+	px_executor *ex = open_ex("process:workers=1");
+	px_submit_opts o = { .timeout_ns = HUGE_NS };
+	px_future *f;
+	assert_int_equal(px_executor_submit(ex, nap_task, NULL, 0, &o, &f), 0);
+	assert_int_equal(px_future_wait(f, STILL_NS), -ETIMEDOUT);
+	int64_t v = 0;
+	int r = px_future_get_i64(f, 10 * PX_SEC, &v);
+	if (r)
+		fail_msg("task failed: %s (%s)", px_strerror(r),
+			 px_future_message(f) ? px_future_message(f) : "");
+	assert_int_equal(v, 5);
+	px_future_release(f);
 	px_executor_destroy(ex);
 }
 
@@ -642,6 +672,7 @@ int main(void)
 		cmocka_unit_test(as_completed_with_huge_timeout_waits),
 		cmocka_unit_test(map_with_huge_timeout_completes),
 		cmocka_unit_test(blocking_submit_into_full_queue_waits),
+		cmocka_unit_test(process_task_with_huge_timeout_runs),
 		cmocka_unit_test(ring_pop_and_push_with_huge_timeout_wait),
 		cmocka_unit_test(queue_get_and_put_with_huge_timeout_wait),
 		cmocka_unit_test(sem_wait_with_huge_timeout_waits),
