@@ -98,7 +98,7 @@ static int px__mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
 {
 	int r;
 	/* A timeout too large to add to the clock means no limit. */
-	if (timeout_ns < 0 || px__deadline_after(timeout_ns) == PX__NO_DEADLINE) {
+	if (px__timeout_unbounded(timeout_ns)) {
 		r = pthread_mutex_lock(m);
 	} else if (timeout_ns == 0) {
 		r = pthread_mutex_trylock(m);

@@ -102,10 +102,8 @@ static int submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	int64_t timeout = opts ? opts->timeout_ns : 0;
 	if (timeout == 0)
 		timeout = ex->cfg.task_timeout_ms * PX_MSEC;
-	/* A timeout too large to add to the clock is none, as everywhere
-	 * (the first test spares the common case a clock read). */
-	if (timeout < 0 || (timeout > INT64_MAX / 2 &&
-			    px__deadline_after(timeout) == PX__NO_DEADLINE))
+	/* A timeout too large to add to the clock is none, as everywhere. */
+	if (px__timeout_unbounded(timeout))
 		timeout = 0;
 
 	px_future *f = px__future_new();

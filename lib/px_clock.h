@@ -48,6 +48,19 @@ static inline int64_t px__deadline_after(int64_t timeout_ns)
 	return now + timeout_ns;
 }
 
+/*
+ * True when a relative timeout means "no limit": negative (PX_FOREVER) or
+ * too large to add to the clock, for callers that keep the timeout relative
+ * (a timed lock, a per-task timeout). Reads the clock only for timeouts over
+ * INT64_MAX / 2: the monotonic clock stays below that for 146 years.
+ */
+static inline bool px__timeout_unbounded(int64_t timeout_ns)
+{
+	return timeout_ns < 0 ||
+	       (timeout_ns > INT64_MAX / 2 &&
+		px__deadline_after(timeout_ns) == PX__NO_DEADLINE);
+}
+
 /* The sooner of two deadlines. */
 static inline int64_t px__deadline_min(int64_t a, int64_t b)
 {
