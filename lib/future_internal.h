@@ -86,11 +86,11 @@ struct px__node {
  *    executor.c may attach a result buffer before submit (map); the running
  *    task writes through px__future_store_result/_message and
  *    px__future_result_buffer between px__future_try_start and
- *    px__future_complete (thread pool and inline: the worker; procpool/: the
- *    collector, copying the reply); promises install theirs in
- *    px_promise_set_* under the LOCK bit, so racing producers cannot both
- *    write. After completion map() may take the result buffer back, as the
- *    future's only holder.
+ *    px__future_complete (thread pool: the worker; inline: the submitting
+ *    thread; procpool/: the collector, copying the reply); promises install
+ *    theirs in px_promise_set_* under the LOCK bit, so racing producers
+ *    cannot both write. After completion map() may take the result buffer
+ *    back, as the future's only holder.
  */
 struct px_future {
 	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_* bits */
