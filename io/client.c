@@ -93,7 +93,7 @@ struct xreq {
 	px_future *outer;
 	struct px__io_chain ch;
 	int fd;
-	int64_t deadline; /* px__now_ns clock; 0: none */
+	int64_t deadline; /* px__now_ns clock; PX__NO_DEADLINE: none */
 	size_t req_len, sent;
 	char *reply;
 	size_t cap, got;
@@ -129,7 +129,7 @@ static void xreq_finish(struct xreq *x, int64_t res)
 static void xreq_next(struct xreq *x, const struct px__io_req *r)
 {
 	int64_t left = 0;
-	if (x->deadline) {
+	if (x->deadline != PX__NO_DEADLINE) {
 		left = x->deadline - px__now_ns();
 		if (left <= 0) {
 			xreq_finish(x, -ETIMEDOUT);
@@ -280,9 +280,10 @@ PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
 	x->cap = reply_cap;
 	memcpy(&x->sa, addr, addrlen);
 	x->salen = addrlen;
+	x->deadline = PX__NO_DEADLINE;
 	if (opts) {
 		if (opts->timeout_ns > 0)
-			x->deadline = px__now_ns() + opts->timeout_ns;
+			x->deadline = px__deadline_after(opts->timeout_ns);
 		x->expect = opts->expect;
 		x->frame = opts->frame;
 		x->frame_arg = opts->frame_arg;
@@ -301,7 +302,7 @@ PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
 				.addr = (const struct sockaddr *)&x->sa,
 				.addrlen = x->salen };
 	int64_t left = 0;
-	if (x->deadline) {
+	if (x->deadline != PX__NO_DEADLINE) {
 		left = x->deadline - px__now_ns();
 		if (left <= 0)
 			left = 1; /* already late: time out at once */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,7 @@ void px__io_cancels_drain(void)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	while (atomic_load(&cancels_active))
-		px__spin_yield();
+		sched_yield();
 }
 
 /* Batch plug ------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "future_internal.h"
+#include "gil.h"
 
 enum px__io_kind {
 	PX__IO_NOP = 0,

@@ -23,7 +23,7 @@ static void wait_zero(_Atomic uint32_t *w)
 	void *tok = px__blocking_enter();
 	uint32_t v;
 	while ((v = atomic_load(w)) != 0)
-		px__futex_wait(w, v, -1);
+		px__futex_wait_private(w, v, PX__NO_DEADLINE);
 	px__blocking_leave(tok);
 }
 
@@ -31,7 +31,7 @@ static void drop_live(_Atomic uint32_t *w)
 {
 	/* seq_cst: the stopper loads the count after its own stores. */
 	if (atomic_fetch_sub(w, 1) == 1)
-		px__futex_wake(w, INT_MAX);
+		px__futex_wake_private(w, INT_MAX);
 }
 
 /* Accept loop ---------------------------------------------------------------- */

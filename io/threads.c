@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -57,7 +58,7 @@ struct top {
 	struct top *next;  /* worker queue */
 	struct top *cnext; /* cancel list */
 	struct top *pprev, *pnext; /* parked list */
-	int64_t deadline;  /* px__now_ns() clock; 0: none */
+	int64_t deadline;  /* px__now_ns() clock; PX__NO_DEADLINE: none */
 	int state;         /* OP_*, under tp->lock */
 	int pfd;           /* dup of the fd, taken when it first parks, or -1 */
 	size_t done_io;    /* MSG_WAITALL: bytes moved so far */
@@ -298,9 +299,12 @@ static void *poller_main(void *arg)
 		if (tp->stopping)
 			break;
 		int timeout = -1;
-		if (tp->hn) {
+		if (tp->hn && tp->heap[0].when != PX__NO_DEADLINE) {
+			/* Rounded up, and capped at what epoll takes: the
+			 * loop comes round again and recomputes. */
 			int64_t left = tp->heap[0].when - now;
-			timeout = (int)((left + PX_MSEC - 1) / PX_MSEC);
+			int64_t ms = left / PX_MSEC + (left % PX_MSEC != 0);
+			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
 		}
 		pthread_mutex_unlock(&tp->lock);
 		done_run(io, &d);
@@ -557,7 +561,7 @@ static void *worker_main(void *arg)
 				done_add(&d, op, res);
 			else if (cancelled(io, op))
 				done_add(&d, op, -ECANCELED);
-			else if (op->deadline && px__now_ns() >= op->deadline)
+			else if (px__deadline_passed(op->deadline))
 				done_add(&d, op, -ETIMEDOUT);
 			else if ((res = park(tp, op)) == -EPERM &&
 				 op->r.kind == PX__IO_POLL)
@@ -647,9 +651,9 @@ static int threads_submit(px_io *io, const struct px__io_req *r, px_future *f)
 		memcpy(op->path, r->path, extra);
 		op->r.path = op->path;
 	}
-	int64_t now = px__now_ns();
-	if (r->timeout_ns)
-		op->deadline = now + r->timeout_ns;
+	/* Saturating: a timeout too large to add to the clock is none. */
+	op->deadline = r->timeout_ns ? px__deadline_after(r->timeout_ns)
+				     : PX__NO_DEADLINE;
 	/* The future owns the record from here: future_free() frees f->arg. */
 	f->arg = op;
 	f->arg_len = (uint32_t)(sizeof(*op) + extra);
@@ -663,8 +667,12 @@ static int threads_submit(px_io *io, const struct px__io_req *r, px_future *f)
 		pthread_mutex_unlock(&tp->lock);
 		return PX_ESHUTDOWN;
 	}
-	int64_t when = r->kind == PX__IO_SLEEP ? now + r->ns : op->deadline;
-	if (when) {
+	/* A sleep always goes on the heap (destroy cancels it from there),
+	 * even one that never ends (PX__NO_DEADLINE never comes due). */
+	bool timer = r->kind == PX__IO_SLEEP || op->deadline != PX__NO_DEADLINE;
+	int64_t when = r->kind == PX__IO_SLEEP ? px__deadline_after(r->ns)
+					       : op->deadline;
+	if (timer) {
 		e = heap_push(tp, when, op);
 		if (e) {
 			pthread_mutex_unlock(&tp->lock);
@@ -677,7 +685,7 @@ static int threads_submit(px_io *io, const struct px__io_req *r, px_future *f)
 		op->state = OP_TIMER;
 	else
 		enqueue(io, tp, op);
-	bool first = when && tp->heap[0].op == op;
+	bool first = timer && tp->heap[0].op == op;
 	pthread_mutex_unlock(&tp->lock);
 	if (first)
 		wake_poller(tp); /* an earlier timer than it sleeps for */

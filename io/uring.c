@@ -119,7 +119,7 @@ static int do_enter(px_io *io, struct uring *u, unsigned to_submit,
 	 * sq_seq. */
 	if (atomic_load(&u->sq_waiters)) {
 		atomic_fetch_add(&u->sq_seq, 1);
-		px__futex_wake(&u->sq_seq, INT_MAX);
+		px__futex_wake_private(&u->sq_seq, INT_MAX);
 	}
 	return r;
 }
@@ -180,7 +180,8 @@ static struct io_uring_sqe *sqe_get(px_io *io, struct uring *u, unsigned need,
 		uint32_t seq = atomic_load(&u->sq_seq);
 		pthread_mutex_unlock(&u->sq_lock);
 		wake_reaper(u);
-		px__futex_wait(&u->sq_seq, seq, 10 * PX_MSEC);
+		px__futex_wait_private(&u->sq_seq, seq,
+				       px__deadline_after(10 * PX_MSEC));
 		pthread_mutex_lock(&u->sq_lock);
 		atomic_fetch_sub(&u->sq_waiters, 1);
 	}

@@ -1,89 +1,26 @@
 /*
- * ipc/ipc_util.h - what the ipc/ sources share: shared futexes, deadlines,
- * a CPU pause. Private: never installed.
+ * ipc/ipc_util.h - what the ipc/ sources share: the parking protocol of
+ * sleepers and wakers on shared futex words. Private: never installed.
  *
- * Every futex here is a shared one (no FUTEX_PRIVATE_FLAG): the words live in
- * memory that other processes may map, and a private futex is keyed by
- * (mm, address), so a waiter in one process would never see a wake from
- * another.
+ * Clock, deadlines and futex calls come from lib/px_clock.h and
+ * lib/px_futex.h. Every futex word in ipc/ is a shared one
+ * (px__futex_wait_shared / px__futex_wake_shared): the words live in memory
+ * that other processes may map, and a private futex is keyed by (mm,
+ * address), so a waiter in one process would never see a wake from another.
  */
 #ifndef PX_IPC_UTIL_H
 #define PX_IPC_UTIL_H
 
-#include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <parex/common.h>
 
+#include "px_clock.h"
+#include "px_futex.h"
+
 #define PX__CACHELINE 64
-
-#if defined(__x86_64__) || defined(__i386__)
-#define px__cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define px__cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define px__cpu_relax() atomic_signal_fence(memory_order_seq_cst)
-#endif
-
-static inline int64_t px__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * PX_SEC + ts.tv_nsec;
-}
-
-/* An absolute CLOCK_MONOTONIC deadline for a relative timeout; -1: none. */
-static inline int64_t px__deadline(int64_t timeout_ns)
-{
-	if (timeout_ns < 0)
-		return -1;
-	int64_t now = px__now_ns();
-
-	if (timeout_ns > INT64_MAX - now)
-		return -1;
-	return now + timeout_ns;
-}
-
-/*
- * Sleeps while *addr == val, until woken or the absolute monotonic deadline
- * (-1: none). Returns 0 (woken, or the value had changed: the caller
- * re-checks its condition either way), -ETIMEDOUT, or -EINTR for a signal.
- */
-static inline int px__futex_wait(_Atomic uint32_t *addr, uint32_t val,
-				 int64_t deadline)
-{
-	struct timespec ts, *tsp = NULL;
-
-	if (deadline >= 0) {
-		ts.tv_sec = deadline / PX_SEC;
-		ts.tv_nsec = deadline % PX_SEC;
-		tsp = &ts;
-	}
-	/* FUTEX_WAIT_BITSET takes an absolute timeout, on CLOCK_MONOTONIC
-	 * unless FUTEX_CLOCK_REALTIME is given. */
-	long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET, val,
-			 tsp, NULL, FUTEX_BITSET_MATCH_ANY);
-	if (r == 0)
-		return 0;
-	if (errno == ETIMEDOUT)
-		return -ETIMEDOUT;
-	if (errno == EINTR)
-		return -EINTR;
-	return 0; /* EAGAIN: the value changed before we slept */
-}
-
-/* Wakes up to n sleepers on addr. */
-static inline void px__futex_wake(_Atomic uint32_t *addr, int n)
-{
-	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
-}
 
 /*
  * The two halves of the parking protocol (a Dekker pair, see ring.c):
@@ -170,19 +107,14 @@ static inline uint32_t px__waiters_seen(_Atomic uint32_t *waiters)
 #endif
 }
 
-/* The deadline for one sleep: the caller's, or sooner when bounded. */
+/* The deadline for one sleep: the caller's (PX__NO_DEADLINE: none), or
+ * PX__SLEEP_POLL_NS from now if that is sooner and the sleeper's barrier
+ * was only a local fence. */
 static inline int64_t px__sleep_deadline(int64_t deadline, bool unbounded)
 {
 	if (unbounded)
 		return deadline;
-	int64_t poll = px__now_ns() + PX__SLEEP_POLL_NS;
-	return deadline >= 0 && deadline < poll ? deadline : poll;
-}
-
-/* The remaining time before an absolute deadline, for timed-out checks. */
-static inline bool px__deadline_passed(int64_t deadline)
-{
-	return deadline >= 0 && px__now_ns() >= deadline;
+	return px__deadline_min(deadline, px__deadline_after(PX__SLEEP_POLL_NS));
 }
 
 #endif /* PX_IPC_UTIL_H */

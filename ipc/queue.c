@@ -331,12 +331,12 @@ static void px__q_free(px_queue *q, uint32_t c, uint64_t unit)
 	if (px__waiters_seen(&q->space.waiters)) {
 		/* Release: pairs with the sleeper's acquire load of seq. */
 		atomic_fetch_add_explicit(&q->space.seq, 1, memory_order_release);
-		px__futex_wake(&q->space.seq, INT_MAX);
+		px__futex_wake_shared(&q->space.seq, INT_MAX);
 	}
 }
 
-/* A block for len bytes, waiting until the deadline (-1: none; 0 timeout:
- * no wait). Returns 0, -EAGAIN, -ETIMEDOUT, -EPIPE or -EINTR. */
+/* A block for len bytes, waiting until the deadline (PX__NO_DEADLINE: none;
+ * 0 timeout: no wait). Returns 0, -EAGAIN, -ETIMEDOUT, -EPIPE or -EINTR. */
 static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
 		       int64_t deadline, uint32_t gen, uint64_t *unit, uint32_t *got)
 {
@@ -376,7 +376,7 @@ static int px__q_alloc(px_queue *q, uint64_t len, int64_t timeout_ns,
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait(&q->space.seq, v, px__sleep_deadline(deadline, unbounded));
+		px__futex_wait_shared(&q->space.seq, v, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&q->space.waiters);
 	return ret;
@@ -386,14 +386,14 @@ static void px__q_wake_all(px_queue *q)
 {
 	/* Release: pairs with the acquire load of seq in px__q_alloc(). */
 	atomic_fetch_add_explicit(&q->space.seq, 1, memory_order_release);
-	px__futex_wake(&q->space.seq, INT_MAX);
+	px__futex_wake_shared(&q->space.seq, INT_MAX);
 }
 
 /* ---- put / get -------------------------------------------------------- */
 
 static int64_t px__remaining(int64_t timeout_ns, int64_t deadline)
 {
-	if (timeout_ns < 0 || deadline < 0)
+	if (timeout_ns < 0 || deadline == PX__NO_DEADLINE)
 		return PX_FOREVER;
 	int64_t left = deadline - px__now_ns();
 	/* Keep waiting semantics (not "try") when time is nearly out: the
@@ -421,7 +421,7 @@ int px_queue_putv(px_queue *q, const struct iovec *iov, int iovcnt,
 	d.len = (uint32_t)len;
 	d.unit = 0;
 	unsigned char *dst = d.data;
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	if (len <= PX_QUEUE_INLINE_MAX) {
 		d.cls = PX__Q_INLINE;
 	} else {

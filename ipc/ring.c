@@ -28,13 +28,16 @@
  * so any capacity works: the slot is pos & mask for powers of two and
  * pos % capacity otherwise, and a ring of capacity N holds N items.
  *
- * Blocking: a sleeper registers in a waiter count, issues a seq_cst fence,
- * reads the futex word, re-checks the ring and sleeps on the word; a party
- * that makes progress for the other side issues a seq_cst fence and only if
- * the waiter count is non-zero bumps the word and calls FUTEX_WAKE. The two
- * fences form a Dekker pair: either the sleeper's re-check sees the progress,
- * or the waker sees the waiter (ipc_util.h: px__waiter_register() and
- * px__waiters_seen()). No system call happens while nobody sleeps.
+ * Blocking: a sleeper registers in a waiter count, passes its barrier
+ * (membarrier(), or a seq_cst fence where that is unavailable), reads the
+ * futex word, re-checks the ring and sleeps on the word; a party that makes
+ * progress for the other side passes its barrier (a compiler barrier once
+ * registered for membarrier, else a seq_cst fence) and only if the waiter
+ * count is non-zero bumps the word and calls FUTEX_WAKE. The two barriers
+ * form a Dekker pair: either the sleeper's re-check sees the progress, or
+ * the waker sees the waiter (ipc_util.h: px__waiter_register() and
+ * px__waiters_seen(), where the asymmetric scheme is explained). No system
+ * call happens while nobody sleeps.
  */
 #include <errno.h>
 #include <limits.h>
@@ -180,7 +183,7 @@ static inline void px__ring_wake(struct px__ring_wait *w, uint32_t n)
 	/* Release: pairs with the sleeper's acquire load of seq, so a sleeper
 	 * that reads the new value also sees what we published. */
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
-	px__futex_wake(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
+	px__futex_wake_shared(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
 }
 
 /*
@@ -211,7 +214,7 @@ static inline void px__ring_wake_vy(px_ring *r, struct px__ring_wait *w,
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_acq_rel);
 	if (atomic_load_explicit(px__entry_seq(r, next), memory_order_relaxed) == ready)
 		n = INT_MAX;
-	px__futex_wake(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
+	px__futex_wake_shared(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
 }
 
 /* ---- SPSC: Lamport ring with cached indices --------------------------- */
@@ -541,7 +544,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 		return ret;
 	if (timeout_ns == 0)
 		return -EAGAIN;
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	/* Acquire: pairs with the release increment in px_ring_kick(). */
 	uint32_t gen = atomic_load_explicit(&r->ro.kick_gen, memory_order_acquire);
 	uint32_t spins = atomic_load_explicit(&r->ro.spin, memory_order_relaxed);
@@ -576,7 +579,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 			ret = -ETIMEDOUT; /* checked just above */
 			break;
 		}
-		px__futex_wait(&w->seq, v, px__sleep_deadline(deadline, unbounded));
+		px__futex_wait_shared(&w->seq, v, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&w->waiters);
 	return ret;
@@ -628,8 +631,8 @@ static void px__ring_wake_all(px_ring *r)
 	 * that sees the bump also sees closed / kick_gen. */
 	atomic_fetch_add_explicit(&r->ne.seq, 1, memory_order_release);
 	atomic_fetch_add_explicit(&r->nf.seq, 1, memory_order_release);
-	px__futex_wake(&r->ne.seq, INT_MAX);
-	px__futex_wake(&r->nf.seq, INT_MAX);
+	px__futex_wake_shared(&r->ne.seq, INT_MAX);
+	px__futex_wake_shared(&r->nf.seq, INT_MAX);
 }
 
 int px_ring_close(px_ring *r)

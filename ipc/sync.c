@@ -6,10 +6,13 @@
  * and condition variables: robustness needs the kernel's robust-futex list,
  * which glibc owns per thread (set_robust_list), so a private futex lock could
  * not be registered there without fighting glibc. The other primitives are
- * a few atomics and a shared futex each. Every futex sleeper follows the
- * same protocol as ring.c: register in a waiter count, seq_cst fence,
- * re-check, sleep on the word; wakers change the word, seq_cst fence, and
- * make a system call only when the count is non-zero.
+ * a few atomics and a shared futex each. Every futex sleeper but the
+ * barrier's follows the same protocol as ring.c: register in a waiter count
+ * and pass the sleeper's barrier, re-check, sleep on the word; wakers change
+ * the word, pass the waker's barrier, and make a system call only when the
+ * count is non-zero (ipc_util.h: px__waiter_register(), px__waiters_seen()).
+ * The barrier's waiters sleep on its generation word, and every round's last
+ * arrival wakes them unconditionally.
  */
 #include <errno.h>
 #include <limits.h>
@@ -65,7 +68,7 @@ out:
  */
 static int px__mutex_timedlock_tsan(pthread_mutex_t *m, int64_t timeout_ns)
 {
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	for (;;) {
 		int r = pthread_mutex_trylock(m);
 		if (r != EBUSY)
@@ -94,7 +97,8 @@ static int px__mutex_unlock(pthread_mutex_t *m)
 static int px__mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
 {
 	int r;
-	if (timeout_ns < 0) {
+	/* A timeout too large to add to the clock means no limit. */
+	if (px__timeout_unbounded(timeout_ns)) {
 		r = pthread_mutex_lock(m);
 	} else if (timeout_ns == 0) {
 		r = pthread_mutex_trylock(m);
@@ -220,10 +224,10 @@ int px_cond_wait(px_cond *c, px_lock *l, int64_t timeout_ns)
 {
 	if (!c || !l)
 		return -EINVAL;
-	/* A timeout too large for a deadline (px__deadline() answers -1) means
-	 * no limit, as everywhere else; a negative timespec would be EINVAL. */
-	int64_t d = px__deadline(timeout_ns);
-	if (d < 0)
+	/* A timeout too large for a deadline (px__deadline_after() saturates
+	 * to PX__NO_DEADLINE) means no limit, as everywhere else. */
+	int64_t d = px__deadline_after(timeout_ns);
+	if (d == PX__NO_DEADLINE)
 		return -pthread_cond_wait(PX__COND(c), PX__MUTEX(l));
 	struct timespec ts = {.tv_sec = d / PX_SEC, .tv_nsec = d % PX_SEC};
 	return -pthread_cond_timedwait(PX__COND(c), PX__MUTEX(l), &ts);
@@ -280,7 +284,7 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 		return 0;
 	if (timeout_ns == 0)
 		return -EAGAIN;
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	int ret = 0;
 	/* Pairs with px__waiters_seen() in px_sem_post(): registration
 	 * before the re-check (the kernel re-checks value == 0 atomically). */
@@ -292,7 +296,7 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait(&s->value, 0, px__sleep_deadline(deadline, unbounded));
+		px__futex_wait_shared(&s->value, 0, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&s->waiters);
 	return ret;
@@ -318,7 +322,7 @@ int px_sem_post(px_sem *sp, uint32_t n)
 							 memory_order_relaxed));
 	/* Pairs with px__waiter_register() in px_sem_wait(). */
 	if (px__waiters_seen(&s->waiters))
-		px__futex_wake(&s->value, n > INT_MAX ? INT_MAX : (int)n);
+		px__futex_wake_shared(&s->value, n > INT_MAX ? INT_MAX : (int)n);
 	return 0;
 }
 
@@ -363,7 +367,7 @@ int px_event_set(px_event *ep)
 							 memory_order_relaxed));
 	/* Pairs with px__waiter_register() in px_event_wait(). */
 	if (px__waiters_seen(&e->waiters))
-		px__futex_wake(&e->word, INT_MAX);
+		px__futex_wake_shared(&e->word, INT_MAX);
 	return 0;
 }
 
@@ -394,7 +398,7 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 		return 0;
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	int ret = 0;
 	/* Pairs with px__waiters_seen() in px_event_set(). */
 	bool unbounded = px__waiter_register(&e->waiters);
@@ -406,7 +410,7 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait(&e->word, w, px__sleep_deadline(deadline, unbounded));
+		px__futex_wait_shared(&e->word, w, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&e->waiters);
 	return ret;
@@ -438,7 +442,7 @@ static void px__barrier_break(struct px__barrier *b)
 {
 	/* Release: pairs with the acquire loads of gen in the waiters. */
 	atomic_fetch_or_explicit(&b->gen, PX__BROKEN, memory_order_release);
-	px__futex_wake(&b->gen, INT_MAX);
+	px__futex_wake_shared(&b->gen, INT_MAX);
 }
 
 int px_barrier_wait(px_barrier *bp, int64_t timeout_ns)
@@ -465,10 +469,10 @@ int px_barrier_wait(px_barrier *bp, int64_t timeout_ns)
 							     memory_order_release,
 							     memory_order_acquire))
 			return -EPIPE;
-		px__futex_wake(&b->gen, INT_MAX);
+		px__futex_wake_shared(&b->gen, INT_MAX);
 		return PX_BARRIER_SERIAL;
 	}
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	for (;;) {
 		uint32_t w = atomic_load_explicit(&b->gen, memory_order_acquire);
 		if (w & PX__BROKEN)
@@ -476,7 +480,7 @@ int px_barrier_wait(px_barrier *bp, int64_t timeout_ns)
 		if (w != g)
 			return 0;
 		if (timeout_ns == 0 ||
-		    px__futex_wait(&b->gen, g, deadline) == -ETIMEDOUT) {
+		    px__futex_wait_shared(&b->gen, g, deadline) == -ETIMEDOUT) {
 			w = atomic_load_explicit(&b->gen, memory_order_acquire);
 			if (w == g) {
 				px__barrier_break(b);
@@ -503,7 +507,7 @@ int px_barrier_reset(px_barrier *bp)
 	uint32_t g = atomic_load_explicit(&b->gen, memory_order_relaxed);
 	/* Release: a later waiter's acquire sees the zeroed count. */
 	atomic_store_explicit(&b->gen, (g + 1) & ~PX__BROKEN, memory_order_release);
-	px__futex_wake(&b->gen, INT_MAX);
+	px__futex_wake_shared(&b->gen, INT_MAX);
 	return 0;
 }
 

@@ -102,7 +102,8 @@ static int submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	int64_t timeout = opts ? opts->timeout_ns : 0;
 	if (timeout == 0)
 		timeout = ex->cfg.task_timeout_ms * PX_MSEC;
-	if (timeout < 0)
+	/* A timeout too large to add to the clock is none, as everywhere. */
+	if (px__timeout_unbounded(timeout))
 		timeout = 0;
 
 	px_future *f = px__future_new();
@@ -318,7 +319,7 @@ static int map_collect(struct map_run *m, size_t c)
 {
 	size_t first = c * m->chunk, cnt = chunk_len(m, c);
 	size_t rsz = m->result_size;
-	int w = px_future_wait(m->fs[c], px__time_left(m->deadline));
+	int w = px_future_wait(m->fs[c], px__deadline_left(m->deadline));
 	if (w)
 		return w;
 	int ferr = px_future_error(m->fs[c]);
@@ -401,7 +402,7 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 		.ex = ex, .fn = fn, .args = args, .arg_size = arg_size, .n = n,
 		.results = results, .result_size = result_size, .stride = stride,
 		.chunk = chunk, .nchunks = (n + chunk - 1) / chunk, .opts = opts,
-		.deadline = px__deadline(opts && opts->timeout_ns > 0
+		.deadline = px__deadline_after(opts && opts->timeout_ns > 0
 						 ? opts->timeout_ns : -1),
 	};
 	m.fs = calloc(m.nchunks, sizeof(*m.fs));
@@ -429,7 +430,7 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 	 * without one they block as configured, and a full non-blocking queue
 	 * is waited out the same way.
 	 */
-	bool timed = m.deadline != INT64_MAX;
+	bool timed = m.deadline != PX__NO_DEADLINE;
 	size_t sub = 0, col = 0;
 	int submit_err = 0, r = 0;
 	while (col < m.nchunks && !r) {
@@ -448,7 +449,7 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 				col++;
 		} else if (submit_err) {
 			break;
-		} else if (px__time_left(m.deadline) == 0) {
+		} else if (px__deadline_passed(m.deadline)) {
 			r = -ETIMEDOUT;
 		} else {
 			/* Full of other work, none of ours in flight. */

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "future_internal.h"
+#include "gil.h"
 
 static inline uint32_t st(uint32_t w)
 {
@@ -455,7 +456,7 @@ static int finish(px_future *f, struct outcome *o)
 	 * every sleeper is woken just below. */
 	atomic_store_explicit(&f->state, o->state, memory_order_release);
 	if (w & PX__F_WAITERS)
-		px__futex_wake(&f->state, INT_MAX);
+		px__futex_wake_private(&f->state, INT_MAX);
 	fire_list(f, list);
 	return 0;
 }
@@ -527,7 +528,7 @@ void px__future_unlink(px_future *f, struct px__node *n)
 	 * done with the node. Pairs with the release store of `fired` in the
 	 * fire functions. */
 	struct px__spin spin;
-	px__spin_init(&spin, INT64_MAX / 2);
+	px__spin_init(&spin, PX__NO_DEADLINE);
 	while (!atomic_load_explicit(&n->fired, memory_order_acquire))
 		px__spin_step(&spin);
 }
@@ -620,7 +621,7 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 		return -ETIMEDOUT;
 
 	void *tok = px__blocking_enter();
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	int r = 0;
 	struct px__spin spin;
 	px__spin_init(&spin, timeout_ns >= 0 && timeout_ns < WAIT_SPIN_NS
@@ -634,8 +635,7 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 		w = atomic_load_explicit(&f->state, memory_order_acquire);
 		if (final_state(st(w)))
 			break;
-		int64_t left = px__time_left(deadline);
-		if (left == 0) {
+		if (px__deadline_passed(deadline)) {
 			r = -ETIMEDOUT;
 			break;
 		}
@@ -653,7 +653,7 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 				continue;
 			w |= PX__F_WAITERS;
 		}
-		px__futex_wait(&f->state, w, left);
+		px__futex_wait_private(&f->state, w, deadline);
 	}
 out:
 	px__blocking_leave(tok);

@@ -1,6 +1,8 @@
 /*
- * lib/future_internal.h - the future's layout and the hooks executors and
- * the I/O layer use. Private: never installed.
+ * lib/future_internal.h - the future's layout, who owns which field, and
+ * the hooks executors and the I/O layer use. Private: never installed.
+ * Clock, deadlines and futexes come from px_clock.h and px_futex.h; the GIL
+ * and blocking sections from gil.h.
  *
  * A future is also the task record of the in-process executors: fn, the
  * copied argument and the owning executor live in it, so a submit costs one
@@ -14,6 +16,9 @@
 #include <parex/future.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+
+#include "px_clock.h"
+#include "px_futex.h"
 
 /*
  * Thread-locals on hot paths use the initial-exec model: a plain %fs
@@ -44,6 +49,49 @@ struct px__node {
 	bool linked;
 };
 
+/*
+ * Who owns which field. "Owns" means: may write it, at the time given, and
+ * nobody else writes it then; readers are ordered by the state word
+ * (submission through a queue's release/acquire, completion through the
+ * final state's release store and the waiter's acquire load).
+ *
+ *  - state, head, tail, err: the future core (lib/future.c) only, through
+ *    its functions; head/tail/err/msg-at-completion under the LOCK bit.
+ *  - refs: every holder, atomically (px_future_retain/release).
+ *  - qnext: while the future is free, the free list (lib/future.c: the
+ *    link inside a batch). While live, the backend whose queue holds it
+ *    (procpool/: its FIFO and failure list, under the pool's lock). The
+ *    thread pool, lib/inline.c and io/ do not use it.
+ *  - fn, ex, timeout_ns: written once by px_executor_submit (lib/executor.c)
+ *    before ops->submit publishes the future; read-only afterwards
+ *    (px__task_run reads fn, procpool/ reads fn and timeout_ns). timeout_ns
+ *    is the task timeout, 0 = none (only procpool/ enforces it).
+ *  - arg, arg_len, arg_inline: for a task, written by px_executor_submit
+ *    (px__future_store_arg) and read-only afterwards. For a promise, the
+ *    producer that created it (io/: the operation record, or timespec and
+ *    copied payload in arg_inline). While free, the free list's link to the
+ *    next batch and its length. future_free() frees arg unless it is
+ *    arg_inline, whoever set it.
+ *  - backend_data: the backend, from ops->submit (or io/'s start) until
+ *    completion: procpool/ (started flag, worker and slot, under the pool's
+ *    lock); io/ (the operation kind and flags, set at start; any thread ORs
+ *    flags in with atomic builtins). lib/inline.c and the thread pool leave
+ *    it alone; the core never reads it.
+ *  - cancel_fn, cancel_arg: the producer, before the future becomes RUNNING
+ *    (px_promise_on_cancel() before px_promise_start(), or procpool/'s
+ *    submit before the collector starts it); px_future_cancel() reads them
+ *    only after it saw RUNNING (acquire, pairs with the start's release).
+ *  - result, result_len, res_inline, msg: the producer until completion,
+ *    then the readers (read-only) and the last holder (future_free):
+ *    executor.c may attach a result buffer before submit (map); the running
+ *    task writes through px__future_store_result/_message and
+ *    px__future_result_buffer between px__future_try_start and
+ *    px__future_complete (thread pool: the worker; inline: the submitting
+ *    thread; procpool/: the collector, copying the reply); promises install
+ *    theirs in px_promise_set_* under the LOCK bit, so racing producers
+ *    cannot both write. After completion map() may take the result buffer
+ *    back, as the future's only holder.
+ */
 struct px_future {
 	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_* bits */
 	_Atomic uint32_t refs;
@@ -111,99 +159,5 @@ bool px__future_link(px_future *f, struct px__node *n);
  * memory may be reused.
  */
 void px__future_unlink(px_future *f, struct px__node *n);
-
-/* futex helpers on a private 32-bit word; timeout_ns < 0: forever. Return 0,
- * -ETIMEDOUT, -EAGAIN (value changed), -EINTR. */
-int px__futex_wait(_Atomic uint32_t *w, uint32_t expect, int64_t timeout_ns);
-void px__futex_wake(_Atomic uint32_t *w, int n);
-
-/* Monotonic clock in nanoseconds. */
-int64_t px__now_ns(void);
-
-/* The deadline of a relative timeout; none (INT64_MAX) for PX_FOREVER. */
-static inline int64_t px__deadline(int64_t timeout_ns)
-{
-	return timeout_ns < 0 ? INT64_MAX : px__now_ns() + timeout_ns;
-}
-
-/* Nanoseconds left until deadline: -1 if there is none, 0 once passed. */
-static inline int64_t px__time_left(int64_t deadline)
-{
-	if (deadline == INT64_MAX)
-		return -1;
-	int64_t left = deadline - px__now_ns();
-	return left > 0 ? left : 0;
-}
-
-static inline void px__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-/*
- * A bounded spin before parking. Each px__spin_step() pauses once; every
- * 16 steps it reads the clock, ends the spin after `ns`, and every
- * PX__SPIN_YIELD_NS gives the core away with sched_yield(), so that a
- * spinner never starves the very thread it waits for when both share a
- * core (a 2-vCPU machine with one core busy elsewhere).
- */
-#define PX__SPIN_YIELD_NS 2000
-struct px__spin {
-	int64_t until, next_yield;
-	unsigned i;
-};
-
-void px__spin_yield(void);
-
-static inline void px__spin_init(struct px__spin *s, int64_t ns)
-{
-	int64_t now = px__now_ns();
-	s->until = now + ns;
-	s->next_yield = now + PX__SPIN_YIELD_NS;
-	s->i = 0;
-}
-
-/* Returns false once the spin's time is up. */
-static inline bool px__spin_step(struct px__spin *s)
-{
-	px__cpu_relax();
-	if ((++s->i & 15) == 0) {
-		int64_t now = px__now_ns();
-		if (now >= s->until)
-			return false;
-		if (now >= s->next_yield) {
-			px__spin_yield();
-			s->next_yield = now + PX__SPIN_YIELD_NS;
-		}
-	}
-	return true;
-}
-
-/*
- * Blocking sections for GIL emulation: px__blocking_enter() releases the GIL
- * if the calling thread holds one (a GIL-mode pool worker), and returns a
- * token px__blocking_leave() uses to take it back. Every parex wait calls
- * them; the I/O layer's blocking calls should too.
- */
-void *px__blocking_enter(void);
-
-/*
- * A per-thread hook px__blocking_enter() runs first, before releasing
- * anything: the thread pool uses it so that a worker about to block runs the
- * tasks it has claimed but not started, which would otherwise wait behind
- * it (and could be what it waits for). NULL clears it.
- */
-void px__set_block_hook(void (*fn)(void *arg), void *arg);
-void px__blocking_leave(void *token);
-
-/* Set by a GIL-mode worker thread: the GIL it holds while running tasks. */
-struct px__gil;
-void px__gil_bind_thread(struct px__gil *g);
-struct px__gil *px__gil_create(void);
-void px__gil_destroy(struct px__gil *g);
-void px__gil_acquire(struct px__gil *g);
-void px__gil_release(struct px__gil *g);
 
 #endif /* PX_FUTURE_INTERNAL_H */

@@ -13,7 +13,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "future_internal.h"
+#include "future_internal.h" /* PX__TLS */
+#include "gil.h"
 
 struct px__gil {
 	pthread_mutex_t mu;

@@ -48,6 +48,19 @@ static inline int64_t px__deadline_after(int64_t timeout_ns)
 	return now + timeout_ns;
 }
 
+/*
+ * True when a relative timeout means "no limit": negative (PX_FOREVER) or
+ * too large to add to the clock, for callers that keep the timeout relative
+ * (a timed lock, a per-task timeout). Reads the clock only for timeouts over
+ * INT64_MAX / 2: the monotonic clock stays below that for 146 years.
+ */
+static inline bool px__timeout_unbounded(int64_t timeout_ns)
+{
+	return timeout_ns < 0 ||
+	       (timeout_ns > INT64_MAX / 2 &&
+		px__deadline_after(timeout_ns) == PX__NO_DEADLINE);
+}
+
 /* The sooner of two deadlines. */
 static inline int64_t px__deadline_min(int64_t a, int64_t b)
 {
@@ -87,7 +100,9 @@ static inline void px__cpu_relax(void)
  * 16 steps it reads the clock, ends the spin after `ns`, and every
  * PX__SPIN_YIELD_NS gives the core away with sched_yield(), so that a
  * spinner never starves the very thread it waits for when both share a
- * core (a 2-vCPU machine with one core busy elsewhere).
+ * core (a 2-vCPU machine with one core busy elsewhere). The spin's end
+ * saturates like a deadline: PX__NO_DEADLINE (or any ns too large to add
+ * to the clock) spins until the caller stops.
  */
 #define PX__SPIN_YIELD_NS 2000
 struct px__spin {
@@ -99,7 +114,7 @@ static inline void px__spin_init(struct px__spin *s, int64_t ns)
 {
 	int64_t now = px__now_ns();
 
-	s->until = now + ns;
+	s->until = ns >= PX__NO_DEADLINE - now ? PX__NO_DEADLINE : now + ns;
 	s->next_yield = now + PX__SPIN_YIELD_NS;
 	s->i = 0;
 }

@@ -13,7 +13,8 @@
  * Every wait takes an absolute CLOCK_MONOTONIC deadline (px_clock.h;
  * PX__NO_DEADLINE: none) and returns 0 when woken or when the word no longer
  * held `expect` (the caller re-checks its condition either way), -ETIMEDOUT
- * once the deadline has passed, or -EINTR for a signal.
+ * once the deadline has passed, or -EINTR for a signal. errno is left as
+ * it was: parex never sets it.
  */
 #ifndef PX_FUTEX_H
 #define PX_FUTEX_H
@@ -42,15 +43,15 @@ static inline int px__futex_wait_op(_Atomic uint32_t *w, int op,
 	}
 	/* FUTEX_WAIT_BITSET takes an absolute timeout, on CLOCK_MONOTONIC
 	 * unless FUTEX_CLOCK_REALTIME is given. */
+	int saved = errno;
 	long r = syscall(SYS_futex, (uint32_t *)w, op, expect, tsp, NULL,
 			 FUTEX_BITSET_MATCH_ANY);
-	if (r == 0)
-		return 0;
-	if (errno == ETIMEDOUT)
-		return -ETIMEDOUT;
-	if (errno == EINTR)
-		return -EINTR;
-	return 0; /* EAGAIN: the value changed before we slept */
+	int e = r == 0 ? 0 : errno;
+
+	errno = saved;
+	if (e == ETIMEDOUT || e == EINTR)
+		return -e;
+	return 0; /* woken, or EAGAIN: the value changed before we slept */
 }
 
 /* Sleeps while the process-private word *w == expect, until deadline. */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "executor_internal.h"
+#include "gil.h"
 
 PX_API int px_task_return(px_task *t, const void *data, size_t len)
 {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "future_internal.h"
+#include "gil.h"
 
 static bool is_failure(const px_future *f)
 {
@@ -68,15 +69,16 @@ static void waitset_signal(struct waitset *ws)
 {
 	atomic_fetch_add(&ws->seq, 1);
 	if (atomic_load(&ws->sleeping))
-		px__futex_wake(&ws->seq, 1);
+		px__futex_wake_private(&ws->seq, 1);
 }
 
-/* Sleeps until seq moves past `seen` or `left` ns pass (-1: no limit). */
-static void waitset_sleep(struct waitset *ws, uint32_t seen, int64_t left)
+/* Sleeps until seq moves past `seen` or the deadline (PX__NO_DEADLINE:
+ * none) passes; the caller re-checks either way. */
+static void waitset_sleep(struct waitset *ws, uint32_t seen, int64_t deadline)
 {
 	atomic_store(&ws->sleeping, 1);
 	if (atomic_load(&ws->seq) == seen)
-		px__futex_wait(&ws->seq, seen, left);
+		px__futex_wait_private(&ws->seq, seen, deadline);
 	atomic_store(&ws->sleeping, 0);
 }
 
@@ -97,7 +99,7 @@ static void wait_fire(struct px__node *n, px_future *f)
 static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 		    bool *done)
 {
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	int r = 0;
 	/* Last first: futures mostly finish in submission order, so once the
 	 * last is done the rest usually are, and the waiter sleeps once
@@ -105,7 +107,7 @@ static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 	 * again. */
 	for (size_t i = n; i-- > 0 && r == 0;)
 		if (!px_future_is_done(fs[i]))
-			r = px_future_wait(fs[i], px__time_left(deadline));
+			r = px_future_wait(fs[i], px__deadline_left(deadline));
 	if (done) {
 		size_t ndone;
 		condition(fs, n, PX_ALL_COMPLETED, &ndone, done);
@@ -145,18 +147,17 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 	}
 
 	void *tok = px__blocking_enter();
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	int r = 0;
 	for (;;) {
 		uint32_t seq = atomic_load(&ws.seq);
 		if (condition(fs, n, mode, &ndone, NULL))
 			break;
-		int64_t left = px__time_left(deadline);
-		if (left == 0) {
+		if (px__deadline_passed(deadline)) {
 			r = -ETIMEDOUT;
 			break;
 		}
-		waitset_sleep(&ws, seq, left);
+		waitset_sleep(&ws, seq, deadline);
 	}
 	px__blocking_leave(tok);
 
@@ -301,7 +302,7 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 		return -EINVAL;
 	if (it->yielded == it->n)
 		return PX_EEOF;
-	int64_t deadline = px__deadline(timeout_ns);
+	int64_t deadline = px__deadline_after(timeout_ns);
 	void *tok = NULL;
 	bool blocked = false;
 	int r = 0;
@@ -310,8 +311,7 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 		uint32_t seq = atomic_load(&it->ws.seq);
 		if ((a = next_ready(it)))
 			break;
-		int64_t left = px__time_left(deadline);
-		if (left == 0) {
+		if (px__deadline_passed(deadline)) {
 			r = -ETIMEDOUT;
 			break;
 		}
@@ -319,7 +319,7 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 			tok = px__blocking_enter();
 			blocked = true;
 		}
-		waitset_sleep(&it->ws, seq, left);
+		waitset_sleep(&it->ws, seq, deadline);
 	}
 	if (blocked)
 		px__blocking_leave(tok);

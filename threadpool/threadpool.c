@@ -53,6 +53,7 @@
 #include <string.h>
 
 #include "executor_internal.h"
+#include "gil.h"
 
 /* Most tasks a worker claims at once. */
 #define BATCH_MAX 16
@@ -267,7 +268,7 @@ static uint64_t tp_depth(struct thread_pool *tp)
 static void wake_worker(struct tp_worker *w)
 {
 	atomic_fetch_add_explicit(&w->wake, 1, memory_order_release);
-	px__futex_wake(&w->wake, 1);
+	px__futex_wake_private(&w->wake, 1);
 }
 
 /* Wakes one parked worker, if any. Called after publishing a task. */
@@ -311,7 +312,7 @@ static void wake_space(struct thread_pool *tp)
 	if (atomic_load(&tp->space_wanted) && tp_depth(tp) <= low_water(tp) &&
 	    atomic_exchange(&tp->space_wanted, 0)) {
 		atomic_fetch_add(&tp->space_seq, 1);
-		px__futex_wake(&tp->space_seq, INT_MAX);
+		px__futex_wake_private(&tp->space_seq, INT_MAX);
 	}
 }
 
@@ -324,7 +325,7 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 	uint32_t seen = atomic_load_explicit(&w->wake, memory_order_acquire);
 	atomic_fetch_or(word, bit); /* seq_cst, then tp_nonempty loads tail */
 	if (!tp_nonempty(tp) && !tp_closed(tp))
-		px__futex_wait(&w->wake, seen, -1);
+		px__futex_wait_private(&w->wake, seen, PX__NO_DEADLINE);
 	/* Woken, or changed our mind: make sure we are not listed. */
 	atomic_fetch_and(word, ~bit);
 }
@@ -396,7 +397,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	if (atomic_fetch_sub(&tp->init_left, 1) == 1)
-		px__futex_wake(&tp->init_left, 1);
+		px__futex_wake_private(&tp->init_left, 1);
 
 	/* Busy time is measured per streak of back-to-back tasks, not per
 	 * task: two clock reads would cost more than a tiny task. */
@@ -518,7 +519,7 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 	}
 	/* Wait for every started worker's initializer. */
 	for (uint32_t left; (left = atomic_load(&tp->init_left)) != 0;)
-		px__futex_wait(&tp->init_left, left, -1);
+		px__futex_wait_private(&tp->init_left, left, PX__NO_DEADLINE);
 	if (!r)
 		r = atomic_load(&tp->init_err);
 	if (r) {
@@ -548,7 +549,8 @@ static int tp_submit(px_executor *ex, px_future *f, unsigned flags,
 		uint64_t depth = (tail & ~TAIL_CLOSED) - atomic_load(&tp->head);
 		if (depth > low_water(tp) && !(tail & TAIL_CLOSED)) {
 			void *tok = px__blocking_enter();
-			px__futex_wait(&tp->space_seq, seq, 100 * PX_MSEC);
+			px__futex_wait_private(&tp->space_seq, seq,
+					       px__deadline_after(100 * PX_MSEC));
 			px__blocking_leave(tok);
 		}
 	}
@@ -564,7 +566,7 @@ static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 	atomic_fetch_or(&tp->tail, TAIL_CLOSED);
 	/* Let blocked submitters see the bit and leave. */
 	atomic_fetch_add(&tp->space_seq, 1);
-	px__futex_wake(&tp->space_seq, INT_MAX);
+	px__futex_wake_private(&tp->space_seq, INT_MAX);
 	if (cancel_pending) {
 		atomic_store(&tp->cancelling, 1);
 		/* Take every claimed position, waiting out unpublished ones. */
@@ -590,10 +592,10 @@ static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 			if (tp->workers[i].started)
 				pthread_join(tp->workers[i].thread, NULL);
 		atomic_store(&tp->joined, 1);
-		px__futex_wake(&tp->joined, INT_MAX);
+		px__futex_wake_private(&tp->joined, INT_MAX);
 	} else if (wait && !in_worker) {
 		while (!atomic_load(&tp->joined))
-			px__futex_wait(&tp->joined, 0, -1);
+			px__futex_wait_private(&tp->joined, 0, PX__NO_DEADLINE);
 	}
 }
 
