@@ -21,6 +21,16 @@
 #define PX_API
 #endif
 
+/*
+ * Aligns a struct member: _Alignas in C, alignas in C++, which give the same
+ * layout, so the public structs can be shared between C and C++ code.
+ */
+#ifdef __cplusplus
+#define PX_ALIGNAS(n) alignas(n)
+#else
+#define PX_ALIGNAS(n) _Alignas(n)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

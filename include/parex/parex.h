@@ -12,5 +12,6 @@
 #include <parex/ring.h>
 #include <parex/shm.h>
 #include <parex/sync.h>
+#include <parex/version.h>
 
 #endif /* PAREX_H */

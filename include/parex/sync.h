@@ -40,7 +40,7 @@ extern "C" {
  * it is built). Not recursive: relocking from the holder returns -EDEADLK.
  */
 typedef struct px_lock {
-	_Alignas(8) unsigned char opaque_[64];
+	PX_ALIGNAS(8) unsigned char opaque_[64];
 } px_lock;
 
 /* Initialises an unlocked lock in l. Returns 0, -EINVAL, or a pthread error. */
@@ -80,7 +80,7 @@ PX_API int px_lock_consistent(px_lock *l);
  * (-EAGAIN when the recursion count would overflow, never -EDEADLK).
  */
 typedef struct px_rlock {
-	_Alignas(8) unsigned char opaque_[64];
+	PX_ALIGNAS(8) unsigned char opaque_[64];
 } px_rlock;
 
 PX_API int px_rlock_init(px_rlock *l);
@@ -92,7 +92,7 @@ PX_API int px_rlock_consistent(px_rlock *l);
 
 /* ---- px_sem: a counting semaphore ---------------------------------------- */
 typedef struct px_sem {
-	_Alignas(8) unsigned char opaque_[16];
+	PX_ALIGNAS(8) unsigned char opaque_[16];
 } px_sem;
 
 /* Max value of a semaphore. */
@@ -121,7 +121,7 @@ PX_API uint32_t px_sem_value(const px_sem *s);
 
 /* ---- px_event: a flag that threads or processes wait for ---------------- */
 typedef struct px_event {
-	_Alignas(8) unsigned char opaque_[8];
+	PX_ALIGNAS(8) unsigned char opaque_[8];
 } px_event;
 
 /* Initialises e, set or clear. Returns 0, -EINVAL. */
@@ -144,7 +144,7 @@ PX_API int px_event_wait(px_event *e, int64_t timeout_ns);
 
 /* ---- px_cond: a condition variable used with a px_lock ------------------ */
 typedef struct px_cond {
-	_Alignas(8) unsigned char opaque_[64];
+	PX_ALIGNAS(8) unsigned char opaque_[64];
 } px_cond;
 
 PX_API int px_cond_init(px_cond *c);
@@ -164,7 +164,7 @@ PX_API int px_cond_notify_all(px_cond *c);
 
 /* ---- px_barrier: parties wait until all have arrived -------------------- */
 typedef struct px_barrier {
-	_Alignas(8) unsigned char opaque_[16];
+	PX_ALIGNAS(8) unsigned char opaque_[16];
 } px_barrier;
 
 /* Returned by px_barrier_wait() to exactly one party per round. */
@@ -199,7 +199,7 @@ PX_API uint32_t px_barrier_waiting(const px_barrier *b);
 
 /* ---- px_counter: a shared atomic 64-bit counter ------------------------- */
 typedef struct px_counter {
-	_Alignas(8) int64_t opaque_;
+	PX_ALIGNAS(8) int64_t opaque_;
 } px_counter;
 
 /* Initialises c to value. Returns 0, -EINVAL. */
