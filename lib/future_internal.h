@@ -15,6 +15,11 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 
+#include "px_clock.h" /* px__now_ns, px__cpu_relax, px__spin_* */
+
+/* sched_yield(), out of line (io/ calls it). */
+void px__spin_yield(void);
+
 /*
  * Thread-locals on hot paths use the initial-exec model: a plain %fs
  * access instead of a __tls_get_addr call per use. libparex is linked at
@@ -117,9 +122,6 @@ void px__future_unlink(px_future *f, struct px__node *n);
 int px__futex_wait(_Atomic uint32_t *w, uint32_t expect, int64_t timeout_ns);
 void px__futex_wake(_Atomic uint32_t *w, int n);
 
-/* Monotonic clock in nanoseconds. */
-int64_t px__now_ns(void);
-
 /* The deadline of a relative timeout; none (INT64_MAX) for PX_FOREVER. */
 static inline int64_t px__deadline(int64_t timeout_ns)
 {
@@ -133,52 +135,6 @@ static inline int64_t px__time_left(int64_t deadline)
 		return -1;
 	int64_t left = deadline - px__now_ns();
 	return left > 0 ? left : 0;
-}
-
-static inline void px__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-/*
- * A bounded spin before parking. Each px__spin_step() pauses once; every
- * 16 steps it reads the clock, ends the spin after `ns`, and every
- * PX__SPIN_YIELD_NS gives the core away with sched_yield(), so that a
- * spinner never starves the very thread it waits for when both share a
- * core (a 2-vCPU machine with one core busy elsewhere).
- */
-#define PX__SPIN_YIELD_NS 2000
-struct px__spin {
-	int64_t until, next_yield;
-	unsigned i;
-};
-
-void px__spin_yield(void);
-
-static inline void px__spin_init(struct px__spin *s, int64_t ns)
-{
-	int64_t now = px__now_ns();
-	s->until = now + ns;
-	s->next_yield = now + PX__SPIN_YIELD_NS;
-	s->i = 0;
-}
-
-/* Returns false once the spin's time is up. */
-static inline bool px__spin_step(struct px__spin *s)
-{
-	px__cpu_relax();
-	if ((++s->i & 15) == 0) {
-		int64_t now = px__now_ns();
-		if (now >= s->until)
-			return false;
-		if (now >= s->next_yield) {
-			px__spin_yield();
-			s->next_yield = now + PX__SPIN_YIELD_NS;
-		}
-	}
-	return true;
 }
 
 /*

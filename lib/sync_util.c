@@ -12,13 +12,6 @@
 
 #include "future_internal.h"
 
-int64_t px__now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * PX_SEC + ts.tv_nsec;
-}
-
 int px__futex_wait(_Atomic uint32_t *w, uint32_t expect, int64_t timeout_ns)
 {
 	struct timespec ts, *tp = NULL;
