@@ -419,9 +419,12 @@ static void handle_fs(struct pp_pool *p)
 
 /* Timeouts ----------------------------------------------------------------- */
 
-/* The deadline timeout_ns after start. */
+/* The deadline timeout_ns after start, saturating like px__deadline_after():
+ * a sum past the clock's range is no deadline, never one in the past. */
 static int64_t deadline_from(int64_t start, int64_t timeout_ns)
 {
+	if (timeout_ns >= PX__NO_DEADLINE - start)
+		return PX__NO_DEADLINE;
 	return start + timeout_ns;
 }
 
