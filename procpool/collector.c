@@ -52,6 +52,23 @@ struct pp_done {
 
 #define BURST 32
 
+/*
+ * Hands large-reply area `area` back to its worker, waking it if it waits
+ * for it. noinline: gcc rejects (-Wtsan) an atomic_thread_fence inlined
+ * into another function under -fsanitize=thread.
+ */
+static __attribute__((noinline)) void big_release(struct pp_wshared *sh,
+						  unsigned area)
+{
+	/* Release: pairs with the worker's acquire in big_wait(); then the
+	 * Dekker fence before reading big_waiters. */
+	_Atomic uint32_t *busy = &sh->big_busy[area];
+	atomic_store_explicit(busy, 0, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&sh->big_waiters, memory_order_relaxed))
+		px__futex_wake_shared(busy, 1);
+}
+
 /* Completes f from reply r (its result or message in area `big`), then
  * hands the large-reply area back to the worker. Outside the lock. */
 static void complete_reply(struct pp_pool *p, struct pp_worker *w,
@@ -78,15 +95,8 @@ static void complete_reply(struct pp_pool *p, struct pp_worker *w,
 		if (!px__future_complete(f, err))
 			px__counts_record(&p->ccounts, err);
 	}
-	if (r->flags & (RF_BIG | RF_MSG)) {
-		/* Release: pairs with the worker's acquire in big_wait(); then
-		 * the Dekker fence before reading big_waiters. */
-		_Atomic uint32_t *busy = &w->sh->big_busy[area];
-		atomic_store_explicit(busy, 0, memory_order_release);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load_explicit(&w->sh->big_waiters, memory_order_relaxed))
-			px__futex_wake_shared(busy, 1);
-	}
+	if (r->flags & (RF_BIG | RF_MSG))
+		big_release(w->sh, area);
 	px_future_release(f);
 }
 
@@ -595,11 +605,13 @@ static int collect_round(struct pp_pool *p, int64_t *next)
 
 /*
  * Sleeps on the doorbell until it is rung, the nearest task deadline `next`
- * passes, or PP_PARK_MAX_NS from `now`. Dekker pair with pp_bell_ring():
- * bell_sleeping is set, then a seq_cst fence, then the rings and the fork
- * server's counter are looked at once more before sleeping.
+ * passes, or PP_PARK_MAX_NS from `now`. Dekker pair with
+ * px__pp_bell_ring(): bell_sleeping is set, then a seq_cst fence, then the
+ * rings and the fork server's counter are looked at once more before
+ * sleeping. noinline: gcc rejects (-Wtsan) an atomic_thread_fence inlined
+ * into another function under -fsanitize=thread.
  */
-static void park(struct pp_pool *p, int64_t now, int64_t next)
+static __attribute__((noinline)) void park(struct pp_pool *p, int64_t now, int64_t next)
 {
 	uint32_t v = atomic_load_explicit(&p->hdr->bell, memory_order_acquire);
 	atomic_store_explicit(&p->hdr->bell_sleeping, 1, memory_order_relaxed);
@@ -646,6 +658,6 @@ void *px__pp_collector_main(void *arg)
 	bool free_it = p->free_on_exit;
 	pthread_mutex_unlock(&p->lock);
 	if (free_it)
-		px__pp_free(p); /* the last one to touch it, see pp_destroy() */
+		px__pp_free(p); /* the last one to touch it, see pp_destroy() in pool.c */
 	return NULL;
 }

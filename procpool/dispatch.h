@@ -108,7 +108,7 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 		atomic_fetch_add_explicit(&p->timed_inflight, 1, memory_order_relaxed);
 		/* The collector may be parked without a deadline: let it
 		 * start watching this one. */
-		pp_bell_ring(p->hdr);
+		px__pp_bell_ring(p->hdr);
 	}
 	return 0;
 }

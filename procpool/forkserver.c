@@ -72,7 +72,7 @@ static void fs_send(struct fs_state *s, const struct px__fs_msg *m)
 	/* Release: the collector reads fs_events with acquire before reading
 	 * the socket; the bump tells it there is something to read. */
 	atomic_fetch_add_explicit(&s->conf->hdr->fs_events, 1, memory_order_release);
-	pp_bell_ring(s->conf->hdr);
+	px__pp_bell_ring(s->conf->hdr);
 }
 
 static void fs_spawn(struct fs_state *s, int slot, uint64_t gen)

@@ -99,7 +99,7 @@ struct pp_pool {
 	int64_t spin_ns;
 
 	bool starting, shutting, closing, finished, broken, stop;
-	bool free_on_exit; /* destroyed from a done callback: see pp_destroy */
+	bool free_on_exit; /* destroyed from a done callback: see pp_destroy() */
 	int init_err;
 	bool joined;
 

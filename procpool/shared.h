@@ -28,7 +28,7 @@
  *    start_ns; the parent's CASes are acq_rel against the worker's.
  *  - doorbell: Dekker pair of the ringer's seq_cst fence (after publishing)
  *    and the collector's seq_cst fence (after setting bell_sleeping), see
- *    pp_bell_ring() and park() in collector.c.
+ *    px__pp_bell_ring() (shared.c) and park() (collector.c).
  *  - big area: the collector's release store of big_busy = 0 (after copying
  *    out) pairs with the worker's acquire load before it writes the area
  *    again; waiters use the same Dekker shape on big_waiters.
@@ -49,7 +49,6 @@
 #include <parex/executor.h>
 #include <parex/ring.h>
 
-#include "px_futex.h"
 
 #define PP_WINDOW 64        /* tasks in flight per worker (ring capacity) */
 #define PP_REQ_SLOT 128
@@ -153,21 +152,11 @@ static inline uint64_t rword(uint64_t seq, unsigned st)
 }
 
 /*
- * Rings the collector's doorbell if it sleeps. Called by workers, the fork
- * server and the parent's submitters after they publish something (a ring
- * push, a socket message, a timed task). Dekker pair with the collector's
- * park() (collector.c): our publication before this fence, its `sleeping`
- * store before its fence; one of us sees the other.
+ * Rings the collector's doorbell if it sleeps (shared.c). Called by workers,
+ * the fork server and the parent's submitters after they publish something
+ * (a ring push, a socket message, a timed task).
  */
-static inline void pp_bell_ring(struct pp_hdr *hdr)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&hdr->bell_sleeping, memory_order_relaxed)) {
-		/* Release: pairs with the collector's acquire load of the bell. */
-		atomic_fetch_add_explicit(&hdr->bell, 1, memory_order_release);
-		px__futex_wake_shared(&hdr->bell, 1);
-	}
-}
+void px__pp_bell_ring(struct pp_hdr *hdr);
 
 /*
  * The worker process's main loop (worker.c), entered through the fork

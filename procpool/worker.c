@@ -115,7 +115,7 @@ static void worker_exit(struct pp_wshared *sh, struct pp_hdr *hdr, int state,
 {
 	/* Release: pairs with the collector's acquire load of the state. */
 	atomic_store_explicit(&sh->state, (uint32_t)state, memory_order_release);
-	pp_bell_ring(hdr);
+	px__pp_bell_ring(hdr);
 	fflush(NULL); /* the task's own output; never atexit handlers */
 	_exit(code);
 }
@@ -171,7 +171,7 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 	 * flight per worker, replies included. */
 	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
 		;
-	pp_bell_ring(c->hdr);
+	px__pp_bell_ring(c->hdr);
 }
 
 /* Runs the initializer, if any, and announces the worker READY; exits the
@@ -188,7 +188,7 @@ static void worker_init(const struct pp_wconf *wc, struct pp_wshared *sh,
 		}
 	}
 	atomic_store_explicit(&sh->state, WS_READY, memory_order_release);
-	pp_bell_ring(wc->hdr);
+	px__pp_bell_ring(wc->hdr);
 }
 
 /* Entered in a fresh worker process (see forkserver.c); never returns. */
