@@ -1,7 +1,7 @@
 /*
  * procpool/arena.c - the process pool's shared-memory allocator (see
- * procpool_internal.h). The memory is shared with the workers; the
- * bookkeeping is touched only by the parent, under a private mutex.
+ * arena.h). The memory is shared with the workers; the bookkeeping is
+ * touched only by the parent, under a private mutex.
  *
  * Each block starts with a 64-byte header (so the payload stays 64-byte
  * aligned) holding its size, the size of the block before it (boundary tags,
@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "procpool_internal.h"
+#include "arena.h"
 
 #define HDR 64u
 #define MIN_BLOCK (2 * HDR)

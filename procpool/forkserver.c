@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,41 +49,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "procpool_internal.h"
+#include "forkserver.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-
-int px__shfutex_wait(_Atomic uint32_t *w, uint32_t expect, int64_t timeout_ns)
-{
-	struct timespec ts, *tp = NULL;
-	if (timeout_ns >= 0) {
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
-		tp = &ts;
-	}
-	long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, expect, tp, NULL, 0);
-	return r == 0 ? 0 : -errno;
-}
-
-void px__shfutex_wake(_Atomic uint32_t *w, int n)
-{
-	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, n, NULL, NULL, 0);
-}
-
-void px__pp_bell_ring(_Atomic uint32_t *bell, _Atomic uint32_t *sleeping)
-{
-	/* Dekker pair with the collector's park (procpool.c, collector_park):
-	 * our publication (a ring push, a socket message) before this fence,
-	 * its `sleeping` store before its fence; one of us sees the other. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(sleeping, memory_order_relaxed)) {
-		/* Release: pairs with the collector's acquire load of the bell. */
-		atomic_fetch_add_explicit(bell, 1, memory_order_release);
-		px__shfutex_wake(bell, 1);
-	}
-}
 
 struct fs_state {
 	const struct px__fs_conf *conf;
@@ -102,8 +71,8 @@ static void fs_send(struct fs_state *s, const struct px__fs_msg *m)
 		;
 	/* Release: the collector reads fs_events with acquire before reading
 	 * the socket; the bump tells it there is something to read. */
-	atomic_fetch_add_explicit(s->conf->fs_events, 1, memory_order_release);
-	px__pp_bell_ring(s->conf->bell, s->conf->bell_sleeping);
+	atomic_fetch_add_explicit(&s->conf->hdr->fs_events, 1, memory_order_release);
+	px__pp_bell_ring(s->conf->hdr);
 }
 
 static void fs_spawn(struct fs_state *s, int slot, uint64_t gen)

@@ -423,6 +423,31 @@ static int case_timeout_vs_completion(void)
 	return r;
 }
 
+/*
+ * A timeout too large to add to the clock means "no deadline", never "kill
+ * at once": per task (INT64_MAX - 1 and INT64_MAX ns) and as the pool's
+ * default (the largest task_timeout_ms the configuration accepts). Each
+ * task runs ~100 ms and succeeds, and no worker is killed for it.
+ */
+static int case_huge_task_timeout_means_no_deadline(void)
+{
+	px_executor *ex = open_ex("process:workers=1,task_timeout_ms=31536000000");
+	const int64_t timeouts[] = { INT64_MAX - 1, INT64_MAX, 0 /* pool default */ };
+	for (int i = 0; i < 3; i++) {
+		px_submit_opts o = { .timeout_ns = timeouts[i] };
+		px_future *f;
+		CHECK(submit_op(ex, T_SPIN, 10 + i, 100 * PX_MSEC, &o, &f) == 0);
+		CHECK(want_value(f, 10 + i) == 0);
+		px_future_release(f);
+	}
+	px_executor_stats st;
+	CHECK(px_executor_stats_get(ex, &st) == 0);
+	CHECK(st.respawns == 0);
+	px_executor_destroy(ex);
+	CHECK(no_children());
+	return 0;
+}
+
 /* Many submitters on tiny queues ------------------------------------------------ */
 
 struct sub_ctx {
@@ -749,6 +774,7 @@ static const struct tcase cases[] = {
 	{ "cancel_running_vs_completion", case_cancel_running_vs_completion },
 	{ "cancel_running_vs_crash", case_cancel_running_vs_crash },
 	{ "timeout_vs_completion", case_timeout_vs_completion },
+	{ "huge_task_timeout_means_no_deadline", case_huge_task_timeout_means_no_deadline },
 	{ "many_submitters_tiny_queues", case_many_submitters_tiny_queues },
 	{ "recycle_each_task_with_crashes", case_recycle_each_task_with_crashes },
 	{ "tasks_fork_exit_closefds_blocksignals",

@@ -1,0 +1,226 @@
+/*
+ * procpool/pool.h - the process pool's parent-side structures: what the
+ * submitting threads (submit.c), the collector thread (collector.c) and
+ * the pool's lifecycle (pool.c) share. Worker processes never touch these;
+ * what they share with the parent is in shared.h. Private: never installed.
+ *
+ * The parent keeps a central FIFO of futures and hands them to workers in
+ * windows of up to PP_WINDOW tasks (dispatch.h). A future becomes RUNNING
+ * when it is handed to a worker (as in Python's ProcessPoolExecutor, whose
+ * call queue marks items running): from then on a plain cancel fails, and
+ * PX_CANCEL_RUNNING either withdraws it before the worker picks it or kills
+ * and replaces the worker (submit.c, px__pp_cancel).
+ *
+ * Lock order: pool->lock, then the arena's lock (px__arena_*) or the
+ * registry lock (pool.c); the arena lock and f->lock (inside px__future_*)
+ * are leaves. No future is completed (so no done callback runs) while
+ * pool->lock is held, because a callback may submit to this pool or cancel
+ * one of its futures.
+ */
+#ifndef PX_PROCPOOL_POOL_H
+#define PX_PROCPOOL_POOL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "arena.h"
+#include "executor_internal.h"
+#include "px_futex.h"
+#include "shared.h"
+
+#define PP_PARK_MAX_NS (250 * PX_MSEC) /* the collector's longest nap */
+#define PP_STREAM_NS (200 * 1000)      /* see pick_worker() in dispatch.h */
+
+/* Parent-side view of a slot. */
+enum { L_LIVE = 0, L_GONE, L_RETIRED };
+
+/* Why the parent is killing a worker's task (pp_worker.kill_reason). */
+enum { K_NONE = 0, K_TIMEOUT, K_CANCEL };
+
+/* f->backend_data: bit 63 started (handed to a worker at least once), bit 62
+ * in a worker's window now; worker id in bits 8-39, window index below. */
+#define BD_STARTED (UINT64_C(1) << 63)
+#define BD_INWORKER (UINT64_C(1) << 62)
+#define BD_DROP (UINT64_C(1) << 61) /* completed while central: drop it */
+
+/* One task in a worker's window, at index seq % PP_WINDOW. */
+struct pp_entry {
+	px_future *f;
+	void *argmem;      /* arena block holding the argument, or NULL */
+	uint64_t seq;
+	int64_t timeout_ns;
+	bool cancelled;    /* withdrawn by a cancel; the canceller completed it */
+};
+
+struct pp_worker {
+	struct pp_wshared *sh;
+	int id;
+	int life;          /* L_* */
+	uint64_t gen;
+	pid_t pid;
+	uint64_t next_seq;  /* next to hand out in this generation */
+	uint64_t done_seq;  /* every seq below has been retired */
+	uint64_t dispatched; /* this generation, for recycling */
+	uint64_t last_used;
+	int64_t last_reply_ns;
+	bool quick;         /* its last replies came close together */
+	int kill_reason;    /* K_*, for kill_seq */
+	uint64_t kill_seq;
+	struct pp_entry ent[PP_WINDOW];
+};
+
+struct pp_pool {
+	struct px_executor ex;
+	pthread_mutex_t lock;
+	pthread_cond_t space;    /* room in the central queue */
+	pthread_cond_t state_cv; /* startup finished, shutdown finished */
+	int space_waiters;
+
+	/* Central FIFO of futures not in any worker's window. */
+	px_future *qhead, *qtail;
+	uint32_t qcount, qcap;
+	px_future *failq; /* to fail with -ENOMEM from the collector */
+	atomic_bool has_failq;
+
+	struct pp_worker *w;
+	int nw;
+	int live;           /* slots with life == L_LIVE */
+	uint64_t tick;
+	_Atomic uint64_t timed_inflight; /* written under lock, read as a hint */
+	_Atomic uint32_t attention; /* shutting, broken or stop is set */
+	uint64_t arena_args; /* argument blocks held by windows */
+	uint64_t respawns;
+	uint64_t max_tasks;
+	int64_t spin_ns;
+
+	bool starting, shutting, closing, finished, broken, stop;
+	bool free_on_exit; /* destroyed from a done callback: see pp_destroy() */
+	int init_err;
+	bool joined;
+
+	void *map;
+	size_t map_len;
+	struct pp_hdr *hdr;
+	struct pp_wconf wconf; /* what each worker is forked with */
+	struct px__arena arena;
+	size_t big_len;
+	uint64_t busy_dead; /* busy_ns of past generations (under lock) */
+	pid_t fs_pid;
+	int sock;
+	pthread_t collector;
+	bool collector_started;
+	uint32_t fs_seen;
+
+	struct px__counts ccounts; /* written by the collector only */
+	struct px__counts xcounts; /* other threads, atomic adds */
+};
+
+/* Counts a task completed by a thread other than the collector. */
+static inline void xcount(struct pp_pool *p, int err)
+{
+	_Atomic uint64_t *k = err == 0 ? &p->xcounts.completed
+			      : err == -ECANCELED ? &p->xcounts.cancelled
+						  : &p->xcounts.failed;
+	atomic_fetch_add_explicit(k, 1, memory_order_relaxed);
+}
+
+/* Wakes the collector whether or not it sleeps (shutdown, deferred
+ * failures): the bump alone makes its next park return at once. */
+static inline void ring_bell_always(struct pp_pool *p)
+{
+	atomic_fetch_add_explicit(&p->hdr->bell, 1, memory_order_release);
+	px__futex_wake_shared(&p->hdr->bell, 1);
+}
+
+/* The central queue. Lock held. */
+static inline void q_push_back(struct pp_pool *p, px_future *f)
+{
+	f->qnext = NULL;
+	if (p->qtail)
+		p->qtail->qnext = f;
+	else
+		p->qhead = f;
+	p->qtail = f;
+	p->qcount++;
+}
+
+static inline px_future *q_pop(struct pp_pool *p)
+{
+	px_future *f = p->qhead;
+	p->qhead = f->qnext;
+	if (!p->qhead)
+		p->qtail = NULL;
+	f->qnext = NULL;
+	p->qcount--;
+	return f;
+}
+
+/* Tasks in w's window (handed out, not yet retired). Lock held. */
+static inline uint64_t w_inflight(const struct pp_worker *w)
+{
+	return w->next_seq - w->done_seq;
+}
+
+/* How many tasks w's window may hold: PP_WINDOW, or fewer when w is about
+ * to be recycled after max_tasks. Lock held. */
+static inline uint64_t w_cap(const struct pp_pool *p, const struct pp_worker *w)
+{
+	uint64_t cap = PP_WINDOW;
+	if (p->max_tasks) {
+		uint64_t left = p->max_tasks - w->dispatched;
+		if (left < cap)
+			cap = left;
+	}
+	return cap;
+}
+
+/*
+ * Retires window entry e, however its task ended (a reply, the worker's
+ * death, the pool breaking): frees its argument's arena block, stops
+ * counting it among the timed tasks and empties the entry. Returns its
+ * future, whose reference now belongs to the caller. Lock held.
+ */
+static inline px_future *entry_retire(struct pp_pool *p, struct pp_entry *e)
+{
+	px_future *f = e->f;
+	if (e->argmem) {
+		px__arena_free(&p->arena, e->argmem);
+		p->arena_args--;
+	}
+	if (e->timeout_ns > 0)
+		atomic_fetch_sub_explicit(&p->timed_inflight, 1, memory_order_relaxed);
+	e->f = NULL;
+	return f;
+}
+
+/* submit.c: the backend's submit and the cancel hook it installs. */
+int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
+		  int64_t timeout_ns);
+int px__pp_cancel(px_future *f, void *arg);
+
+/* collector.c: the collector thread's body (arg: the pool). */
+void *px__pp_collector_main(void *arg);
+
+/* collector.c: true on p's collector thread, where done callbacks run. */
+bool px__pp_on_collector(const struct pp_pool *p);
+
+/* pool.c: sends op to the fork server, retrying on EINTR. */
+void px__pp_fs_send(struct pp_pool *p, uint32_t op, int slot, uint64_t gen);
+
+/* pool.c: reaps the fork server once it has exited; see there. */
+void px__pp_server_reap(struct pp_pool *p);
+
+/* pool.c: resets a dead worker's shared slot for its next generation,
+ * adding its busy time to *busy_dead. Lock held. */
+void px__pp_slot_reset(struct pp_worker *w, uint64_t *busy_dead);
+
+/* pool.c: frees the pool and everything it owns (the collector and the
+ * fork server are gone). */
+void px__pp_free(struct pp_pool *p);
+
+#endif /* PX_PROCPOOL_POOL_H */

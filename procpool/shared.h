@@ -1,0 +1,167 @@
+/*
+ * procpool/shared.h - what lives in the process pool's shared mapping: the
+ * only structures a worker process touches. Private: never installed.
+ *
+ * Every shared structure of one pool lives in one MAP_SHARED|MAP_ANONYMOUS
+ * mapping made before the fork server is forked. fork() keeps addresses, so
+ * the parent, the fork server and every worker see the mapping at the same
+ * address, and these structures may hold plain pointers into it (unlike ipc/
+ * segments, which unrelated processes map anywhere). The mapping holds the
+ * doorbell header (struct pp_hdr), then for each worker slot its struct
+ * pp_wshared, request ring, response ring and large-reply areas, then the
+ * arena (arena.h).
+ *
+ * Task records (one per in-flight task, indexed by seq % PP_WINDOW in the
+ * worker's table) carry a state word, seq << 3 | state, that decides races
+ * between the worker and the parent with one CAS each:
+ *   worker:  QUEUED -> RUNNING (start), RUNNING -> DONE (finish);
+ *   parent:  QUEUED -> CANCELLED (withdraw: the worker skips it),
+ *            RUNNING -> KILLING (timeout or cancel: the worker is killed; if
+ *            it finishes first its RUNNING -> DONE fails and it waits for the
+ *            kill without reporting).
+ *
+ * Memory-order pairings on these words:
+ *  - rings: see ipc/ring.c (a push's release pairs with the pop's acquire),
+ *    which also publishes the record word and big area written before it.
+ *  - record word: the worker's acq_rel CAS to RUNNING (after storing
+ *    start_ns) pairs with the collector's acquire load before it reads
+ *    start_ns; the parent's CASes are acq_rel against the worker's.
+ *  - doorbell: Dekker pair of the ringer's seq_cst fence (after publishing)
+ *    and the collector's seq_cst fence (after setting bell_sleeping), see
+ *    px__pp_bell_ring() (shared.c) and park() (collector.c).
+ *  - big area: the collector's release store of big_busy = 0 (after copying
+ *    out) pairs with the worker's acquire load before it writes the area
+ *    again; waiters use the same Dekker shape on big_waiters.
+ *  - worker state (READY, INITFAIL, EXITING): release store by the worker,
+ *    acquire load by the collector.
+ *
+ * Nothing here may be trusted by the parent beyond what it checks: a task
+ * runs arbitrary code in the worker and can scribble over its slot.
+ */
+#ifndef PX_PROCPOOL_SHARED_H
+#define PX_PROCPOOL_SHARED_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <parex/executor.h>
+#include <parex/ring.h>
+
+
+#define PP_WINDOW 64        /* tasks in flight per worker (ring capacity) */
+#define PP_REQ_SLOT 128
+#define PP_REQ_INLINE 80    /* argument bytes carried in the request slot */
+#define PP_RESP_SLOT 64
+#define PP_RESP_INLINE 32   /* result bytes carried in the response slot */
+#define PP_MSG_MAX 512
+#define PP_NBIG 4           /* large-reply areas per worker, used in turn */
+
+/* Record states, low 3 bits of the record word. */
+enum { R_FREE = 0, R_QUEUED, R_RUNNING, R_DONE, R_CANCELLED, R_KILLING };
+
+/* Worker lifecycle, written by the worker into its shared slot. */
+enum { WS_NONE = 0, WS_STARTING, WS_READY, WS_INITFAIL, WS_EXITING };
+
+/* Response flags; bits 8-15 name the large-reply area used. */
+enum { RF_SKIPPED = 1, RF_BIG = 2, RF_MSG = 4 };
+#define RF_AREA_SHIFT 8
+
+/* Request flags. */
+enum { QF_TIMED = 1 };
+
+/* One cache line each: the worker CASes its current record while the parent
+ * fills the next ones. */
+struct pp_rec {
+	_Atomic uint64_t word;    /* seq << 3 | R_* */
+	_Atomic int64_t start_ns; /* CLOCK_MONOTONIC, set by the worker for
+				     timed tasks */
+} __attribute__((aligned(64)));
+
+struct pp_req {
+	uint64_t seq;
+	px_task_fn fn;
+	const void *arg;  /* in the arena, or NULL: the bytes are in inl */
+	uint32_t arg_len;
+	uint32_t flags;   /* QF_* */
+	uint32_t pad[4];
+	alignas(16) unsigned char inl[PP_REQ_INLINE];
+};
+_Static_assert(sizeof(struct pp_req) == PP_REQ_SLOT, "request slot size");
+
+struct pp_resp {
+	uint64_t seq;
+	uint64_t pad0;
+	int32_t err;
+	uint32_t len;
+	uint32_t flags;
+	uint32_t pad;
+	alignas(16) unsigned char inl[PP_RESP_INLINE];
+};
+_Static_assert(sizeof(struct pp_resp) == PP_RESP_SLOT, "response slot size");
+
+/* Per worker slot. */
+struct pp_wshared {
+	alignas(64) _Atomic uint32_t state; /* WS_* */
+	int32_t init_err;
+	/* Large-reply area i holds a reply the collector has not copied out. */
+	alignas(64) _Atomic uint32_t big_busy[PP_NBIG];
+	_Atomic uint32_t big_waiters;
+	_Atomic uint64_t busy_ns; /* time spent running tasks, this generation */
+	alignas(64) struct pp_rec rec[PP_WINDOW];
+	px_ring *req, *resp;
+	/* PP_NBIG areas of big_len bytes: max_result bytes of result, then
+	 * PP_MSG_MAX for a message. */
+	unsigned char *big;
+};
+
+/* The collector's doorbell, at the start of the mapping. */
+struct pp_hdr {
+	alignas(64) _Atomic uint32_t bell;
+	_Atomic uint32_t bell_sleeping;
+	_Atomic uint32_t fs_events; /* bumped by the fork server per message */
+};
+
+/*
+ * What a worker process knows of its pool, filled in before the fork server
+ * is forked: a worker runs on the fork server's copy of the parent's memory,
+ * so nothing the parent sets later reaches it. The pointers lead into the
+ * shared mapping; the rest are plain values.
+ */
+struct pp_wconf {
+	struct pp_hdr *hdr;
+	unsigned char *slots;     /* slot i's struct pp_wshared: */
+	size_t slot_stride;       /* at slots + i * slot_stride */
+	size_t big_len;           /* bytes per large-reply area */
+	uint32_t max_result;
+	int64_t spin_ns;          /* spin this long before sleeping on a ring */
+	uint64_t max_tasks;       /* exit after this many tasks; 0: never */
+	px_worker_init_fn init;   /* may be NULL */
+	void *init_arg;
+};
+
+static inline struct pp_wshared *pp_slot(const struct pp_wconf *wc, int i)
+{
+	return (struct pp_wshared *)(wc->slots + (size_t)i * wc->slot_stride);
+}
+
+static inline uint64_t rword(uint64_t seq, unsigned st)
+{
+	return seq << 3 | st;
+}
+
+/*
+ * Rings the collector's doorbell if it sleeps (shared.c). Called by workers,
+ * the fork server and the parent's submitters after they publish something
+ * (a ring push, a socket message, a timed task).
+ */
+void px__pp_bell_ring(struct pp_hdr *hdr);
+
+/*
+ * The worker process's main loop (worker.c), entered through the fork
+ * server with ctx a struct pp_wconf *; never returns.
+ */
+void px__pp_worker_main(void *ctx, int slot, uint64_t gen);
+
+#endif /* PX_PROCPOOL_SHARED_H */

@@ -1,0 +1,116 @@
+/*
+ * procpool/submit.c - what the submitting threads run: queueing a task in
+ * the pool's central queue (px__pp_submit, the backend's submit, which also
+ * hands what it can to workers' windows right away, see dispatch.h) and
+ * cancelling a RUNNING task (px__pp_cancel, the hook every future of the
+ * pool carries, run by whichever thread cancels it).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "dispatch.h"
+#include "forkserver.h"
+#include "pool.h"
+
+int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
+		  int64_t timeout_ns)
+{
+	struct pp_pool *p = (struct pp_pool *)ex;
+	(void)timeout_ns; /* already in f->timeout_ns */
+	f->backend_data = 0;
+	/* Set before the future can become RUNNING (dispatch), and before the
+	 * caller gets it, so any thread that cancels it sees the hook. */
+	f->cancel_fn = px__pp_cancel;
+	f->cancel_arg = p;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		if (p->shutting || p->broken) {
+			pthread_mutex_unlock(&p->lock);
+			return PX_ESHUTDOWN;
+		}
+		if (p->qcount < p->qcap)
+			break;
+		if (flags & PX_SUBMIT_NOWAIT) {
+			pthread_mutex_unlock(&p->lock);
+			return -EAGAIN;
+		}
+		/* A done callback submitting: it runs on the collector, the
+		 * one thread that makes room, so waiting here would wait
+		 * forever. It goes over the bound instead. */
+		if (px__pp_on_collector(p))
+			break;
+		p->space_waiters++;
+		pthread_cond_wait(&p->space, &p->lock);
+		p->space_waiters--;
+	}
+	q_push_back(p, f);
+	pump(p);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+/*
+ * PX_CANCEL_RUNNING on a RUNNING future (px_future_cancel calls it, in the
+ * cancelling thread). A task still waiting in a worker's window is withdrawn
+ * and completed as cancelled here; a task the worker has started is marked
+ * KILLING and its worker killed (through the fork server); the collector
+ * completes it as cancelled when the death is reported.
+ */
+int px__pp_cancel(px_future *f, void *arg)
+{
+	struct pp_pool *p = arg;
+	pthread_mutex_lock(&p->lock);
+	uint64_t bd = f->backend_data;
+	if (!(bd & BD_INWORKER)) {
+		/* Back in the central queue after its worker died (or failing
+		 * for want of arena room): pump_n() drops it from now on. */
+		if (bd & BD_DROP) {
+			pthread_mutex_unlock(&p->lock);
+			return 0;
+		}
+		f->backend_data |= BD_DROP;
+		pthread_mutex_unlock(&p->lock);
+		if (px__future_complete(f, -ECANCELED))
+			return -EBUSY;
+		xcount(p, -ECANCELED);
+		return 0;
+	}
+	struct pp_worker *w = &p->w[(bd >> 8) & 0xffffffffu];
+	struct pp_entry *e = &w->ent[bd & 0xff];
+	if (e->f != f || e->cancelled) {
+		pthread_mutex_unlock(&p->lock);
+		return e->f == f ? 0 : -EBUSY;
+	}
+	struct pp_rec *rec = &w->sh->rec[e->seq % PP_WINDOW];
+	uint64_t expect = rword(e->seq, R_QUEUED);
+	/* acq_rel: pairs with the worker's start CAS; one of us wins. */
+	if (atomic_compare_exchange_strong_explicit(&rec->word, &expect,
+						    rword(e->seq, R_CANCELLED),
+						    memory_order_acq_rel,
+						    memory_order_acquire)) {
+		e->cancelled = true;
+		pthread_mutex_unlock(&p->lock);
+		if (!px__future_complete(f, -ECANCELED))
+			xcount(p, -ECANCELED);
+		return 0;
+	}
+	int r = -EBUSY;
+	if (expect == rword(e->seq, R_RUNNING) &&
+	    atomic_compare_exchange_strong_explicit(&rec->word, &expect,
+						    rword(e->seq, R_KILLING),
+						    memory_order_acq_rel,
+						    memory_order_acquire)) {
+		w->kill_reason = K_CANCEL;
+		w->kill_seq = e->seq;
+		struct px__fs_msg m = { .op = PX__FS_KILL, .slot = w->id,
+					.gen = w->gen };
+		send(p->sock, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+		r = 0;
+	} else if (expect == rword(e->seq, R_KILLING)) {
+		w->kill_reason = K_CANCEL; /* already dying (timeout): cancelled */
+		r = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}

@@ -1,0 +1,254 @@
+/*
+ * procpool/worker.c - the code that runs in a worker process: pop a request
+ * from the slot's request ring, start it (unless the parent withdrew it),
+ * run it, push the reply, ring the collector's doorbell.
+ *
+ * A worker touches only its own slot of the shared mapping and the doorbell
+ * (shared.h), through the struct pp_wconf it was forked with; none of the
+ * parent's pool structures (pool.h) exist for it. It is forked by the fork
+ * server (forkserver.c), which reaps it; it ends by _exit() after setting
+ * its slot's state, never by returning.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <parex/ring.h>
+
+#include "executor_internal.h"
+#include "px_clock.h"
+#include "px_futex.h"
+#include "shared.h"
+
+struct wctx {
+	struct pp_hdr *hdr; /* the collector's doorbell */
+	struct pp_wshared *sh;
+	uint32_t max_result;
+	size_t big_len;
+	struct pp_resp resp;
+	unsigned big_next; /* the area the next large reply goes to */
+	bool big_waited;
+};
+
+static unsigned char *big_area(struct wctx *c)
+{
+	return c->sh->big + (size_t)c->big_next * c->big_len;
+}
+
+/* Waits until the collector has copied out the previous large reply. */
+static void big_wait(struct wctx *c)
+{
+	if (c->big_waited)
+		return;
+	struct pp_wshared *sh = c->sh;
+	_Atomic uint32_t *busy = &sh->big_busy[c->big_next];
+	/* Acquire: pairs with the collector's release store of 0. */
+	while (atomic_load_explicit(busy, memory_order_acquire)) {
+		/* seq_cst increment, then seq_cst re-load: Dekker pair with the
+		 * collector's store of 0 and fence before it reads big_waiters. */
+		atomic_fetch_add(&sh->big_waiters, 1);
+		if (atomic_load(busy))
+			px__futex_wait_shared(busy, 1, PX__NO_DEADLINE);
+		atomic_fetch_sub(&sh->big_waiters, 1);
+	}
+	c->big_waited = true;
+}
+
+static int w_set_result(px_task *t, const void *data, size_t len)
+{
+	struct wctx *c = t->backend;
+	if (len <= PP_RESP_INLINE) {
+		if (len)
+			memcpy(c->resp.inl, data, len);
+		c->resp.flags &= ~(uint32_t)RF_BIG;
+	} else {
+		big_wait(c);
+		memmove(big_area(c), data, len);
+		c->resp.flags |= RF_BIG;
+	}
+	c->resp.len = (uint32_t)len;
+	return 0;
+}
+
+/* Storage for a result written in place (map's chunks): the reply slot or
+ * this task's large-reply area, exactly where w_set_result would copy it. */
+static void *w_result_buffer(px_task *t, size_t len)
+{
+	struct wctx *c = t->backend;
+	if (len > c->max_result)
+		return NULL;
+	c->resp.len = (uint32_t)len;
+	if (len <= PP_RESP_INLINE) {
+		c->resp.flags &= ~(uint32_t)RF_BIG;
+		return c->resp.inl;
+	}
+	big_wait(c);
+	c->resp.flags |= RF_BIG;
+	return big_area(c);
+}
+
+static void w_set_message(px_task *t, const char *msg)
+{
+	struct wctx *c = t->backend;
+	if (!msg) {
+		c->resp.flags &= ~(uint32_t)RF_MSG;
+		return;
+	}
+	big_wait(c);
+	snprintf((char *)big_area(c) + c->max_result, PP_MSG_MAX, "%s", msg);
+	c->resp.flags |= RF_MSG;
+}
+
+static const struct px__task_ops worker_task_ops = {
+	.set_result = w_set_result,
+	.set_message = w_set_message,
+	.result_buffer = w_result_buffer,
+	/* blocking_begin/end: nothing to release in a process of its own. */
+};
+
+static void worker_exit(struct pp_wshared *sh, struct pp_hdr *hdr, int state,
+			int code)
+{
+	/* Release: pairs with the collector's acquire load of the state. */
+	atomic_store_explicit(&sh->state, (uint32_t)state, memory_order_release);
+	px__pp_bell_ring(hdr);
+	fflush(NULL); /* the task's own output; never atexit handlers */
+	_exit(code);
+}
+
+/* One request: start it (unless withdrawn), run it, reply. */
+static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
+{
+	struct pp_wshared *sh = c->sh;
+	struct pp_rec *rec = &sh->rec[rq->seq % PP_WINDOW];
+	memset(&c->resp, 0, offsetof(struct pp_resp, inl));
+	c->resp.seq = rq->seq;
+	c->big_waited = false;
+	if (rq->flags & QF_TIMED)
+		atomic_store_explicit(&rec->start_ns, px__now_ns(), memory_order_relaxed);
+	uint64_t expect = rword(rq->seq, R_QUEUED);
+	/* acq_rel: publishes start_ns to the collector (acquire of the
+	 * word); pairs with the parent's withdraw CAS. */
+	if (!atomic_compare_exchange_strong_explicit(&rec->word, &expect,
+						     rword(rq->seq, R_RUNNING),
+						     memory_order_acq_rel,
+						     memory_order_acquire)) {
+		c->resp.flags = RF_SKIPPED;
+	} else {
+		struct px_task t = {
+			.ops = &worker_task_ops,
+			.worker_id = slot,
+			.max_result = c->max_result,
+			.backend = c,
+		};
+		const void *arg = rq->arg ? rq->arg : rq->inl;
+		int err = rq->fn(&t, arg, rq->arg_len);
+		if (err > 0)
+			err = -err;
+		c->resp.err = err;
+		if (err)
+			c->resp.flags &= ~(uint32_t)RF_BIG;
+		expect = rword(rq->seq, R_RUNNING);
+		if (!atomic_compare_exchange_strong_explicit(
+			    &rec->word, &expect, rword(rq->seq, R_DONE),
+			    memory_order_acq_rel, memory_order_acquire)) {
+			/* KILLING: the parent gave up on this task and is
+			 * killing us; reply nothing, just wait for it. */
+			for (;;)
+				pause();
+		}
+	}
+	if (c->resp.flags & (RF_BIG | RF_MSG)) {
+		atomic_store_explicit(&sh->big_busy[c->big_next], 1, memory_order_relaxed);
+		c->resp.flags |= c->big_next << RF_AREA_SHIFT;
+		c->big_next = (c->big_next + 1) % PP_NBIG;
+	}
+	/* The ring never fills: the parent keeps at most PP_WINDOW tasks in
+	 * flight per worker, replies included. */
+	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
+		;
+	px__pp_bell_ring(c->hdr);
+}
+
+/* Runs the initializer, if any, and announces the worker READY; exits the
+ * process with WS_INITFAIL if the initializer fails. */
+static void worker_init(const struct pp_wconf *wc, struct pp_wshared *sh,
+			int slot)
+{
+	atomic_store_explicit(&sh->state, WS_STARTING, memory_order_relaxed);
+	if (wc->init) {
+		int r = wc->init(slot, wc->init_arg);
+		if (r) {
+			sh->init_err = r < 0 ? r : -ECANCELED;
+			worker_exit(sh, wc->hdr, WS_INITFAIL, 3);
+		}
+	}
+	atomic_store_explicit(&sh->state, WS_READY, memory_order_release);
+	px__pp_bell_ring(wc->hdr);
+}
+
+/* Entered in a fresh worker process (see forkserver.c); never returns. */
+void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
+{
+	(void)gen;
+	const struct pp_wconf *wc = ctx;
+	struct pp_wshared *sh = pp_slot(wc, slot);
+	worker_init(wc, sh, slot);
+
+	struct wctx c = { .hdr = wc->hdr, .sh = sh, .max_result = wc->max_result,
+			  .big_len = wc->big_len };
+	uint64_t ran = 0;
+	int64_t streak = -1; /* start of the current run of tasks */
+	alignas(16) struct pp_req rq;
+	for (;;) {
+		int r = px_ring_try_pop(sh->req, &rq);
+		if (r == -EAGAIN && streak >= 0) {
+			/* Busy time per run of tasks, not per task: two clock
+			 * reads per run. Single writer: a relaxed pair. */
+			atomic_store_explicit(
+				&sh->busy_ns,
+				atomic_load_explicit(&sh->busy_ns, memory_order_relaxed) +
+					(uint64_t)(px__now_ns() - streak),
+				memory_order_relaxed);
+			streak = -1;
+		}
+		if (r == -EAGAIN && wc->spin_ns > 0) {
+			/* Spin a little first: a futex wake costs far more than a
+			 * task. Yield now and then for a runnable parent. */
+			int64_t until = px__now_ns() + wc->spin_ns;
+			for (unsigned i = 1;; i++) {
+				r = px_ring_try_pop(sh->req, &rq);
+				if (r != -EAGAIN)
+					break;
+				px__cpu_relax();
+				if ((i & 63) == 0) {
+					if (px__now_ns() >= until)
+						break;
+					if ((i & 255) == 0)
+						sched_yield();
+				}
+			}
+		}
+		if (r == -EAGAIN)
+			r = px_ring_pop(sh->req, &rq, PX_FOREVER);
+		if (r == PX_EEOF)
+			break;
+		if (r)
+			continue; /* -EINTR: a kick; look again */
+		if (streak < 0)
+			streak = px__now_ns();
+		worker_run(slot, &c, &rq);
+		/* Nothing more to do: hand the core to whoever waits for this
+		 * reply (the collector, the waiting thread) if they share it,
+		 * rather than spin on it until the next periodic yield. */
+		if (!px_ring_count(sh->req))
+			sched_yield();
+		if (wc->max_tasks && ++ran >= wc->max_tasks)
+			break; /* recycled: the parent sends no more */
+	}
+	worker_exit(sh, wc->hdr, WS_EXITING, 0);
+}
