@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io_internal.h"
+#include "backend.h"
 
 enum {
 	OP_QUEUED,  /* in the worker queue */

@@ -36,6 +36,7 @@
 #include <parex/executor.h>
 #include <parex/io.h>
 
+#include "netutil.h"
 #include "test_util.h"
 
 static px_io_backend expected_backend = PX_IO_AUTO;

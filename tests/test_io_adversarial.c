@@ -36,6 +36,7 @@
 
 #include <parex/io.h>
 
+#include "netutil.h"
 #include "test_util.h"
 
 /* Runs fn in a child with an alarm; asserts it exited 0. */
