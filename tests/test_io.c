@@ -42,15 +42,6 @@
 static px_io_backend expected_backend = PX_IO_AUTO;
 
 
-static px_io *io_new(void)
-{
-	px_io *io = NULL;
-	int r = px_io_create(&io, NULL);
-	if (r)
-		fail_msg("px_io_create: %s", px_strerror(r));
-	return io;
-}
-
 /* The future's int64 result, asserting success. */
 #define get_ok(f) get_ok_at((f), __LINE__)
 static int64_t get_ok_at(px_future *f, int line)
@@ -86,13 +77,6 @@ static uint16_t dead_port(void)
 	assert_int_equal(px_io_tcp_listen(NULL, 0, 1, &ls, &port), 0);
 	close(ls);
 	return port;
-}
-
-static struct sockaddr_in loopback(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	return sa;
 }
 
 /* Tests ---------------------------------------------------------------------- */
