@@ -47,40 +47,43 @@ static void xreq_step(px_future *f, void *arg);
 /*
  * Freeing x against a concurrent cancel. px_future_cancel() calls
  * xreq_cancel(outer, x) once it has seen the outer future RUNNING, so the
- * hook may still be about to use x when the exchange completes the future.
- * Every hook is bracketed by a process-wide count (Dekker: increment, fence,
- * then the future's state; the finisher completes the future, fence, then
- * reads the count), so once the future is complete either the finisher sees
- * the hook counted, or the hook sees the future done and leaves x alone.
- * A finisher that sees hooks in flight does not wait for them (it runs in
- * the reaper, which a hook may need): it leaves x on a graveyard list, and a
- * later finisher that sees no hook in flight frees the list with its own x.
- * A hook counted then has ended, since the count stays positive while it
- * runs.
+ * hook may be about to use x just as the exchange completes the future.
+ * Under one process-wide lock, a hook either finds the future done and
+ * leaves x alone, or counts itself in `cancels_active`; a finisher, after
+ * completing the future, frees x only when no hook is counted. Otherwise
+ * it does not wait (it runs in the reaper, which the hook may need): x goes
+ * on a graveyard list, which the last hook to leave, or the next finisher
+ * to find none counted, frees.
  */
-static _Atomic long cancels_active;
 static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct xreq *grave;
+static long cancels_active;  /* under grave_lock */
+static struct xreq *grave;   /* under grave_lock */
 
-static void xreq_free(struct xreq *x)
+static void grave_free(struct xreq *g)
 {
-	atomic_thread_fence(memory_order_seq_cst);
-	pthread_mutex_lock(&grave_lock);
-	if (atomic_load(&cancels_active)) {
-		x->grave_next = grave;
-		grave = x;
-		pthread_mutex_unlock(&grave_lock);
-		return;
-	}
-	struct xreq *g = grave;
-	grave = NULL;
-	pthread_mutex_unlock(&grave_lock);
-	free(x);
 	while (g) {
 		struct xreq *next = g->grave_next;
 		free(g);
 		g = next;
 	}
+}
+
+/* After the outer future is complete. */
+static void xreq_free(struct xreq *x)
+{
+	struct xreq *g = NULL;
+	pthread_mutex_lock(&grave_lock);
+	if (cancels_active) {
+		x->grave_next = grave;
+		grave = x;
+		x = NULL;
+	} else {
+		g = grave;
+		grave = NULL;
+	}
+	pthread_mutex_unlock(&grave_lock);
+	free(x);
+	grave_free(g);
 }
 
 static void xreq_finish(struct xreq *x, int64_t res)
@@ -213,18 +216,28 @@ static void xreq_step(px_future *f, void *arg)
 
 static int xreq_cancel(px_future *outer, void *arg)
 {
-	atomic_fetch_add(&cancels_active, 1);
-	/* Dekker with xreq_free: see there. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!px_future_is_done(outer)) {
-		struct xreq *x = arg;
-		px_future *cur = px__net_chain_grab(&x->ch);
-		if (cur) {
-			px_future_cancel(cur, PX_CANCEL_RUNNING);
-			px_future_release(cur);
-		}
+	/* See xreq_free. */
+	pthread_mutex_lock(&grave_lock);
+	bool done = px_future_is_done(outer);
+	if (!done)
+		cancels_active++;
+	pthread_mutex_unlock(&grave_lock);
+	if (done)
+		return 0;
+	struct xreq *x = arg;
+	px_future *cur = px__net_chain_grab(&x->ch);
+	if (cur) {
+		px_future_cancel(cur, PX_CANCEL_RUNNING);
+		px_future_release(cur);
 	}
-	atomic_fetch_sub(&cancels_active, 1);
+	struct xreq *g = NULL;
+	pthread_mutex_lock(&grave_lock);
+	if (--cancels_active == 0) {
+		g = grave;
+		grave = NULL;
+	}
+	pthread_mutex_unlock(&grave_lock);
+	grave_free(g);
 	return 0;
 }
 
