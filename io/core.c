@@ -53,19 +53,22 @@ static _Atomic long cancels_active;
 
 int px__io_cancel_enter(px_io *io, px_future *f)
 {
-	/* In a child the rings are not mapped and a lock may be held by a
-	 * thread that does not exist here. */
-	if (px__io_forked(io))
-		return PX_EFORKED;
 	atomic_fetch_add(&cancels_active, 1);
 	/* Dekker with px__io_cancels_drain: our increment, fence, then the
 	 * future's state; the destroyer completes every future, fence, then
 	 * reads the count. Either it sees us, or we see the future done and
-	 * leave without touching the context. */
+	 * leave without touching the context, not even io->fork_gen: until
+	 * this check io may be freed memory. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (px_future_is_done(f)) {
 		atomic_fetch_sub(&cancels_active, 1);
 		return 0;
+	}
+	/* In a child the rings are not mapped and a lock may be held by a
+	 * thread that does not exist here. */
+	if (px__io_forked(io)) {
+		atomic_fetch_sub(&cancels_active, 1);
+		return PX_EFORKED;
 	}
 	return 1;
 }
