@@ -26,8 +26,12 @@
 /* Drops n from the live count *w; the last drop completes `drained`. */
 static void drop_live(_Atomic uint32_t *w, uint32_t n, px_future *drained)
 {
+	/* Our own reference: once the count is zero the stopper may wake,
+	 * drop its references and free the object that holds w. */
+	px_future_retain(drained);
 	if (atomic_fetch_sub(w, n) == n)
 		px_promise_set_i64(drained, 0);
+	px_future_release(drained);
 }
 
 /* Waits for `drained` (a blocking wait like any other future's) and drops
