@@ -4,11 +4,12 @@
  * helper, an accept loop (px_io_acceptor) and a canned-reply server
  * (px_io_responder), all built on the public px_io_* operations.
  *
- * Not parex API: nothing here is installed or exported by libparex; the
- * static library px_netutil is linked by demo_io, bench_io and the I/O
- * tests. Every completion runs as a done callback of an I/O future (in the
- * context's reaper or worker threads), so the rules of parex/io.h for done
- * callbacks apply to the callbacks below.
+ * Not parex API: nothing here is installed or exported by libparex (the
+ * names keep the px_io_ prefix they had when they were); the static library
+ * px_netutil is linked by the demos, bench_io and the I/O tests. Every
+ * completion runs as a done callback of an I/O future (in the context's
+ * reaper or worker threads), so the rules of parex/io.h for done callbacks
+ * apply to the callbacks below.
  */
 #ifndef PX_NETUTIL_H
 #define PX_NETUTIL_H
