@@ -48,6 +48,8 @@
 #include <parex/future.h>
 #include <parex/io.h>
 
+#include "netutil.h"
+
 #define MAXREPS 64
 
 static int64_t now_ns(void)

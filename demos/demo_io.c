@@ -46,6 +46,7 @@
 #include <parex/io.h>
 
 #include "common.h"
+#include "netutil.h"
 
 static const char about[] =
 	"demo_io: fetch N URLs from a loopback HTTP server with a set latency\n"

@@ -1,139 +1,35 @@
 /*
  * io/io.c - the I/O context's front end: backend choice (configuration,
  * $PAREX_IO, the io_uring probe), the public operations, which all funnel
- * into px__io_start(), the batch plug, fork detection and the mapping of
- * kernel results onto futures.
+ * into io_start(), and the batch calls. It calls down into a backend
+ * (backend.h) and the core (core.h); neither calls back up.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "io_internal.h"
+#include "backend.h"
 
-_Atomic uint64_t px__io_fork_gen;
-
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void on_fork_child(void)
-{
-	/* Relaxed: the child has one thread at this point. */
-	atomic_fetch_add_explicit(&px__io_fork_gen, 1, memory_order_relaxed);
-}
-
-static void atfork_init(void)
-{
-	pthread_atfork(NULL, NULL, on_fork_child);
-}
-
-static bool forked(const px_io *io)
-{
-	return atomic_load_explicit(&px__io_fork_gen, memory_order_relaxed) !=
-	       io->fork_gen;
-}
-
-/* Cancel hooks against destroy --------------------------------------------- */
-
-/*
- * px_future_cancel() calls a backend's cancel hook with the context as its
- * argument once it has seen the future RUNNING; the holder of a future never
- * names the context, so the hook may run while another thread destroys it.
- * Every hook is bracketed by px__io_cancel_enter/leave on this process-wide
- * count, and a destroying backend, once every future of the context is done,
- * waits for the count to drop to zero before freeing anything. Process-wide
- * because the count must outlive the context; hooks are short, so a destroy
- * rarely waits, and then only for a moment.
- */
-static _Atomic long cancels_active;
-
-bool px__io_forked(const px_io *io)
-{
-	return forked(io);
-}
-
-int px__io_cancel_enter(px_io *io, px_future *f)
-{
-	/* In a child the rings are not mapped and a lock may be held by a
-	 * thread that does not exist here. */
-	if (forked(io))
-		return PX_EFORKED;
-	atomic_fetch_add(&cancels_active, 1);
-	/* Dekker with px__io_cancels_drain: our increment, fence, then the
-	 * future's state; the destroyer completes every future, fence, then
-	 * reads the count. Either it sees us, or we see the future done and
-	 * leave without touching the context. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (px_future_is_done(f)) {
-		atomic_fetch_sub(&cancels_active, 1);
-		return 0;
-	}
-	return 1;
-}
-
-void px__io_cancel_leave(void)
-{
-	atomic_fetch_sub(&cancels_active, 1);
-}
-
-void px__io_cancels_drain(void)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-	while (atomic_load(&cancels_active))
-		sched_yield();
-}
-
-/* Batch plug ------------------------------------------------------------ */
-
-/*
- * One context per thread may be plugged at a time: a batch the thread opened,
- * or the reap it is running (callbacks that start operations). Plain
- * thread-locals, since only this thread reads them.
- */
-static __thread px_io *plug_io;
-static __thread unsigned plug_depth;
-
-bool px__io_plugged(const px_io *io)
-{
-	return plug_depth && plug_io == io;
-}
-
-unsigned px__io_plug_reap(px_io *io, px_io **saved_io)
-{
-	unsigned d = plug_depth;
-	*saved_io = plug_io;
-	plug_depth = plug_io == io ? plug_depth + 1 : 1;
-	plug_io = io;
-	return d;
-}
-
-void px__io_unplug_reap(unsigned saved_depth, px_io *saved_io)
-{
-	plug_io = saved_io;
-	plug_depth = saved_depth;
-}
+/* Batches ------------------------------------------------------------------ */
 
 PX_API int px_io_batch_begin(px_io *io)
 {
 	if (!io)
 		return -EINVAL;
-	if (plug_depth && plug_io != io)
-		return -EBUSY;
-	plug_io = io;
-	plug_depth++;
-	return 0;
+	return px__io_plug_batch(io);
 }
 
 PX_API int px_io_batch_end(px_io *io)
 {
-	if (!io || !plug_depth || plug_io != io)
+	if (!io)
 		return -EINVAL;
-	if (--plug_depth == 0) {
-		plug_io = NULL;
-		if (!forked(io))
-			io->ops->flush(io);
-	}
+	int r = px__io_unplug_batch(io);
+	if (r < 0)
+		return r;
+	if (r == 1 && !px__io_forked(io))
+		io->ops->flush(io);
 	return 0;
 }
 
@@ -153,7 +49,7 @@ PX_API int px_io_uring_probe(void)
 {
 	/* The answer is cached per process: the fork handler makes a child
 	 * probe again (it may run under a stricter seccomp profile). */
-	pthread_once(&atfork_once, atfork_init);
+	px__io_fork_init();
 	return px__io_uring_probe_once();
 }
 
@@ -200,7 +96,7 @@ PX_API int px_io_create(px_io **out, const px_io_config *cfg)
 	int r = pick_backend(cfg, &b);
 	if (r)
 		return r;
-	pthread_once(&atfork_once, atfork_init);
+	px__io_fork_init();
 	px_io *io = calloc(1, sizeof(*io));
 	if (!io)
 		return -ENOMEM;
@@ -221,13 +117,13 @@ PX_API void px_io_destroy(px_io *io)
 {
 	if (!io)
 		return;
-	if (forked(io)) {
+	if (px__io_forked(io)) {
 		io->ops->destroy_forked(io);
 		free(io);
 		return;
 	}
 	/* Later starts fail; the backend cancels what is in flight. seq_cst
-	 * store pairs with the loads in px__io_start and the reaper. */
+	 * store pairs with the loads in io_start and the reaper. */
 	atomic_store(&io->stopping, true);
 	io->ops->destroy(io);
 	free(io);
@@ -256,17 +152,20 @@ PX_API int px_io_stats_get(const px_io *io, px_io_stats *out)
 	return 0;
 }
 
-/* Starting and completing ------------------------------------------------- */
+/* Starting ------------------------------------------------------------------ */
 
-int px__io_start(px_io *io, const struct px__io_req *r,
-		 const px_io_opts *opts, px_done_fn fn, void *arg,
-		 px_future **out)
+/*
+ * Starts an operation. A done callback in opts is registered before the
+ * backend sees the operation, so it never runs in this call's frame and is
+ * never missed; if registering it fails, nothing starts.
+ */
+static int io_start(px_io *io, const struct px__io_req *r,
+		    const px_io_opts *opts, px_future **out)
 {
-	if (out)
-		*out = NULL;
-	if (!io || (!out && !fn))
+	*out = NULL;
+	if (!io)
 		return -EINVAL;
-	if (forked(io))
+	if (px__io_forked(io))
 		return PX_EFORKED;
 	if (atomic_load(&io->stopping))
 		return PX_ESHUTDOWN;
@@ -281,7 +180,8 @@ int px__io_start(px_io *io, const struct px__io_req *r,
 	uint64_t meta = (uint64_t)req.kind |
 			(req.timeout_ns ? PX__IO_F_DEADLINE : 0);
 	__atomic_store_n(&f->backend_data, meta, __ATOMIC_RELAXED);
-	if (fn && (e = px_future_on_done(f, fn, arg))) {
+	if (opts && opts->done &&
+	    (e = px_future_on_done(f, opts->done, opts->done_arg))) {
 		px_future_release(f);
 		return e;
 	}
@@ -294,41 +194,13 @@ int px__io_start(px_io *io, const struct px__io_req *r,
 		atomic_fetch_sub_explicit(&io->n_ops, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&io->n_inflight, 1, memory_order_relaxed);
 		/* Never started: a future that never completes frees its
-		 * callbacks unrun, so fn does not run for an operation whose
-		 * start failed. */
+		 * callbacks unrun, so opts->done does not run for an
+		 * operation whose start failed. */
 		px_future_release(f);
 		return e;
 	}
-	if (out)
-		*out = f;
-	else
-		px_future_release(f);
+	*out = f;
 	return 0;
-}
-
-void px__io_complete(px_io *io, px_future *f, int64_t res)
-{
-	/* Counted before the completion, whose release publishes them to
-	 * whoever then sees the future done. */
-	atomic_fetch_add_explicit(&io->n_completed, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&io->n_inflight, 1, memory_order_relaxed);
-	uint64_t meta = px__io_meta(f);
-	int kind = (int)(meta & PX__IO_KIND_MASK);
-	if (kind == PX__IO_SLEEP && res == -ETIME)
-		res = 0;
-	if (res >= 0) {
-		px_promise_set_i64(f, res);
-	} else if (res == -ECANCELED || res == -EINTR) {
-		if ((meta & PX__IO_F_CANCEL) || atomic_load(&io->stopping))
-			px_promise_set_cancelled(f);
-		else if (meta & PX__IO_F_DEADLINE)
-			px_promise_set_error(f, -ETIMEDOUT, NULL);
-		else
-			px_promise_set_error(f, (int)res, NULL);
-	} else {
-		px_promise_set_error(f, (int)res, NULL);
-	}
-	px_future_release(f);
 }
 
 /* The operations -------------------------------------------------------------- */
@@ -337,8 +209,7 @@ void px__io_complete(px_io *io, px_future *f, int64_t res)
 	do {                                                       \
 		if (!(out))                                        \
 			return -EINVAL;                            \
-		return px__io_start((io), &(req), (opts), NULL, NULL, \
-				    (out));                        \
+		return io_start((io), &(req), (opts), (out));      \
 	} while (0)
 
 PX_API int px_io_read(px_io *io, int fd, void *buf, size_t len, int64_t off,

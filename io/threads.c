@@ -40,7 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io_internal.h"
+#include "backend.h"
+#include "timer_heap.h"
 
 enum {
 	OP_QUEUED,  /* in the worker queue */
@@ -70,11 +71,6 @@ struct top {
 	char path[];       /* openat's copy */
 };
 
-struct tent {
-	int64_t when;
-	struct top *op;
-};
-
 struct tpool {
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* workers wait for operations */
@@ -86,8 +82,7 @@ struct tpool {
 	/* The poller. */
 	pthread_t poller;
 	int ep, efd;
-	struct tent *heap;
-	size_t hn, hcap;
+	struct px__io_theap heap; /* of struct top */
 	struct top *clist;  /* cancels for the poller */
 	struct top *parked; /* parked list */
 };
@@ -113,46 +108,12 @@ static void wake_poller(struct tpool *tp)
 }
 
 /* The timer heap (under tp->lock); each entry holds a future reference. */
-
 static int heap_push(struct tpool *tp, int64_t when, struct top *op)
 {
-	if (tp->hn == tp->hcap) {
-		size_t cap = tp->hcap ? tp->hcap * 2 : 64;
-		struct tent *h = realloc(tp->heap, cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		tp->heap = h;
-		tp->hcap = cap;
-	}
-	px_future_retain(op->f);
-	size_t i = tp->hn++;
-	while (i && tp->heap[(i - 1) / 2].when > when) {
-		tp->heap[i] = tp->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	tp->heap[i] = (struct tent){ when, op };
-	return 0;
-}
-
-static struct top *heap_pop(struct tpool *tp)
-{
-	struct top *op = tp->heap[0].op;
-	struct tent last = tp->heap[--tp->hn];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= tp->hn)
-			break;
-		if (c + 1 < tp->hn && tp->heap[c + 1].when < tp->heap[c].when)
-			c++;
-		if (tp->heap[c].when >= last.when)
-			break;
-		tp->heap[i] = tp->heap[c];
-		i = c;
-	}
-	if (tp->hn)
-		tp->heap[i] = last;
-	return op;
+	int e = px__io_theap_push(&tp->heap, when, op);
+	if (!e)
+		px_future_retain(op->f);
+	return e;
 }
 
 /* Parking (under tp->lock) ----------------------------------------------------- */
@@ -262,6 +223,95 @@ static void done_run(px_io *io, struct donev *d)
 
 /* The poller ------------------------------------------------------------------ */
 
+/* tp->lock held: the cancels px_future_cancel() left for the poller. */
+static void poll_cancels(struct tpool *tp, struct donev *d)
+{
+	while (tp->clist) {
+		struct top *op = tp->clist;
+		tp->clist = op->cnext;
+		op->on_clist = false;
+		if (op->state == OP_PARKED) {
+			unpark(tp, op);
+			done_add(d, op, -ECANCELED);
+		} else if (op->state == OP_TIMER) {
+			done_add(d, op, -ECANCELED);
+		}
+		rel_add(d, op->f);
+	}
+}
+
+/* tp->lock held: sleeps end, deadlines of parked operations pass. Returns
+ * the epoll_wait timeout until the next timer (ms; -1: none). */
+static int poll_timers(struct tpool *tp, struct donev *d)
+{
+	int64_t now = px__now_ns();
+	while (tp->heap.n && tp->heap.v[0].when <= now) {
+		struct top *op = px__io_theap_pop(&tp->heap);
+		if (op->state == OP_TIMER) {
+			done_add(d, op, 0);
+		} else if (op->state == OP_PARKED) {
+			unpark(tp, op);
+			done_add(d, op, -ETIMEDOUT);
+		}
+		rel_add(d, op->f);
+	}
+	int timeout = -1;
+	if (tp->heap.n && tp->heap.v[0].when != PX__NO_DEADLINE) {
+		/* Rounded up, and capped at what epoll takes: the loop comes
+		 * round again and recomputes. */
+		int64_t left = tp->heap.v[0].when - now;
+		int64_t ms = left / PX_MSEC + (left % PX_MSEC != 0);
+		timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+	}
+	return timeout;
+}
+
+/* tp->lock held: the n events epoll_wait returned. A ready operation goes
+ * back to a worker; a poll completes with the events. */
+static void poll_ready(px_io *io, struct tpool *tp,
+		       const struct epoll_event *evs, int n, struct donev *d)
+{
+	for (int i = 0; i < n; i++) {
+		if (!evs[i].data.ptr) {
+			uint64_t v;
+			if (read(tp->efd, &v, sizeof(v)) < 0) {
+				/* drained already */
+			}
+			continue;
+		}
+		struct top *op = evs[i].data.ptr;
+		if (op->state != OP_PARKED)
+			continue;
+		unpark(tp, op);
+		if (tp->stopping) {
+			/* The workers may be gone already. */
+			done_add(d, op, -ECANCELED);
+		} else if (op->r.kind == PX__IO_POLL) {
+			uint32_t e = evs[i].events;
+			done_add(d, op, (int64_t)(e & ~(uint32_t)EPOLLONESHOT));
+		} else {
+			op->ready = true;
+			enqueue(io, tp, op);
+		}
+	}
+}
+
+/* tp->lock held, stopping: every waiting operation is cancelled. */
+static void poll_stop(struct tpool *tp, struct donev *d)
+{
+	while (tp->parked) {
+		struct top *op = tp->parked;
+		unpark(tp, op);
+		done_add(d, op, -ECANCELED);
+	}
+	while (tp->heap.n) {
+		struct top *op = px__io_theap_pop(&tp->heap);
+		if (op->state == OP_TIMER)
+			done_add(d, op, -ECANCELED);
+		rel_add(d, op->f);
+	}
+}
+
 static void *poller_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "px-io-poller");
@@ -271,41 +321,10 @@ static void *poller_main(void *arg)
 	block_signals();
 	pthread_mutex_lock(&tp->lock);
 	for (;;) {
-		/* Cancels. */
-		while (tp->clist) {
-			struct top *op = tp->clist;
-			tp->clist = op->cnext;
-			op->on_clist = false;
-			if (op->state == OP_PARKED) {
-				unpark(tp, op);
-				done_add(&d, op, -ECANCELED);
-			} else if (op->state == OP_TIMER) {
-				done_add(&d, op, -ECANCELED);
-			}
-			rel_add(&d, op->f);
-		}
-		/* Timers: sleeps end, deadlines of parked operations pass. */
-		int64_t now = px__now_ns();
-		while (tp->hn && tp->heap[0].when <= now) {
-			struct top *op = heap_pop(tp);
-			if (op->state == OP_TIMER) {
-				done_add(&d, op, 0);
-			} else if (op->state == OP_PARKED) {
-				unpark(tp, op);
-				done_add(&d, op, -ETIMEDOUT);
-			}
-			rel_add(&d, op->f);
-		}
+		poll_cancels(tp, &d);
+		int timeout = poll_timers(tp, &d);
 		if (tp->stopping)
 			break;
-		int timeout = -1;
-		if (tp->hn && tp->heap[0].when != PX__NO_DEADLINE) {
-			/* Rounded up, and capped at what epoll takes: the
-			 * loop comes round again and recomputes. */
-			int64_t left = tp->heap[0].when - now;
-			int64_t ms = left / PX_MSEC + (left % PX_MSEC != 0);
-			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
-		}
 		pthread_mutex_unlock(&tp->lock);
 		done_run(io, &d);
 
@@ -313,42 +332,9 @@ static void *poller_main(void *arg)
 		int n = epoll_wait(tp->ep, evs, 64, timeout);
 
 		pthread_mutex_lock(&tp->lock);
-		for (int i = 0; i < n; i++) {
-			if (!evs[i].data.ptr) {
-				uint64_t v;
-				if (read(tp->efd, &v, sizeof(v)) < 0) {
-					/* drained already */
-				}
-				continue;
-			}
-			struct top *op = evs[i].data.ptr;
-			if (op->state != OP_PARKED)
-				continue;
-			unpark(tp, op);
-			if (tp->stopping) {
-				/* The workers may be gone already. */
-				done_add(&d, op, -ECANCELED);
-			} else if (op->r.kind == PX__IO_POLL) {
-				uint32_t e = evs[i].events;
-				done_add(&d, op, (int64_t)(e & ~(uint32_t)EPOLLONESHOT));
-			} else {
-				op->ready = true;
-				enqueue(io, tp, op);
-			}
-		}
+		poll_ready(io, tp, evs, n, &d);
 	}
-	/* Stopping: every waiting operation is cancelled. */
-	while (tp->parked) {
-		struct top *op = tp->parked;
-		unpark(tp, op);
-		done_add(&d, op, -ECANCELED);
-	}
-	while (tp->hn) {
-		struct top *op = heap_pop(tp);
-		if (op->state == OP_TIMER)
-			done_add(&d, op, -ECANCELED);
-		rel_add(&d, op->f);
-	}
+	poll_stop(tp, &d);
 	pthread_mutex_unlock(&tp->lock);
 	done_run(io, &d);
 	free(d.v);
@@ -685,7 +671,7 @@ static int threads_submit(px_io *io, const struct px__io_req *r, px_future *f)
 		op->state = OP_TIMER;
 	else
 		enqueue(io, tp, op);
-	bool first = timer && tp->heap[0].op == op;
+	bool first = timer && tp->heap.v[0].item == op;
 	pthread_mutex_unlock(&tp->lock);
 	if (first)
 		wake_poller(tp); /* an earlier timer than it sleeps for */
@@ -700,7 +686,7 @@ static void threads_flush(px_io *io)
 static void threads_free(struct tpool *tp)
 {
 	free(tp->tids);
-	free(tp->heap);
+	px__io_theap_free(&tp->heap);
 	free(tp);
 }
 

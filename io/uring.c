@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io_internal.h"
+#include "backend.h"
 
 #define UD_CANCEL 1u
 #define WAKE_UD 2u

@@ -27,18 +27,6 @@
 
 #include "test_util.h"
 
-static px_executor *open_ex(const char *spec)
-{
-	px_executor *ex = NULL;
-	char err[256];
-	unsetenv("PAREX_EXECUTOR");
-	unsetenv("PAREX_CONFIG");
-	int r = px_executor_open(&ex, spec, err, sizeof(err));
-	if (r)
-		fail_msg("px_executor_open(%s): %s", spec, err);
-	return ex;
-}
-
 /* A small xorshift, so every thread draws its own interleavings. */
 static uint32_t rnd(uint32_t *s)
 {
@@ -801,6 +789,8 @@ static void forever_waits_wake(void **state)
 
 int main(void)
 {
+	unsetenv("PAREX_EXECUTOR");
+	unsetenv("PAREX_CONFIG");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(wait_modes_race_completion),
 		cmocka_unit_test(as_completed_race_completion_and_close),

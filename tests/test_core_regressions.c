@@ -1,19 +1,28 @@
 /*
- * tests/test_core_regressions.c - scenarios that once broke the core (lost
- * tasks with a queue of one, a shutdown deadlock, the GIL lost by nested
- * blocking sections, claimed tasks held hostage by a blocked worker, destroy
- * from a done callback, racing promise completions, an iterator closed from
- * a callback, map deadlines, px_wait's count). Each runs in a forked child
- * with a 10 s alarm and reports through its exit status: 0 sound, 1 wrong
- * result, SIGALRM a hang, anything else a crash.
- * Usage: test_core_regressions [NAME]
+ * tests/test_core_regressions.c - behaviours of the core that once broke,
+ * each pinned by one case: a queue of one holds one task, shutdown from a
+ * task during shutdown(wait), the GIL kept across nested blocking sections,
+ * tasks popped in a batch not held hostage by a blocked worker, the future
+ * cache not leaking from exiting threads, racing promise completions, a
+ * cancel hook published by px_promise_start, as_completed seeing what
+ * px_future_wait saw, an iterator closed from a callback, map's deadline
+ * over a blocked submit, px_wait's count, and destroy from a worker's done
+ * callback.
+ *
+ * Each case runs in a forked child under an alarm (test_run_in_child; 10 s
+ * for most) and reports through its exit status: 0 sound, 1 wrong
+ * behaviour, 2 or TEST_CHILD_SETUP_FAILED a failed setup; SIGALRM is a
+ * hang. Any status but 0 fails the case.
  */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,20 +30,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmocka.h>
+
 #include <parex/executor.h>
 
-static px_executor *open_ex(const char *spec)
-{
-	px_executor *ex = NULL;
-	char err[256];
-	if (px_executor_open(&ex, spec, err, sizeof(err))) {
-		fprintf(stderr, "open %s: %s\n", spec, err);
-		exit(2);
-	}
-	return ex;
-}
+#include "test_util.h"
 
-/* 1: a task shuts its pool down while the main thread is in shutdown(wait). */
+/* A task shuts its pool down while the main thread is in shutdown(wait):
+ * neither deadlocks. */
 static atomic_int main_in_shutdown;
 static int shutdown_task(px_task *t, const void *a, size_t l)
 {
@@ -45,7 +48,7 @@ static int shutdown_task(px_task *t, const void *a, size_t l)
 	px_executor_shutdown(t ? *(px_executor **)a : NULL, false, false);
 	return 0;
 }
-static int bug_shutdown_deadlock(void)
+static int shutdown_from_task_during_shutdown_wait_returns_in_child(void)
 {
 	px_executor *ex = open_ex("thread:workers=2");
 	px_future *f;
@@ -59,7 +62,8 @@ static int bug_shutdown_deadlock(void)
 	return 0;
 }
 
-/* 2: nested blocking sections under the GIL lose the token. */
+/* Nested blocking sections under gil=1 give the token back: no two tasks
+ * compute at once afterwards. */
 static atomic_int inside, overlap;
 static int nested_task(px_task *t, const void *a, size_t l)
 {
@@ -78,7 +82,7 @@ static int nested_task(px_task *t, const void *a, size_t l)
 	}
 	return 0;
 }
-static int bug_gil_nested(void)
+static int gil_kept_after_nested_blocking_sections_in_child(void)
 {
 	px_executor *ex = open_ex("thread:workers=2,gil=1");
 	px_future *fs[40];
@@ -95,8 +99,8 @@ static int bug_gil_nested(void)
 	return atomic_load(&overlap) ? 1 : 0;
 }
 
-/* 3: a task waits on a task queued right after it; the batch pop holds the
- * second hostage in the same worker while the other worker idles. */
+/* A task waits on a task queued right after it: a batch pop must not hold
+ * the second hostage in the same worker while the other worker idles. */
 static int waiter_task(px_task *t, const void *a, size_t l)
 {
 	(void)t; (void)l;
@@ -116,7 +120,7 @@ static int gate_task(px_task *t, const void *a, size_t l)
 	px_future_wait(*(px_future *const *)a, PX_FOREVER);
 	return 0;
 }
-static int bug_batch_hostage(void)
+static int batch_pop_holds_no_task_hostage_in_child(void)
 {
 	px_executor *ex = open_ex("thread:workers=2");
 	enum { PAIRS = 200 };
@@ -143,8 +147,8 @@ static int bug_batch_hostage(void)
 	return 0;
 }
 
-/* 4: threads that only allocate futures never register the cache's exit
- * hook, so the batch they pulled from the global list leaks. */
+/* Threads that only allocate futures hand their cached batch back when they
+ * exit: the heap stays bounded over many such threads. */
 static void *alloc_one(void *p)
 {
 	px_promise_create((px_future **)p);
@@ -160,7 +164,7 @@ static void *alloc_release_many(void *p)
 		px_future_release(fs[i]);
 	return NULL;
 }
-static int bug_cache_leak(void)
+static int future_cache_does_not_leak_from_exiting_threads_in_child(void)
 {
 	size_t before = 0;
 	for (int round = 0; round < 400; round++) {
@@ -180,8 +184,8 @@ static int bug_cache_leak(void)
 	return after - before > (4u << 20) ? 1 : 0;
 }
 
-/* 5: two concurrent completions of one promise: the loser's result copy
- * lands in (or frees) the winner's published result. */
+/* Two concurrent completions of one promise: exactly one wins, and the
+ * loser's copy neither lands in nor frees the winner's published result. */
 static px_future *race_f;
 static pthread_barrier_t bar;
 static atomic_int wins[2];
@@ -199,7 +203,7 @@ static void *setter(void *p)
 		pthread_barrier_wait(&bar);
 	}
 }
-static int bug_double_set(void)
+static int racing_promise_sets_keep_the_winners_result_in_child(void)
 {
 	int bad = 0;
 	pthread_barrier_init(&bar, NULL, 3);
@@ -230,8 +234,8 @@ static int bug_double_set(void)
 	return bad;
 }
 
-/* 6: cancel_fn set before px_promise_start, read by a canceller that saw
- * RUNNING: the start CAS has no release, so TSan sees a race. */
+/* A cancel hook set before px_promise_start is seen by a canceller that saw
+ * RUNNING (the start publishes it: no race under TSan). */
 static int stop_fn(px_future *f, void *arg)
 {
 	(void)arg;
@@ -245,7 +249,7 @@ static void *canceller(void *p)
 		;
 	return (void *)(intptr_t)px_future_cancel(cf, PX_CANCEL_RUNNING);
 }
-static int bug_cancel_fn_publish(void)
+static int cancel_hook_is_published_by_start_in_child(void)
 {
 	for (int i = 0; i < 200; i++) {
 		px_promise_create(&cf);
@@ -263,8 +267,8 @@ static int bug_cancel_fn_publish(void)
 	return 0;
 }
 
-/* 7: px_future_wait saw f done, but px_as_completed_next(0) does not
- * yield it until f's earlier done callbacks have run. */
+/* Once px_future_wait saw f done, px_as_completed_next(0) yields it, even
+ * while f's earlier done callbacks still run. */
 static void slow_cb(px_future *f, void *arg)
 {
 	(void)f; (void)arg;
@@ -276,7 +280,7 @@ static void *complete_later(void *p)
 	px_promise_set_i64(p, 7);
 	return NULL;
 }
-static int bug_ac_visible(void)
+static int as_completed_yields_what_wait_saw_done_in_child(void)
 {
 	px_future *f;
 	px_promise_create(&f);
@@ -296,14 +300,14 @@ static int bug_ac_visible(void)
 	return r ? 1 : 0;
 }
 
-/* 8: a done callback closes an iterator over its own future. */
+/* A done callback may close an iterator over its own future. */
 static px_as_completed *cb_it;
 static void close_cb(px_future *f, void *arg)
 {
 	(void)f; (void)arg;
 	px_as_completed_close(cb_it);
 }
-static int bug_close_in_cb(void)
+static int iterator_closed_from_its_futures_callback_in_child(void)
 {
 	px_future *f;
 	px_promise_create(&f);
@@ -314,7 +318,7 @@ static int bug_close_in_cb(void)
 	return 0;
 }
 
-/* 9: map's timeout does not bound a submit blocked on a full queue. */
+/* map's timeout also bounds a submit blocked on a full queue. */
 static atomic_int ran;
 static int slow_rec(px_task *t, const void *a, size_t l)
 {
@@ -323,7 +327,7 @@ static int slow_rec(px_task *t, const void *a, size_t l)
 	px_task_sleep(t, 50 * 1000000);
 	return 0;
 }
-static int bug_map_timeout(void)
+static int map_timeout_bounds_a_blocked_submit_in_child(void)
 {
 	px_executor *ex = open_ex("thread:workers=1,queue=2");
 	int args[10] = { 0 }, errs[10];
@@ -336,7 +340,7 @@ static int bug_map_timeout(void)
 	return atomic_load(&ran) > 4 ? 1 : 0;
 }
 
-/* 10: px_wait's count and done[] come from two separate scans. */
+/* px_wait's count agrees with done[] while futures complete meanwhile. */
 static px_future *wf[64];
 static atomic_int wgo;
 static void *completer(void *p)
@@ -348,7 +352,7 @@ static void *completer(void *p)
 		px_promise_set_i64(wf[i], i);
 	return NULL;
 }
-static int bug_wait_count(void)
+static int wait_count_matches_done_flags_in_child(void)
 {
 	int bad = 0;
 	for (int round = 0; round < 3000 && !bad; round++) {
@@ -374,7 +378,8 @@ static int bug_wait_count(void)
 	return bad;
 }
 
-/* 11: queue=1: a producer takes the slot its predecessor just published. */
+/* queue=1 with a busy worker takes one task: a producer must not take the
+ * slot its predecessor just published (and overwrite that task). */
 static atomic_int q1ran;
 static int count_task(px_task *t, const void *a, size_t l)
 {
@@ -382,7 +387,7 @@ static int count_task(px_task *t, const void *a, size_t l)
 	atomic_fetch_add(&q1ran, 1);
 	return 0;
 }
-static int bug_queue1(void)
+static int queue_of_one_keeps_every_task_in_child(void)
 {
 	px_executor *ex = open_ex("thread:workers=1,queue=1");
 	px_future *g, *fs[100];
@@ -399,14 +404,15 @@ static int bug_queue1(void)
 	return accepted > 1 ? 1 : 0;
 }
 
-/* 12: the last future's done callback destroys the executor; it runs in
- * a worker, so destroy skips the join and frees the pool under it. */
+/* The last future's done callback may destroy the executor from a worker:
+ * destroy then skips joining that worker without freeing the pool under
+ * it. */
 static void destroy_cb(px_future *f, void *arg)
 {
 	(void)f;
 	px_executor_destroy(arg);
 }
-static int bug_destroy_in_cb(void)
+static int destroy_from_a_workers_done_callback_in_child(void)
 {
 	px_executor *ex = open_ex("thread:workers=2");
 	px_future *g, *gf, *f;
@@ -421,47 +427,42 @@ static int bug_destroy_in_cb(void)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} cases[] = {
-	{ "shutdown_deadlock", bug_shutdown_deadlock },
-	{ "gil_nested", bug_gil_nested },
-	{ "batch_hostage", bug_batch_hostage },
-	{ "cache_leak", bug_cache_leak },
-	{ "double_set", bug_double_set },
-	{ "cancel_fn_publish", bug_cancel_fn_publish },
-	{ "ac_visible", bug_ac_visible },
-	{ "close_in_cb", bug_close_in_cb },
-	{ "map_timeout", bug_map_timeout },
-	{ "wait_count", bug_wait_count },
-	{ "queue1_overwrite", bug_queue1 },
-	{ "destroy_in_cb", bug_destroy_in_cb },
-};
+/* The cases, each in a forked child ------------------------------------------- */
 
-int main(int argc, char **argv)
+TEST_IN_CHILD(shutdown_from_task_during_shutdown_wait_returns, 10)
+TEST_IN_CHILD(gil_kept_after_nested_blocking_sections, 10)
+TEST_IN_CHILD(batch_pop_holds_no_task_hostage, 10)
+TEST_IN_CHILD(future_cache_does_not_leak_from_exiting_threads, 10)
+TEST_IN_CHILD(racing_promise_sets_keep_the_winners_result, 10)
+TEST_IN_CHILD(cancel_hook_is_published_by_start, 10)
+TEST_IN_CHILD(as_completed_yields_what_wait_saw_done, 10)
+TEST_IN_CHILD(iterator_closed_from_its_futures_callback, 10)
+TEST_IN_CHILD(map_timeout_bounds_a_blocked_submit, 10)
+/* 3000 rounds of thread creation take seconds under TSan on a loaded
+ * machine: a longer alarm, which still only catches a hang. */
+TEST_IN_CHILD(wait_count_matches_done_flags, 60)
+TEST_IN_CHILD(queue_of_one_keeps_every_task, 10)
+TEST_IN_CHILD(destroy_from_a_workers_done_callback, 10)
+
+int main(void)
 {
-	int fails = 0, runs = 0;
 	unsetenv("PAREX_EXECUTOR");
 	unsetenv("PAREX_CONFIG");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name))
-			continue;
-		fflush(NULL);
-		pid_t pid = fork();
-		if (pid == 0) {
-			alarm(10);
-			_exit(cases[i].fn());
-		}
-		int st;
-		waitpid(pid, &st, 0);
-		const char *v = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "sound"
-				: WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? "HANG"
-				: "FAIL";
-		printf("%-20s %s (status 0x%x)\n", cases[i].name, v, st);
-		fails += strcmp(v, "sound") != 0;
-		runs++;
-	}
-	printf("%d passed, %d failed\n", runs - fails, fails);
-	return fails ? 1 : 0;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(shutdown_from_task_during_shutdown_wait_returns),
+		cmocka_unit_test(gil_kept_after_nested_blocking_sections),
+		cmocka_unit_test(batch_pop_holds_no_task_hostage),
+		cmocka_unit_test(future_cache_does_not_leak_from_exiting_threads),
+		cmocka_unit_test(racing_promise_sets_keep_the_winners_result),
+		cmocka_unit_test(cancel_hook_is_published_by_start),
+		cmocka_unit_test(as_completed_yields_what_wait_saw_done),
+		cmocka_unit_test(iterator_closed_from_its_futures_callback),
+		cmocka_unit_test(map_timeout_bounds_a_blocked_submit),
+		cmocka_unit_test(wait_count_matches_done_flags),
+		cmocka_unit_test(queue_of_one_keeps_every_task),
+		cmocka_unit_test(destroy_from_a_workers_done_callback),
+	};
+	if (getenv("PX_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("PX_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,15 +196,6 @@ static void as_completed_with_huge_timeout_waits(void **state)
 
 /* Executors ---------------------------------------------------------------- */
 
-static px_executor *open_ex(const char *spec)
-{
-	px_executor *ex = NULL;
-	char err[256];
-	if (px_executor_open(&ex, spec, err, sizeof(err)))
-		fail_msg("px_executor_open(%s): %s", spec, err);
-	return ex;
-}
-
 static int square(px_task *t, const void *arg, size_t len)
 {
 	(void)len;

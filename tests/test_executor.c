@@ -40,16 +40,6 @@ static int use_backend(void **state)
 	return 0;
 }
 
-static px_executor *open_ex(const char *extra)
-{
-	px_executor *ex = NULL;
-	char err[256];
-	int r = px_executor_open(&ex, extra, err, sizeof(err));
-	if (r)
-		fail_msg("px_executor_open(%s): %s (%s)", cur->spec, px_strerror(r), err);
-	return ex;
-}
-
 #define NEED_CONCURRENCY()                                                  \
 	do {                                                                \
 		if (!cur->concurrent)                                       \
@@ -72,11 +62,6 @@ static int fail_io(px_task *t, const void *arg, size_t len)
 {
 	(void)arg;
 	return px_task_fail(t, -EIO, "failed on %zu bytes", len);
-}
-
-static int echo(px_task *t, const void *arg, size_t len)
-{
-	return px_task_return(t, arg, len);
 }
 
 static int worker_id(px_task *t, const void *arg, size_t len)
@@ -109,16 +94,6 @@ static void wait_entered(struct gate *g, int n)
 {
 	while (atomic_load(&g->entered) < n)
 		usleep(1000);
-}
-
-static int64_t get_i64(px_future *f)
-{
-	int64_t v = -1;
-	int r = px_future_get_i64(f, PX_FOREVER, &v);
-	if (r)
-		fail_msg("future failed: %s (%s)", px_strerror(r),
-			 px_future_message(f) ? px_future_message(f) : "");
-	return v;
 }
 
 /* Tests ------------------------------------------------------------------- */

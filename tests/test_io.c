@@ -36,19 +36,11 @@
 #include <parex/executor.h>
 #include <parex/io.h>
 
+#include "netutil.h"
 #include "test_util.h"
 
 static px_io_backend expected_backend = PX_IO_AUTO;
 
-
-static px_io *io_new(void)
-{
-	px_io *io = NULL;
-	int r = px_io_create(&io, NULL);
-	if (r)
-		fail_msg("px_io_create: %s", px_strerror(r));
-	return io;
-}
 
 /* The future's int64 result, asserting success. */
 #define get_ok(f) get_ok_at((f), __LINE__)
@@ -85,13 +77,6 @@ static uint16_t dead_port(void)
 	assert_int_equal(px_io_tcp_listen(NULL, 0, 1, &ls, &port), 0);
 	close(ls);
 	return port;
-}
-
-static struct sockaddr_in loopback(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	return sa;
 }
 
 /* Tests ---------------------------------------------------------------------- */
@@ -1022,6 +1007,59 @@ static int child_main(const char *mode)
 	return code;
 }
 
+/* px_io_opts.done: registered before the operation starts, it runs once, in
+ * the thread that completes the operation, and never for one that did not
+ * start. */
+struct done_rec {
+	_Atomic int calls;
+	pthread_t thread;
+	int64_t result;
+};
+
+static void record_done(px_future *f, void *arg)
+{
+	struct done_rec *r = arg;
+	r->thread = pthread_self();
+	r->result = -1;
+	px_future_get_i64(f, 0, &r->result);
+	atomic_fetch_add(&r->calls, 1); /* publishes thread and result */
+}
+
+static void done_option(void **state)
+{
+	(void)state;
+	px_io *io = io_new();
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct done_rec rec = { 0 };
+	px_io_opts o = { .done = record_done, .done_arg = &rec };
+	char c;
+	px_future *f;
+	assert_int_equal(px_io_read(io, p[0], &c, 1, PX_IO_CUR, &o, &f), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(get_ok(f), 1);
+	/* The callback runs just after the outcome is published. */
+	int64_t until = test_now_ns() + 10 * PX_SEC;
+	while (atomic_load(&rec.calls) == 0 && test_now_ns() < until)
+		usleep(1000);
+	assert_int_equal(atomic_load(&rec.calls), 1);
+	assert_int_equal(rec.result, 1);
+	assert_false(pthread_equal(rec.thread, pthread_self()));
+	px_future_release(f);
+
+	/* Not started: no callback. */
+	assert_int_equal(px_io_read(io, p[0], NULL, 1, PX_IO_CUR, &o, &f),
+			 -EINVAL);
+	/* Cancelled by destroy, which returns once callbacks have run. */
+	assert_int_equal(px_io_read(io, p[0], &c, 1, PX_IO_CUR, &o, &f), 0);
+	px_io_destroy(io);
+	assert_int_equal(atomic_load(&rec.calls), 2);
+	assert_int_equal(px_future_error(f), -ECANCELED);
+	px_future_release(f);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "--child"))
@@ -1057,6 +1095,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(accept_loop),
 		cmocka_unit_test(child_after_fork),
 		cmocka_unit_test(fallback_when_seccomp_blocks),
+		cmocka_unit_test(done_option),
 	};
 	/* PX_TEST_FILTER=name runs one test (a glob), when chasing a bug. */
 	if (getenv("PX_TEST_FILTER"))

@@ -36,24 +36,6 @@
 
 #include "test_ipc_common.h"
 
-/* Waits up to ms for pid; kills it on time-out and returns -2. */
-static int wait_child_ms(pid_t pid, int ms)
-{
-	for (int i = 0; i < ms; i++) {
-		int st;
-		pid_t w = waitpid(pid, &st, WNOHANG);
-		if (w == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st)
-					     : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-		if (w < 0 && errno != EINTR)
-			return -1;
-		usleep(1000);
-	}
-	kill(pid, SIGKILL);
-	ipc_wait(pid);
-	return -2;
-}
-
 /* ---- a party held between its claim and its sequence store ------------ */
 
 static unsigned char *trap_page;
@@ -204,9 +186,9 @@ static void test_ring_mc_wake_not_lost_on_out_of_order_publish(void **state)
 	assert_int_equal(px_ring_push(r, &v, 0), 0);
 	settle(cons, 2);
 	held_release(&h);
-	assert_int_equal(wait_child_ms(hp, 5000), 0);
-	assert_int_equal(wait_child_ms(cons[0], 5000), 0);
-	assert_int_equal(wait_child_ms(cons[1], 5000), 0);
+	assert_int_equal(ipc_wait_ms(hp, 5000), 0);
+	assert_int_equal(ipc_wait_ms(cons[0], 5000), 0);
+	assert_int_equal(ipc_wait_ms(cons[1], 5000), 0);
 	assert_int_equal(px_ring_count(r), 0);
 	held_close(&h);
 	ipc_shared_free(r, size);
@@ -241,9 +223,9 @@ static void test_ring_mp_wake_not_lost_on_out_of_order_release(void **state)
 	assert_int_equal(v, 2);
 	settle(prod, 2);
 	held_release(&h);
-	assert_int_equal(wait_child_ms(hp, 5000), 0);
-	assert_int_equal(wait_child_ms(prod[0], 5000), 0);
-	assert_int_equal(wait_child_ms(prod[1], 5000), 0);
+	assert_int_equal(ipc_wait_ms(hp, 5000), 0);
+	assert_int_equal(ipc_wait_ms(prod[0], 5000), 0);
+	assert_int_equal(ipc_wait_ms(prod[1], 5000), 0);
 	uint64_t got[2];
 	assert_int_equal(px_ring_pop_burst(r, got, 2, 0), 2);
 	assert_int_equal(got[0] + got[1], 23);
@@ -381,7 +363,7 @@ static void test_cond_wait_huge_timeout_waits(void **state)
 	atomic_store(&cp->done, 1);
 	assert_int_equal(px_cond_notify_all(&cp->cond), 0);
 	assert_int_equal(px_lock_unlock(&cp->lock), 0);
-	assert_int_equal(wait_child_ms(pid, 5000), 0);
+	assert_int_equal(ipc_wait_ms(pid, 5000), 0);
 	assert_int_equal(px_cond_destroy(&cp->cond), 0);
 	assert_int_equal(px_lock_destroy(&cp->lock), 0);
 	ipc_shared_free(cp, sizeof *cp);

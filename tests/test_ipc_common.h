@@ -70,6 +70,25 @@ static inline int ipc_wait(pid_t pid)
 	return -1;
 }
 
+/* Waits up to ms for pid: its status as ipc_wait gives it; on time-out kills
+ * it and returns -2. */
+static inline int ipc_wait_ms(pid_t pid, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		int st;
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st)
+					     : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		if (w < 0 && errno != EINTR)
+			return -1;
+		usleep(1000);
+	}
+	kill(pid, SIGKILL);
+	ipc_wait(pid);
+	return -2;
+}
+
 /*
  * Waits until process pid sleeps (state 'S' in /proc/PID/stat): a child
  * whose only possible sleep is a futex wait has then parked. Returns true,

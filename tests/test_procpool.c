@@ -49,11 +49,7 @@ __attribute__((noinline, no_sanitize_address, no_sanitize_thread,
 
 static px_executor *open_pool(const char *spec)
 {
-	px_executor *ex = NULL;
-	char err[256];
-	int r = px_executor_open(&ex, spec, err, sizeof(err));
-	if (r)
-		fail_msg("px_executor_open(%s): %s (%s)", spec, px_strerror(r), err);
+	px_executor *ex = open_ex(spec);
 	assert_string_equal(px_executor_backend(ex), "process");
 	return ex;
 }
@@ -130,21 +126,6 @@ static int my_pid(px_task *t, const void *arg, size_t len)
 	(void)len;
 	int64_t v = (int64_t)getpid() << 32 | (uint32_t)getppid();
 	return px_task_return(t, &v, sizeof(v));
-}
-
-static int echo(px_task *t, const void *arg, size_t len)
-{
-	return px_task_return(t, arg, len);
-}
-
-static int64_t get_i64(px_future *f)
-{
-	int64_t v = -1;
-	int r = px_future_get_i64(f, PX_FOREVER, &v);
-	if (r)
-		fail_msg("future failed: %s (%s)", px_strerror(r),
-			 px_future_message(f) ? px_future_message(f) : "");
-	return v;
 }
 
 static px_future *submit_job(px_executor *ex, int64_t v, int kind, void *shared)

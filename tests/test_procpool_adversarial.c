@@ -43,18 +43,6 @@
 		}                                                              \
 	} while (0)
 
-static px_executor *open_ex(const char *spec)
-{
-	px_executor *ex = NULL;
-	char err[256];
-	int r = px_executor_open(&ex, spec, err, sizeof(err));
-	if (r) {
-		fprintf(stderr, "open %s: %s (%s)\n", spec, px_strerror(r), err);
-		_exit(250);
-	}
-	return ex;
-}
-
 __attribute__((noinline, no_sanitize_address, no_sanitize_thread,
 	       no_sanitize_undefined)) static void segfault(volatile int *p)
 {
@@ -791,19 +779,7 @@ static const char *only; /* run just this case (argv[1]) */
 static void run_case(void **state)
 {
 	const struct tcase *c = *state;
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		alarm(60);
-		_exit(c->fn());
-	}
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (WIFSIGNALED(st))
-		fail_msg("%s: %s", c->name, WTERMSIG(st) == SIGALRM ? "hung" : strsignal(WTERMSIG(st)));
-	if (WEXITSTATUS(st))
-		fail_msg("%s: failed (status %d, see stderr)", c->name, WEXITSTATUS(st));
+	test_run_in_child(c->name, c->fn, 60);
 }
 
 int main(int argc, char **argv)

@@ -22,18 +22,6 @@
 
 #include "test_util.h"
 
-static px_executor *open_ex(const char *spec)
-{
-	px_executor *ex = NULL;
-	char err[256];
-	unsetenv("PAREX_EXECUTOR");
-	unsetenv("PAREX_CONFIG");
-	int r = px_executor_open(&ex, spec, err, sizeof(err));
-	if (r)
-		fail_msg("px_executor_open(%s): %s", spec, err);
-	return ex;
-}
-
 struct conc {
 	atomic_int inside;
 	atomic_int max_inside;
@@ -302,6 +290,8 @@ static void small_queue_many_submitters(void **state)
 
 int main(void)
 {
+	unsetenv("PAREX_EXECUTOR");
+	unsetenv("PAREX_CONFIG");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(gil_serialises_compute),
 		cmocka_unit_test(gil_released_while_blocking),

@@ -1,14 +1,34 @@
 /*
- * tests/test_util.h - small helpers shared by the test programs.
+ * tests/test_util.h - helpers shared by the test programs: the clock, the
+ * stress scale, a fork+alarm harness for cases that may hang or crash,
+ * opening an executor or I/O context, and small tasks.
+ *
+ * Helpers that can fail know whether they run in a harness child
+ * (test_run_in_child): there they print the reason and _exit() with
+ * TEST_CHILD_SETUP_FAILED, since a cmocka failure in a child would unwind
+ * into the child's copy of the runner; in the parent they fail the test.
  */
 #ifndef PX_TEST_UTIL_H
 #define PX_TEST_UTIL_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <parex/parex.h>
 
 static inline int64_t test_now_ns(void)
 {
@@ -43,6 +63,123 @@ static inline long test_scaled(long n)
 		k = 1.0;
 	long r = (long)((double)n * k);
 	return r < 1 ? 1 : r;
+}
+
+/* The fork+alarm harness ---------------------------------------------------- */
+
+/* A harness child's exit status when its setup (open_ex, io_new) failed. */
+#define TEST_CHILD_SETUP_FAILED 250
+
+/* True in a child started by test_run_in_child. */
+static bool test_in_child;
+
+/*
+ * Runs fn() in a forked child under an alarm of secs seconds, so a hang or a
+ * crash fails this case alone. The child reports through its exit status: 0
+ * sound, anything else a failed check (print the details to stderr first).
+ * Fails the calling cmocka test unless the child exited 0.
+ */
+static inline void test_run_in_child(const char *name, int (*fn)(void),
+				     unsigned secs)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* cmocka's handlers would longjmp a crashed child back into
+		 * the test runner: let a crash be a crash. */
+		int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			signal(sigs[i], SIG_DFL);
+		test_in_child = true;
+		alarm(secs);
+		_exit(fn());
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (WIFSIGNALED(st))
+		fail_msg("%s: killed by signal %d (%s)%s", name, WTERMSIG(st),
+			 strsignal(WTERMSIG(st)),
+			 WTERMSIG(st) == SIGALRM ? ": a hang" : "");
+	if (WEXITSTATUS(st))
+		fail_msg("%s: failed check %d (see stderr)", name,
+			 WEXITSTATUS(st));
+}
+
+/* Defines the cmocka test `name` that runs int name##_in_child(void) through
+ * test_run_in_child with an alarm of secs seconds. */
+#define TEST_IN_CHILD(name, secs)                                       \
+	static void name(void **state)                                  \
+	{                                                               \
+		(void)state;                                            \
+		test_run_in_child(#name, name##_in_child, (secs));      \
+	}
+
+/* Reports a failed setup step: exits a harness child, fails the test in the
+ * parent. */
+#define TEST_SETUP_FAILED(...)                                          \
+	do {                                                            \
+		if (test_in_child) {                                    \
+			fprintf(stderr, __VA_ARGS__);                   \
+			fputc('\n', stderr);                            \
+			_exit(TEST_CHILD_SETUP_FAILED);                 \
+		}                                                       \
+		fail_msg(__VA_ARGS__);                                  \
+	} while (0)
+
+/* Executors and tasks --------------------------------------------------------- */
+
+/* Opens an executor from spec (NULL: from the environment) or fails. */
+static inline px_executor *open_ex(const char *spec)
+{
+	px_executor *ex = NULL;
+	char err[256];
+	int r = px_executor_open(&ex, spec, err, sizeof(err));
+	if (r) {
+		const char *env = getenv("PAREX_EXECUTOR");
+		TEST_SETUP_FAILED("px_executor_open(%s) [PAREX_EXECUTOR=%s]: %s (%s)",
+				  spec ? spec : "NULL", env ? env : "",
+				  px_strerror(r), err);
+	}
+	return ex;
+}
+
+/* The future's int64 result (waits), failing the test if it failed. */
+static inline int64_t get_i64(px_future *f)
+{
+	int64_t v = -1;
+	int r = px_future_get_i64(f, PX_FOREVER, &v);
+	if (r)
+		fail_msg("future failed: %s (%s)", px_strerror(r),
+			 px_future_message(f) ? px_future_message(f) : "");
+	return v;
+}
+
+/* A task returning its argument bytes. */
+static inline int echo(px_task *t, const void *arg, size_t len)
+{
+	return px_task_return(t, arg, len);
+}
+
+/* I/O ------------------------------------------------------------------------- */
+
+/* Creates an I/O context with the defaults (PAREX_IO picks the backend) or
+ * fails. */
+static inline px_io *io_new(void)
+{
+	px_io *io = NULL;
+	int r = px_io_create(&io, NULL);
+	if (r)
+		TEST_SETUP_FAILED("px_io_create: %s", px_strerror(r));
+	return io;
+}
+
+/* 127.0.0.1:port. */
+static inline struct sockaddr_in loopback(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	return sa;
 }
 
 #endif /* PX_TEST_UTIL_H */

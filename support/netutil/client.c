@@ -1,97 +1,33 @@
 /*
- * io/client.c - chains of operations, and on them the request/response
- * client (px_io_request) plus a listening-socket helper.
- *
- * A chain starts each operation with its done callback registered first and
- * while the context is plugged in this thread, so the callback cannot run
- * inside the start; the chain's spinlock covers the gap between the start and
- * recording the operation as `cur`, which a callback in another thread (the
- * reaper, a worker) waits out. Chain locks are leaves except that
- * px__io_start runs under one (it takes only the backend's submission
- * lock).
+ * support/netutil/client.c - the request/response client (px_io_request),
+ * a chain of connect, send and recv (chain.c), plus a listening-socket
+ * helper.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "io_internal.h"
-
-/* Chains ---------------------------------------------------------------- */
-
-static void chain_lock(struct px__io_chain *c)
-{
-	unsigned spins = 0;
-	/* acquire pairs with chain_unlock's release. */
-	while (atomic_exchange_explicit(&c->lock, 1, memory_order_acquire))
-		if (++spins % 64 == 0)
-			sched_yield();
-}
-
-static void chain_unlock(struct px__io_chain *c)
-{
-	atomic_store_explicit(&c->lock, 0, memory_order_release);
-}
-
-int px__io_chain_start(px_io *io, struct px__io_chain *c,
-		       const struct px__io_req *r, int64_t timeout_ns,
-		       px_done_fn fn, void *arg)
-{
-	px_io *saved_io;
-	unsigned saved = px__io_plug_reap(io, &saved_io);
-	chain_lock(c);
-	int e;
-	if (c->cancelled) {
-		e = -ECANCELED;
-	} else {
-		px_io_opts o = { .timeout_ns = timeout_ns };
-		px_future *f;
-		e = px__io_start(io, r, &o, fn, arg, &f);
-		if (!e)
-			c->cur = f;
-	}
-	chain_unlock(c);
-	px__io_unplug_reap(saved, saved_io);
-	if (!e && !px__io_plugged(io))
-		io->ops->flush(io);
-	return e;
-}
-
-void px__io_chain_done(struct px__io_chain *c, px_future *f)
-{
-	chain_lock(c);
-	bool mine = c->cur == f;
-	if (mine)
-		c->cur = NULL;
-	chain_unlock(c);
-	if (mine)
-		px_future_release(f);
-}
-
-px_future *px__io_chain_grab(struct px__io_chain *c)
-{
-	chain_lock(c);
-	c->cancelled = true;
-	px_future *f = c->cur ? px_future_retain(c->cur) : NULL;
-	chain_unlock(c);
-	return f;
-}
+#include "chain.h"
+#include "netutil.h"
+#include "px_clock.h"
 
 /* Request/response ---------------------------------------------------------- */
 
 /*
- * The exchange's state lives in the outer future (f->arg, freed with it), so
- * a canceller holding the future can always reach it. The chain holds its own
- * reference to the outer future until it completes it.
+ * The exchange's state. The chain holds its own reference to the outer
+ * future until it completes it, and then frees x (xreq_free).
  */
 struct xreq {
 	px_io *io;
 	px_future *outer;
-	struct px__io_chain ch;
+	struct xreq *grave_next; /* the graveyard list, under grave_lock */
+	struct px__net_chain ch;
 	int fd;
 	int64_t deadline; /* px__now_ns clock; PX__NO_DEADLINE: none */
 	size_t req_len, sent;
@@ -108,6 +44,48 @@ struct xreq {
 
 static void xreq_step(px_future *f, void *arg);
 
+/*
+ * Freeing x against a concurrent cancel. px_future_cancel() calls
+ * xreq_cancel(outer, x) once it has seen the outer future RUNNING, so the
+ * hook may be about to use x just as the exchange completes the future.
+ * Under one process-wide lock, a hook either finds the future done and
+ * leaves x alone, or counts itself in `cancels_active`; a finisher, after
+ * completing the future, frees x only when no hook is counted. Otherwise
+ * it does not wait (it runs in the reaper, which the hook may need): x goes
+ * on a graveyard list, which the last hook to leave, or the next finisher
+ * to find none counted, frees.
+ */
+static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
+static long cancels_active;  /* under grave_lock */
+static struct xreq *grave;   /* under grave_lock */
+
+static void grave_free(struct xreq *g)
+{
+	while (g) {
+		struct xreq *next = g->grave_next;
+		free(g);
+		g = next;
+	}
+}
+
+/* After the outer future is complete. */
+static void xreq_free(struct xreq *x)
+{
+	struct xreq *g = NULL;
+	pthread_mutex_lock(&grave_lock);
+	if (cancels_active) {
+		x->grave_next = grave;
+		grave = x;
+		x = NULL;
+	} else {
+		g = grave;
+		grave = NULL;
+	}
+	pthread_mutex_unlock(&grave_lock);
+	free(x);
+	grave_free(g);
+}
+
 static void xreq_finish(struct xreq *x, int64_t res)
 {
 	if (x->fd >= 0) {
@@ -121,29 +99,30 @@ static void xreq_finish(struct xreq *x, int64_t res)
 		px_promise_set_cancelled(outer);
 	else
 		px_promise_set_error(outer, (int)res, NULL);
-	/* Last touch of x: the outer future (and x with it) may go now. */
+	xreq_free(x);
+	/* The chain's reference: the outer future may go now. */
 	px_future_release(outer);
 }
 
 /* Starts the next operation, or finishes with its start error. */
-static void xreq_next(struct xreq *x, const struct px__io_req *r)
+static void xreq_next(struct xreq *x, const struct px__net_req *r)
 {
-	int64_t left = 0;
+	int64_t left = 0; /* for the operation: 0 is none */
 	if (x->deadline != PX__NO_DEADLINE) {
-		left = x->deadline - px__now_ns();
-		if (left <= 0) {
+		left = px__deadline_left(x->deadline);
+		if (left == 0) {
 			xreq_finish(x, -ETIMEDOUT);
 			return;
 		}
 	}
-	int e = px__io_chain_start(x->io, &x->ch, r, left, xreq_step, x);
+	int e = px__net_chain_start(x->io, &x->ch, r, left, xreq_step, x);
 	if (e)
 		xreq_finish(x, e);
 }
 
 static void xreq_send(struct xreq *x)
 {
-	struct px__io_req r = { .kind = PX__IO_SEND, .fd = x->fd,
+	struct px__net_req r = { .op = PX__NET_SEND, .fd = x->fd,
 				.buf = x->req + x->sent,
 				.len = x->req_len - x->sent,
 				.flags = MSG_NOSIGNAL };
@@ -158,7 +137,7 @@ static void xreq_send(struct xreq *x)
 static void xreq_recv(struct xreq *x)
 {
 	bool full = x->got == x->cap;
-	struct px__io_req r = { .kind = PX__IO_RECV, .fd = x->fd,
+	struct px__net_req r = { .op = PX__NET_RECV, .fd = x->fd,
 				.buf = full ? &x->extra : x->reply + x->got,
 				.len = full ? 1 : x->cap - x->got };
 	xreq_next(x, &r);
@@ -177,30 +156,29 @@ static int64_t xreq_total(struct xreq *x)
 static void xreq_step(px_future *f, void *arg)
 {
 	struct xreq *x = arg;
-	int kind = (int)(px__io_meta(f) & PX__IO_KIND_MASK);
 	int err = px_future_error(f);
 	int64_t n = 0;
 	if (!err) {
 		const int64_t *p = px_future_result(f, NULL);
 		n = *p;
 	}
-	px__io_chain_done(&x->ch, f);
+	enum px__net_op op = px__net_chain_done(&x->ch, f);
 	if (err) {
 		xreq_finish(x, err);
 		return;
 	}
-	switch (kind) {
-	case PX__IO_CONNECT:
+	switch (op) {
+	case PX__NET_CONNECT:
 		xreq_send(x);
 		return;
-	case PX__IO_SEND:
+	case PX__NET_SEND:
 		x->sent += (size_t)n;
 		if (x->sent < x->req_len)
 			xreq_send(x);
 		else
 			xreq_recv(x);
 		return;
-	case PX__IO_RECV: {
+	case PX__NET_RECV: {
 		int64_t total;
 		if (n == 0) {
 			/* The peer closed: done, unless it promised more. */
@@ -230,26 +208,43 @@ static void xreq_step(px_future *f, void *arg)
 			xreq_recv(x);
 		return;
 	}
+	default:
+		break;
 	}
 	xreq_finish(x, -EINVAL);
 }
 
 static int xreq_cancel(px_future *outer, void *arg)
 {
-	(void)outer;
+	/* See xreq_free. */
+	pthread_mutex_lock(&grave_lock);
+	bool done = px_future_is_done(outer);
+	if (!done)
+		cancels_active++;
+	pthread_mutex_unlock(&grave_lock);
+	if (done)
+		return 0;
 	struct xreq *x = arg;
-	px_future *cur = px__io_chain_grab(&x->ch);
+	px_future *cur = px__net_chain_grab(&x->ch);
 	if (cur) {
 		px_future_cancel(cur, PX_CANCEL_RUNNING);
 		px_future_release(cur);
 	}
+	struct xreq *g = NULL;
+	pthread_mutex_lock(&grave_lock);
+	if (--cancels_active == 0) {
+		g = grave;
+		grave = NULL;
+	}
+	pthread_mutex_unlock(&grave_lock);
+	grave_free(g);
 	return 0;
 }
 
-PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
-			 socklen_t addrlen, const void *req, size_t req_len,
-			 void *reply, size_t reply_cap,
-			 const px_io_request_opts *opts, px_future **out)
+int px_io_request(px_io *io, const struct sockaddr *addr,
+		  socklen_t addrlen, const void *req, size_t req_len,
+		  void *reply, size_t reply_cap,
+		  const px_io_request_opts *opts, px_future **out)
 {
 	if (out)
 		*out = NULL;
@@ -267,9 +262,6 @@ PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
 		px_future_release(outer);
 		return -ENOMEM;
 	}
-	/* The future owns x from here: future_free() frees f->arg. */
-	outer->arg = x;
-	outer->arg_len = (uint32_t)(sizeof(*x) + req_len);
 	x->io = io;
 	x->outer = outer;
 	x->fd = -1;
@@ -291,6 +283,7 @@ PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
 	x->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (x->fd < 0) {
 		e = -errno;
+		free(x);
 		px_future_release(outer);
 		return e;
 	}
@@ -298,20 +291,21 @@ PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
 	px_promise_start(outer);
 	px_future_retain(outer); /* the chain's reference */
 	*out = outer;
-	struct px__io_req r = { .kind = PX__IO_CONNECT, .fd = x->fd,
+	struct px__net_req r = { .op = PX__NET_CONNECT, .fd = x->fd,
 				.addr = (const struct sockaddr *)&x->sa,
 				.addrlen = x->salen };
-	int64_t left = 0;
+	int64_t left = 0; /* for the operation: 0 is none */
 	if (x->deadline != PX__NO_DEADLINE) {
-		left = x->deadline - px__now_ns();
-		if (left <= 0)
+		left = px__deadline_left(x->deadline);
+		if (left == 0)
 			left = 1; /* already late: time out at once */
 	}
-	e = px__io_chain_start(io, &x->ch, &r, left, xreq_step, x);
+	e = px__net_chain_start(io, &x->ch, &r, left, xreq_step, x);
 	if (e) {
-		/* Nothing in flight: undo, and report the start error. */
+		/* Nothing in flight and the future not yet handed out:
+		 * undo, and report the start error. */
 		close(x->fd);
-		x->fd = -1;
+		free(x);
 		px_future_release(outer);
 		px_future_release(outer);
 		*out = NULL;
@@ -322,8 +316,8 @@ PX_API int px_io_request(px_io *io, const struct sockaddr *addr,
 
 /* Listening socket ------------------------------------------------------------ */
 
-PX_API int px_io_tcp_listen(const char *ip, uint16_t port, int backlog,
-			    int *fd, uint16_t *port_out)
+int px_io_tcp_listen(const char *ip, uint16_t port, int backlog,
+		     int *fd, uint16_t *port_out)
 {
 	if (!fd)
 		return -EINVAL;

@@ -1,44 +1,52 @@
 /*
- * io/server.c - an accept loop (px_io_acceptor) and on it a canned-reply
- * server (px_io_responder), both chains of operations (io/client.c).
+ * support/netutil/server.c - an accept loop (px_io_acceptor) and on it a
+ * canned-reply server (px_io_responder), both chains of operations
+ * (chain.c).
  *
- * Stopping: both keep a count of live chains as a futex word; stop marks
- * them stopping, cancels each chain's current operation, and sleeps until
- * the count is zero. Lock order: the responder's lock, then a chain's lock;
- * futures are cancelled and callbacks run with neither held.
+ * Stopping: both keep a count of live chains and a promise that the last
+ * one to end completes; stop marks them stopping, cancels each chain's
+ * current operation, and waits on the promise. The responder's count holds
+ * one extra unit for the server itself until stop, since its connections
+ * come and go and the count may touch zero before. Lock order: the
+ * responder's lock, then a chain's lock; futures are cancelled and
+ * callbacks run with neither held.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "io_internal.h"
+#include "chain.h"
+#include "netutil.h"
 
-static void wait_zero(_Atomic uint32_t *w)
+/* Drops n from the live count *w; the last drop completes `drained`. */
+static void drop_live(_Atomic uint32_t *w, uint32_t n, px_future *drained)
 {
-	void *tok = px__blocking_enter();
-	uint32_t v;
-	while ((v = atomic_load(w)) != 0)
-		px__futex_wait_private(w, v, PX__NO_DEADLINE);
-	px__blocking_leave(tok);
+	/* Our own reference: once the count is zero the stopper may wake,
+	 * drop its references and free the object that holds w. */
+	px_future_retain(drained);
+	if (atomic_fetch_sub(w, n) == n)
+		px_promise_set_i64(drained, 0);
+	px_future_release(drained);
 }
 
-static void drop_live(_Atomic uint32_t *w)
+/* Waits for `drained` (a blocking wait like any other future's) and drops
+ * it. */
+static void wait_drained(px_future *drained)
 {
-	/* seq_cst: the stopper loads the count after its own stores. */
-	if (atomic_fetch_sub(w, 1) == 1)
-		px__futex_wake_private(w, INT_MAX);
+	px_future_wait(drained, PX_FOREVER);
+	px_future_release(drained);
 }
 
 /* Accept loop ---------------------------------------------------------------- */
 
 struct slot {
 	struct px_io_acceptor *a;
-	struct px__io_chain ch;
+	struct px__net_chain ch;
 };
 
 struct px_io_acceptor {
@@ -49,6 +57,7 @@ struct px_io_acceptor {
 	unsigned depth;
 	_Atomic bool stopping;
 	_Atomic uint32_t live; /* slots with an operation in flight */
+	px_future *drained;    /* completed when live drops to zero */
 	struct slot slots[];
 };
 
@@ -57,48 +66,46 @@ static void slot_step(px_future *f, void *arg);
 static void slot_accept(struct slot *s)
 {
 	struct px_io_acceptor *a = s->a;
-	struct px__io_req r = { .kind = PX__IO_ACCEPT, .fd = a->fd,
-				.flags = SOCK_CLOEXEC };
+	struct px__net_req r = { .op = PX__NET_ACCEPT, .fd = a->fd,
+				 .flags = SOCK_CLOEXEC };
 	if (atomic_load(&a->stopping) ||
-	    px__io_chain_start(a->io, &s->ch, &r, 0, slot_step, s))
-		drop_live(&a->live);
+	    px__net_chain_start(a->io, &s->ch, &r, 0, slot_step, s))
+		drop_live(&a->live, 1, a->drained);
 }
 
 static void slot_step(px_future *f, void *arg)
 {
 	struct slot *s = arg;
 	struct px_io_acceptor *a = s->a;
-	int kind = (int)(px__io_meta(f) & PX__IO_KIND_MASK);
 	int err = px_future_error(f);
 	int64_t fd = -1;
 	if (!err)
 		fd = *(const int64_t *)px_future_result(f, NULL);
-	px__io_chain_done(&s->ch, f);
+	enum px__net_op op = px__net_chain_done(&s->ch, f);
 	if (atomic_load(&a->stopping) || err == -ECANCELED) {
-		if (kind == PX__IO_ACCEPT && fd >= 0)
+		if (op == PX__NET_ACCEPT && fd >= 0)
 			close((int)fd);
-		drop_live(&a->live);
+		drop_live(&a->live, 1, a->drained);
 		return;
 	}
-	if (kind == PX__IO_SLEEP) {
+	if (op == PX__NET_SLEEP) {
 		slot_accept(s);
 		return;
 	}
 	if (err) {
 		/* EMFILE and friends: tell the owner, pause, go on. */
 		a->fn(a->io, err, a->arg);
-		struct px__io_req r = { .kind = PX__IO_SLEEP, .ns = 10 * PX_MSEC };
-		if (px__io_chain_start(a->io, &s->ch, &r, 0, slot_step, s))
-			drop_live(&a->live);
+		struct px__net_req r = { .op = PX__NET_SLEEP, .ns = 10 * PX_MSEC };
+		if (px__net_chain_start(a->io, &s->ch, &r, 0, slot_step, s))
+			drop_live(&a->live, 1, a->drained);
 		return;
 	}
 	a->fn(a->io, (int)fd, a->arg);
 	slot_accept(s);
 }
 
-PX_API int px_io_acceptor_start(px_io_acceptor **out, px_io *io,
-				int listen_fd, unsigned depth,
-				px_io_accept_fn fn, void *arg)
+int px_io_acceptor_start(px_io_acceptor **out, px_io *io, int listen_fd,
+			 unsigned depth, px_io_accept_fn fn, void *arg)
 {
 	if (out)
 		*out = NULL;
@@ -117,6 +124,11 @@ PX_API int px_io_acceptor_start(px_io_acceptor **out, px_io *io,
 	px_io_acceptor *a = calloc(1, sizeof(*a) + depth * sizeof(struct slot));
 	if (!a)
 		return -ENOMEM;
+	int e = px_promise_create(&a->drained);
+	if (e) {
+		free(a);
+		return e;
+	}
 	a->io = io;
 	a->fd = listen_fd;
 	a->fn = fn;
@@ -125,13 +137,13 @@ PX_API int px_io_acceptor_start(px_io_acceptor **out, px_io *io,
 	atomic_store(&a->live, depth);
 	for (unsigned i = 0; i < depth; i++) {
 		a->slots[i].a = a;
-		struct px__io_req r = { .kind = PX__IO_ACCEPT, .fd = listen_fd,
-					.flags = SOCK_CLOEXEC };
-		int e = px__io_chain_start(io, &a->slots[i].ch, &r, 0, slot_step,
-					   &a->slots[i]);
+		struct px__net_req r = { .op = PX__NET_ACCEPT, .fd = listen_fd,
+					 .flags = SOCK_CLOEXEC };
+		e = px__net_chain_start(io, &a->slots[i].ch, &r, 0, slot_step,
+					&a->slots[i]);
 		if (e) {
 			/* Slots i.. never started. */
-			atomic_fetch_sub(&a->live, depth - i);
+			drop_live(&a->live, depth - i, a->drained);
 			*out = a;
 			px_io_acceptor_stop(a);
 			*out = NULL;
@@ -142,19 +154,19 @@ PX_API int px_io_acceptor_start(px_io_acceptor **out, px_io *io,
 	return 0;
 }
 
-PX_API void px_io_acceptor_stop(px_io_acceptor *a)
+void px_io_acceptor_stop(px_io_acceptor *a)
 {
 	if (!a)
 		return;
 	atomic_store(&a->stopping, true);
 	for (unsigned i = 0; i < a->depth; i++) {
-		px_future *f = px__io_chain_grab(&a->slots[i].ch);
+		px_future *f = px__net_chain_grab(&a->slots[i].ch);
 		if (f) {
 			px_future_cancel(f, PX_CANCEL_RUNNING);
 			px_future_release(f);
 		}
 	}
-	wait_zero(&a->live);
+	wait_drained(a->drained);
 	free(a);
 }
 
@@ -163,7 +175,7 @@ PX_API void px_io_acceptor_stop(px_io_acceptor *a)
 struct conn {
 	px_io_responder *srv;
 	struct conn *prev, *next; /* the live list, under srv->lock */
-	struct px__io_chain ch;
+	struct px__net_chain ch;
 	int fd;
 	size_t got, sent;
 	char buf[];
@@ -182,7 +194,8 @@ struct px_io_responder {
 	struct conn *live;
 	uint64_t open, peak;
 	_Atomic bool stopping;
-	_Atomic uint32_t nlive; /* futex word for stop */
+	_Atomic uint32_t nlive; /* open connections, + 1 until stop */
+	px_future *drained;     /* completed when nlive drops to zero */
 	_Atomic uint64_t accepted, replied, dropped;
 };
 
@@ -204,31 +217,31 @@ static void conn_close(struct conn *c, bool replied)
 	r->open--;
 	pthread_mutex_unlock(&r->lock);
 	free(c);
-	drop_live(&r->nlive);
+	drop_live(&r->nlive, 1, r->drained);
 }
 
-static void conn_start(struct conn *c, const struct px__io_req *req)
+static void conn_start(struct conn *c, const struct px__net_req *req)
 {
 	if (atomic_load(&c->srv->stopping) ||
-	    px__io_chain_start(c->srv->io, &c->ch, req, 0, conn_step, c))
+	    px__net_chain_start(c->srv->io, &c->ch, req, 0, conn_step, c))
 		conn_close(c, false);
 }
 
 static void conn_recv(struct conn *c)
 {
-	struct px__io_req q = { .kind = PX__IO_RECV, .fd = c->fd,
-				.buf = c->buf + c->got,
-				.len = c->srv->max_request - c->got };
+	struct px__net_req q = { .op = PX__NET_RECV, .fd = c->fd,
+				 .buf = c->buf + c->got,
+				 .len = c->srv->max_request - c->got };
 	conn_start(c, &q);
 }
 
 static void conn_send(struct conn *c)
 {
 	px_io_responder *r = c->srv;
-	struct px__io_req q = { .kind = PX__IO_SEND, .fd = c->fd,
-				.buf = r->reply + c->sent,
-				.len = r->reply_len - c->sent,
-				.flags = MSG_NOSIGNAL };
+	struct px__net_req q = { .op = PX__NET_SEND, .fd = c->fd,
+				 .buf = r->reply + c->sent,
+				 .len = r->reply_len - c->sent,
+				 .flags = MSG_NOSIGNAL };
 	conn_start(c, &q);
 }
 
@@ -236,7 +249,7 @@ static void conn_answer(struct conn *c)
 {
 	px_io_responder *r = c->srv;
 	if (r->delay_ns > 0) {
-		struct px__io_req q = { .kind = PX__IO_SLEEP, .ns = r->delay_ns };
+		struct px__net_req q = { .op = PX__NET_SLEEP, .ns = r->delay_ns };
 		conn_start(c, &q);
 	} else {
 		conn_send(c);
@@ -247,18 +260,17 @@ static void conn_step(px_future *f, void *arg)
 {
 	struct conn *c = arg;
 	px_io_responder *r = c->srv;
-	int kind = (int)(px__io_meta(f) & PX__IO_KIND_MASK);
 	int err = px_future_error(f);
 	int64_t n = 0;
 	if (!err)
 		n = *(const int64_t *)px_future_result(f, NULL);
-	px__io_chain_done(&c->ch, f);
+	enum px__net_op op = px__net_chain_done(&c->ch, f);
 	if (err || atomic_load(&r->stopping)) {
 		conn_close(c, false);
 		return;
 	}
-	switch (kind) {
-	case PX__IO_RECV: {
+	switch (op) {
+	case PX__NET_RECV: {
 		if (n == 0) {
 			conn_close(c, false);
 			return;
@@ -281,16 +293,18 @@ static void conn_step(px_future *f, void *arg)
 			conn_recv(c);
 		return;
 	}
-	case PX__IO_SLEEP:
+	case PX__NET_SLEEP:
 		conn_send(c);
 		return;
-	case PX__IO_SEND:
+	case PX__NET_SEND:
 		c->sent += (size_t)n;
 		if (c->sent < r->reply_len)
 			conn_send(c);
 		else
 			conn_close(c, true);
 		return;
+	default:
+		break;
 	}
 	conn_close(c, false);
 }
@@ -324,15 +338,15 @@ static void on_accept(px_io *io, int fd, void *arg)
 
 static void responder_free(px_io_responder *r)
 {
+	px_future_release(r->drained);
 	pthread_mutex_destroy(&r->lock);
 	free(r->reply);
 	free(r->end);
 	free(r);
 }
 
-PX_API int px_io_responder_start(px_io_responder **out, px_io *io,
-				 int listen_fd,
-				 const px_io_responder_config *cfg)
+int px_io_responder_start(px_io_responder **out, px_io *io, int listen_fd,
+			  const px_io_responder_config *cfg)
 {
 	if (out)
 		*out = NULL;
@@ -352,7 +366,9 @@ PX_API int px_io_responder_start(px_io_responder **out, px_io *io,
 		r->end_len = strlen(cfg->request_end);
 	}
 	pthread_mutex_init(&r->lock, NULL);
-	if (!r->reply || (cfg->request_end && !r->end)) {
+	atomic_store(&r->nlive, 1); /* the server's own unit, dropped by stop */
+	if (!r->reply || (cfg->request_end && !r->end) ||
+	    px_promise_create(&r->drained)) {
 		responder_free(r);
 		return -ENOMEM;
 	}
@@ -367,8 +383,8 @@ PX_API int px_io_responder_start(px_io_responder **out, px_io *io,
 	return 0;
 }
 
-PX_API int px_io_responder_stats_get(const px_io_responder *r,
-				     px_io_responder_stats *out)
+int px_io_responder_stats_get(const px_io_responder *r,
+			      px_io_responder_stats *out)
 {
 	if (!r || !out)
 		return -EINVAL;
@@ -381,7 +397,7 @@ PX_API int px_io_responder_stats_get(const px_io_responder *r,
 	return 0;
 }
 
-PX_API void px_io_responder_stop(px_io_responder *r)
+void px_io_responder_stop(px_io_responder *r)
 {
 	if (!r)
 		return;
@@ -395,7 +411,7 @@ PX_API void px_io_responder_stop(px_io_responder *r)
 	px_future **fs = calloc(n ? n : 1, sizeof(*fs));
 	size_t k = 0;
 	for (struct conn *c = r->live; c && fs; c = c->next) {
-		px_future *f = px__io_chain_grab(&c->ch);
+		px_future *f = px__net_chain_grab(&c->ch);
 		if (f)
 			fs[k++] = f;
 	}
@@ -405,6 +421,9 @@ PX_API void px_io_responder_stop(px_io_responder *r)
 		px_future_release(fs[i]);
 	}
 	free(fs);
-	wait_zero(&r->nlive);
+	/* The server's own unit: the count may reach zero from here. */
+	px_future *drained = px_future_retain(r->drained);
+	drop_live(&r->nlive, 1, drained);
+	wait_drained(drained);
 	responder_free(r);
 }

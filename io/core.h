@@ -1,9 +1,16 @@
 /*
- * io/io_internal.h - the I/O context, the operation record the front end
- * hands to a backend, and the backends' entry points. Private.
+ * io/core.h - the bottom layer of io/: the I/O context, the operation record,
+ * and the services both backends call (completing a future, bracketing a
+ * cancel hook against destroy, the per-thread plug, fork detection).
+ * Private.
+ *
+ * io/ has three layers and calls go down only: the front end (io.c, the
+ * public px_io_* API) calls a backend (backend.h: uring.c, threads.c) and
+ * the core; a backend calls the core; the core (core.c) calls nothing in
+ * io/.
  */
-#ifndef PX_IO_INTERNAL_H
-#define PX_IO_INTERNAL_H
+#ifndef PX_IO_CORE_H
+#define PX_IO_CORE_H
 
 #include <parex/io.h>
 #include <stdatomic.h>
@@ -64,18 +71,8 @@ static inline uint64_t px__io_meta(const px_future *f)
 	return __atomic_load_n(&f->backend_data, __ATOMIC_RELAXED);
 }
 
-struct px__io_backend_ops {
-	const char *name;
-	/* Starts r for f (RUNNING, one reference for the caller already
-	 * taken elsewhere); takes its own reference. 0 or negative. */
-	int (*submit)(px_io *io, const struct px__io_req *r, px_future *f);
-	/* Submits what a batch held back. */
-	void (*flush)(px_io *io);
-	/* Cancels everything, joins threads, frees the backend state. */
-	void (*destroy)(px_io *io);
-	/* Frees what can be freed in a forked child. */
-	void (*destroy_forked)(px_io *io);
-};
+/* A backend's entry points (backend.h); the core only stores the pointer. */
+struct px__io_backend_ops;
 
 struct px_io {
 	px_io_backend backend;
@@ -88,11 +85,18 @@ struct px_io {
 	_Atomic int64_t n_inflight;
 };
 
+/* Fork detection ---------------------------------------------------------- */
+
 /* Bumped in every child after fork() (pthread_atfork). */
 extern _Atomic uint64_t px__io_fork_gen;
 
+/* Installs the fork handler that bumps px__io_fork_gen, once per process. */
+void px__io_fork_init(void);
+
 /* Whether io was inherited through fork() (this process did not make it). */
 bool px__io_forked(const px_io *io);
+
+/* Cancel hooks against destroy -------------------------------------------- */
 
 /*
  * A backend's cancel hook (px_promise_on_cancel) starts with this: it returns
@@ -107,6 +111,8 @@ void px__io_cancel_leave(void);
  * and before freeing anything a cancel hook touches. */
 void px__io_cancels_drain(void);
 
+/* The per-thread plug ----------------------------------------------------- */
+
 /* Whether this thread holds io's submissions back (a batch, or a reap). */
 bool px__io_plugged(const px_io *io);
 
@@ -115,54 +121,19 @@ bool px__io_plugged(const px_io *io);
 unsigned px__io_plug_reap(px_io *io, px_io **saved_io);
 void px__io_unplug_reap(unsigned saved_depth, px_io *saved_io);
 
-/*
- * Starts an operation; if fn is not NULL it is registered as a done callback
- * before the operation can complete (so it never runs in this call's frame
- * for io_uring completions). out may be NULL when only fn needs the future.
- */
-int px__io_start(px_io *io, const struct px__io_req *r,
-		 const px_io_opts *opts, px_done_fn fn, void *arg,
-		 px_future **out);
+/* px_io_batch_begin's plug: 0, or -EBUSY if this thread has another context
+ * plugged. */
+int px__io_plug_batch(px_io *io);
+
+/* px_io_batch_end's unplug: 1 when the outermost plug ended (the caller then
+ * flushes the backend), 0 when an outer one remains, -EINVAL when io is not
+ * plugged in this thread. */
+int px__io_unplug_batch(px_io *io);
+
+/* Completing -------------------------------------------------------------- */
 
 /* Completes f from a backend with a kernel-style result (>= 0 or -errno),
  * then drops the backend's reference. */
 void px__io_complete(px_io *io, px_future *f, int64_t res);
 
-/*
- * A chain of operations (a request/response exchange, one accept slot, one
- * server connection): one operation in flight at a time, each started from
- * the previous one's done callback, and cancellable as a whole.
- */
-struct px__io_chain {
-	_Atomic uint32_t lock; /* spinlock over cur and cancelled */
-	px_future *cur;        /* the operation in flight (a reference) */
-	bool cancelled;
-};
-
-/*
- * Starts r (deadline timeout_ns, 0: none) with fn(f, arg) as its done
- * callback and records it as the chain's current operation. fn cannot run
- * before the record is made. Returns 0, -ECANCELED if the chain was
- * cancelled (nothing started), or px__io_start's error.
- */
-int px__io_chain_start(px_io *io, struct px__io_chain *c,
-		       const struct px__io_req *r, int64_t timeout_ns,
-		       px_done_fn fn, void *arg);
-
-/* In fn: forgets f as the current operation and drops the chain's
- * reference to it (f stays valid for the rest of the callback). */
-void px__io_chain_done(struct px__io_chain *c, px_future *f);
-
-/* Marks the chain cancelled and returns its current operation with a new
- * reference (or NULL): cancel it with PX_CANCEL_RUNNING, then release it,
- * without holding locks a callback may take. */
-px_future *px__io_chain_grab(struct px__io_chain *c);
-
-/* The two backends. create returns 0 or a negative errno. */
-int px__io_uring_create(px_io *io, const px_io_config *cfg);
-int px__io_threads_create(px_io *io, const px_io_config *cfg);
-
-/* io_uring probe, cached (px_io_uring_probe). */
-int px__io_uring_probe_once(void);
-
-#endif /* PX_IO_INTERNAL_H */
+#endif /* PX_IO_CORE_H */
