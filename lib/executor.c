@@ -10,24 +10,13 @@
 
 #include "executor_internal.h"
 
-const struct px__backend_ops *px__backend_find(const char *name)
-{
-	if (!strcmp(name, "inline"))
-		return &px__inline_backend;
-	if (!strcmp(name, "thread"))
-		return &px__thread_backend;
-	if (!strcmp(name, "process"))
-		return &px__process_backend; /* NULL while not built in */
-	return NULL;
-}
-
 void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
 		       const struct px__config *cfg)
 {
 	ex->ops = ops;
 	ex->cfg = *cfg;
 	if (ex->cfg.workers <= 0)
-		ex->cfg.workers = px__online_cpus();
+		ex->cfg.workers = px_available_parallelism();
 	atomic_init(&ex->shut, 0);
 	atomic_init(&ex->submitted, 0);
 }
@@ -37,12 +26,11 @@ PX_API int px_executor_create(px_executor **out, const px_config *cfg)
 	if (!out || !cfg)
 		return -EINVAL;
 	*out = NULL;
-	const struct px__backend_ops *ops = px__backend_find(cfg->c.backend);
-	if (!ops)
-		return strcmp(cfg->c.backend, "process") ? -EINVAL : PX_ENOBACKEND;
-	if (cfg->c.gil && strcmp(cfg->c.backend, "thread"))
-		return -EINVAL; /* the GIL is emulated only among threads */
-	return ops->create(out, &cfg->c);
+	/* config.c lets only registered names into cfg->c.backend. */
+	const struct px__backend *b = px__backend_find(cfg->c.backend);
+	if (!b || px__config_check(&cfg->c, b, NULL, 0))
+		return -EINVAL;
+	return b->ops->create(out, &cfg->c);
 }
 
 PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
@@ -62,9 +50,12 @@ PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 		r = px_config_apply(cfg, spec, "argument");
 	if (!r) {
 		r = px_executor_create(out, cfg);
-		if (r && errbuf && errlen) {
-			const char *why = r == -EINVAL && cfg->c.gil
-				? "gil=1 needs the thread backend" : px_strerror(r);
+		if (r) {
+			char why[128];
+			const struct px__backend *b = px__backend_find(cfg->c.backend);
+			if (r != -EINVAL || !b ||
+			    !px__config_check(&cfg->c, b, why, sizeof(why)))
+				snprintf(why, sizeof(why), "%s", px_strerror(r));
 			snprintf(cfg->err, sizeof(cfg->err),
 				 "cannot create the '%s' executor: %s",
 				 cfg->c.backend, why);
@@ -506,7 +497,7 @@ PX_API int px_executor_stats_get(px_executor *ex, px_executor_stats *out)
 
 PX_API const char *px_executor_backend(const px_executor *ex)
 {
-	return ex ? ex->ops->name : NULL;
+	return ex ? ex->cfg.backend : NULL;
 }
 
 PX_API int px_executor_workers(const px_executor *ex)

@@ -72,7 +72,6 @@ static void inline_stats(px_executor *ex, px_executor_stats *out)
 }
 
 const struct px__backend_ops px__inline_backend = {
-	.name = "inline",
 	.create = inline_create,
 	.submit = inline_submit,
 	.shutdown = inline_shutdown,
