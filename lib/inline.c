@@ -1,5 +1,5 @@
 /*
- * lib/inline.c - the "inline" backend: each task runs in the submitting
+ * lib/inline.c - the inline backend: each task runs in the submitting
  * thread, inside px_executor_submit(). For debugging (a plain stack trace,
  * no concurrency) and as the sequential baseline the demos measure against.
  */
