@@ -533,6 +533,7 @@ PX_API int px_config_format(const px_config *cfg, char *buf, size_t len)
 	if (!cfg || (!buf && len))
 		return -EINVAL;
 	size_t need = 0;
+	bool first = true; /* the first key follows the backend's ':' */
 	char item[96];
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key *k = &keys[i];
@@ -541,8 +542,9 @@ PX_API int px_config_format(const px_config *cfg, char *buf, size_t len)
 		} else {
 			char v[32];
 			key_format(k, &cfg->c, v, sizeof(v));
-			snprintf(item, sizeof(item), "%s%s=%s", i == 1 ? ":" : ",",
+			snprintf(item, sizeof(item), "%s%s=%s", first ? ":" : ",",
 				 k->name, v);
+			first = false;
 		}
 		size_t n = strlen(item);
 		if (need < len)
@@ -570,7 +572,7 @@ void px__config_markdown(FILE *out)
 			backend_names(names, sizeof(names), "`", NULL);
 		} else if (n < nb) {
 			users[0] = 0;
-			for (size_t j = 0, at = 0; j < nb; j++)
+			for (size_t j = 0, at = 0; j < nb && at < sizeof(users); j++)
 				if (backend_uses(backend_at(j), k->name))
 					at += (size_t)snprintf(users + at,
 							       sizeof(users) - at, "%s%s",

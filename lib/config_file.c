@@ -104,8 +104,14 @@ struct conf_parse {
 static char *conf_reader(char *buf, int num, void *stream)
 {
 	struct conf_parse *x = stream;
-	if (x->at >= x->end || x->bad_line || num < 3)
+	if (x->at >= x->end || x->bad_line)
 		return NULL;
+	if (num < 3) { /* a libinih built with no room for a line */
+		x->bad_line = x->lineno + 1;
+		snprintf(x->msg, sizeof(x->msg), "libinih's line buffer (%d) is too small",
+			 num);
+		return NULL;
+	}
 	const char *s = x->at;
 	const char *nl = memchr(s, '\n', (size_t)(x->end - s));
 	size_t n = (size_t)((nl ? nl : x->end) - s);
