@@ -149,9 +149,10 @@ PX_API void px_config_set_initializer(px_config *cfg, px_worker_init_fn fn,
 PX_API const char *px_config_error(const px_config *cfg);
 
 /*
- * Writes the effective configuration as a spec ("thread:workers=2,...") into
- * buf (always NUL-terminated when len > 0). Returns the length it needs, as
- * snprintf does.
+ * Writes the effective configuration as a spec ("thread:workers=2,...",
+ * every key in README.md's table order, workers=auto resolved) into buf
+ * (always NUL-terminated when len > 0; buf may be NULL when len is 0).
+ * Returns the length it needs, as snprintf does, or -EINVAL for a NULL cfg.
  */
 PX_API int px_config_format(const px_config *cfg, char *buf, size_t len);
 
