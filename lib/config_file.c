@@ -96,10 +96,11 @@ struct conf_parse {
 /*
  * libinih's reader: hands over one line of the file per call, so that its
  * line numbers are the file's. libinih reads into a buffer of num bytes
- * (200 in Debian's build); a longer comment or blank line is handed over as
- * an empty line, which means the same. A longer line with a key stops the
- * parse with an error naming the line and the limit (no valid value is that
- * long). A NUL byte stops it too.
+ * (200 in Debian's build); a longer line is handed over without what
+ * libinih would ignore anyway (a comment, an inline comment, trailing
+ * space), which means the same. A line with a key that is still too long
+ * stops the parse with an error naming the line, the key and the limit (no
+ * valid value is that long). A NUL byte stops it too.
  */
 static char *conf_reader(char *buf, int num, void *stream)
 {
@@ -132,13 +133,32 @@ static char *conf_reader(char *buf, int num, void *stream)
 		memcpy(buf + n, "\n", 2);
 		return buf;
 	}
-	size_t lead = 0;
+	size_t bom = 0, lead;
 	if (x->lineno == 1 && n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
-		lead = 3; /* a UTF-8 byte order mark */
-	while (lead < n && isspace((unsigned char)s[lead]))
-		lead++;
+		bom = 3; /* a UTF-8 byte order mark */
+	for (lead = bom; lead < n && isspace((unsigned char)s[lead]); lead++)
+		;
 	if (lead == n || s[lead] == ';' || s[lead] == '#') {
 		memcpy(buf, "\n", 2);
+		return buf;
+	}
+	/* Cut what libinih ignores: an inline comment (';' after a space),
+	 * what follows a section's ']', trailing space. Keep one leading
+	 * space, which makes a continuation line. */
+	size_t end = lead;
+	bool was_space = false;
+	while (end < n && !(was_space && s[end] == ';') &&
+	       !(s[lead] == '[' && end > lead && s[end - 1] == ']')) {
+		was_space = isspace((unsigned char)s[end]);
+		end++;
+	}
+	while (end > lead && isspace((unsigned char)s[end - 1]))
+		end--;
+	size_t indent = lead > bom;
+	if (indent + (end - lead) + 2 <= (size_t)num) {
+		memcpy(buf, " ", indent);
+		memcpy(buf + indent, s + lead, end - lead);
+		memcpy(buf + indent + (end - lead), "\n", 2);
 		return buf;
 	}
 	char key[PX__CLIP_KEY + 16] = "", kb[PX__CLIP_KEY];

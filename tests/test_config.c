@@ -282,6 +282,24 @@ static void long_comment_line_tail_is_not_parsed_as_a_line(void **state)
 	assert_int_equal(load_text(text, err, sizeof(err), f, sizeof(f)), 0);
 	assert_non_null(strstr(f, ",queue=8,"));
 	assert_null(strstr(f, "workers=3,"));
+	/* Long inline comments and trailing space, on keys and sections. */
+	snprintf(text, sizeof(text), "[executor]   ; %.300s\nworkers = 3   ; %.300s\n"
+		 "queue = 9%.300s\n", body, body,
+		 "                                                                   "
+		 "                                                                   "
+		 "                                                                   ");
+	assert_int_equal(load_text(text, err, sizeof(err), f, sizeof(f)), 0);
+	assert_non_null(strstr(f, ":workers=3,queue=9,"));
+	/* A ';' with no space before it is part of the value, as libinih
+	 * has it: a bad value, on the right line. */
+	snprintf(text, sizeof(text), "[executor]\nqueue = 9;%.300s\n", body);
+	assert_int_equal(load_text(text, err, sizeof(err), f, sizeof(f)), -EINVAL);
+	assert_non_null(strstr(err, "too long (key 'queue')"));
+	assert_non_null(strstr(err, ":2: "));
+	/* An indented long line continues the previous key's value. */
+	snprintf(text, sizeof(text), "[executor]\nqueue = 9\n   7   ; %.300s\n", body);
+	assert_int_equal(load_text(text, err, sizeof(err), f, sizeof(f)), 0);
+	assert_non_null(strstr(f, ",queue=7,"));
 }
 
 static void long_comment_line_counts_as_one_line(void **state)

@@ -101,8 +101,8 @@ PX_API int px_config_set(px_config *cfg, const char *key, const char *value,
 
 /*
  * Applies an INI file's [executor] section (other sections are left to other
- * components). Lines may be of any length in comments; a line with a key may
- * have at most 198 bytes. Returns 0; -ENOENT, -EACCES, -EISDIR (a directory)
+ * components). Lines may be of any length, but a key's line may have at most
+ * 198 bytes without its comment and trailing space. Returns 0; -ENOENT, -EACCES, -EISDIR (a directory)
  * or another open or read error, -EINVAL for a file that is not regular (or a
  * character device such as /dev/null), -EFBIG past 1 MiB; or -EINVAL for a
  * bad line, key or value. px_config_error() then names the file, the line and
