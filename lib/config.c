@@ -37,7 +37,7 @@ static const struct px__backend builtin_backends[] = {
 };
 #define N_BUILTIN (sizeof(builtin_backends) / sizeof(builtin_backends[0]))
 
-/* The backend of a configuration that names none. */
+/* The backend of a configuration that names none: the thread pool. */
 static const struct px__backend *const default_backend = &builtin_backends[1];
 
 /*
