@@ -294,6 +294,8 @@ static int env_format(const char *probe, char *buf, size_t len)
 int demo_envcfg_get(demo_envcfg *e)
 {
 	memset(e, 0, sizeof(*e));
+	/* The demos opt in to ./parex.conf (parex reads no file on its own). */
+	px_config_set_default_file("parex.conf");
 	const char *ex = getenv("PAREX_EXECUTOR");
 	const char *file = getenv("PAREX_CONFIG");
 	if (ex && *ex)

@@ -1,74 +1,215 @@
 /*
- * lib/config.c - executor configuration: defaults, the INI file, the
- * PAREX_EXECUTOR environment variable and the program's spec, applied in that
- * order (later layers win). Every rejected key or value names itself and the
- * layer it came from.
+ * lib/config.c - executor configuration: the backend table, the key table,
+ * and the layers applied over the defaults (an INI file, $PAREX_EXECUTOR, the
+ * program's spec; later layers win). Every rejected key or value names
+ * itself and the layer it came from.
+ *
+ * The two tables below are the only place a backend or a key is described.
+ * Parsing, error messages, px_config_format() and the README's key table
+ * (px__config_markdown(), checked by the test test_readme_config_table) all
+ * follow from them. Adding a key: one row in keys[] plus its field in struct
+ * px__config (lib/executor_internal.h), read by the backends that use it.
+ * Adding a backend: one row in builtin_backends[] plus its own files, or, for
+ * a backend in another library, px__backend_register() from that library.
  */
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "executor_internal.h"
 
-int px__online_cpus(void)
+/* ---- the backend table ---------------------------------------------------- */
+
+static const struct px__backend builtin_backends[] = {
+	{ "inline", &px__inline_backend, "workers max_arg max_result" },
+	{ "thread", &px__thread_backend,
+	  "workers queue block max_arg max_result spin_us gil" },
+	{ "process", &px__process_backend,
+	  "workers queue block max_arg max_result spin_us task_timeout_ms "
+	  "max_tasks_per_worker shm_size" },
+};
+#define N_BUILTIN (sizeof(builtin_backends) / sizeof(builtin_backends[0]))
+
+/* The backend of a configuration that names none: the thread pool. */
+static const struct px__backend *const default_backend = &builtin_backends[1];
+
+/*
+ * Backends registered by other libraries. A slot is filled under reg_lock,
+ * then published by the release store of n_extra, which pairs with the
+ * acquire load in backend_at(): a reader that sees the count sees the slot.
+ */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct px__backend *extra[PX__BACKENDS_EXTRA];
+static _Atomic size_t n_extra;
+
+static size_t backend_count(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : (int)n;
+	return N_BUILTIN + atomic_load_explicit(&n_extra, memory_order_acquire);
 }
 
-static const struct px__config defaults = {
-	.backend = "thread",
-	.workers = 0,
-	.queue = 16384,
-	.block = true,
-	.max_arg = 64 * 1024,
-	.max_result = 64 * 1024,
-	.spin_us = 50,
-	.gil = false,
-	.task_timeout_ms = 0,
-	.max_tasks_per_worker = 0,
-	.shm_size = 64ull << 20,
+/* The i-th backend, i < backend_count(). */
+static const struct px__backend *backend_at(size_t i)
+{
+	return i < N_BUILTIN ? &builtin_backends[i] : extra[i - N_BUILTIN];
+}
+
+const struct px__backend *px__backend_find(const char *name)
+{
+	size_t n = backend_count();
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(backend_at(i)->name, name))
+			return backend_at(i);
+	return NULL;
+}
+
+/* Whether b uses the key called name (a word of b->keys). */
+static bool backend_uses(const struct px__backend *b, const char *name)
+{
+	size_t len = strlen(name);
+	for (const char *p = b->keys; (p = strstr(p, name)); p += len)
+		if ((p == b->keys || p[-1] == ' ') && (p[len] == ' ' || !p[len]))
+			return true;
+	return false;
+}
+
+static const struct key *key_find(const char *name);
+
+static bool backend_valid(const struct px__backend *b)
+{
+	size_t len = b && b->name ? strlen(b->name) : 0;
+	if (len == 0 || len >= PX__BACKEND_NAME_MAX || !b->ops || !b->keys ||
+	    !b->ops->create || !b->ops->submit || !b->ops->shutdown ||
+	    !b->ops->destroy || !b->ops->stats || !b->ops->alloc || !b->ops->free)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!islower((unsigned char)b->name[i]) &&
+		    !isdigit((unsigned char)b->name[i]) && b->name[i] != '_')
+			return false;
+	/* Every word of keys must be a key. */
+	char word[64];
+	for (const char *p = b->keys; *p;) {
+		size_t w = strcspn(p, " ");
+		if (w >= sizeof(word))
+			return false;
+		memcpy(word, p, w);
+		word[w] = 0;
+		if (w && !key_find(word))
+			return false;
+		p += w + (p[w] == ' ');
+	}
+	return true;
+}
+
+PX_API int px__backend_register(const struct px__backend *b)
+{
+	if (!backend_valid(b))
+		return -EINVAL;
+	pthread_mutex_lock(&reg_lock);
+	int r = 0;
+	size_t n = atomic_load_explicit(&n_extra, memory_order_relaxed);
+	if (px__backend_find(b->name))
+		r = -EEXIST;
+	else if (n == PX__BACKENDS_EXTRA)
+		r = -ENOSPC;
+	else {
+		extra[n] = b;
+		atomic_store_explicit(&n_extra, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return r;
+}
+
+/* "inline, thread or process" (quote: "`" for markdown, or ""). */
+static void backend_names(char *buf, size_t len, const char *quote,
+			  const char *key)
+{
+	size_t n = backend_count(), shown = 0, total = 0, at = 0;
+	for (size_t i = 0; i < n; i++)
+		total += !key || backend_uses(backend_at(i), key);
+	buf[0] = 0;
+	for (size_t i = 0; i < n && at < len; i++) {
+		const struct px__backend *b = backend_at(i);
+		if (key && !backend_uses(b, key))
+			continue;
+		shown++;
+		const char *sep = shown == 1 ? "" : shown == total ? " or " : ", ";
+		int w = snprintf(buf + at, len - at, "%s%s%s%s", sep, quote,
+				 b->name, quote);
+		at += w > 0 ? (size_t)w : 0;
+	}
+}
+
+/* ---- the key table ---------------------------------------------------------- */
+
+enum kind {
+	K_BACKEND, /* a backend's name */
+	K_COUNT,   /* an integer min..max, or auto (stored as 0) */
+	K_UINT,    /* an integer min..max */
+	K_SIZE,    /* an integer min..max with an optional K, M or G suffix */
+	K_BOOL,    /* 0/1, true/false, yes/no, on/off */
 };
 
-static const char *const backends[] = { "inline", "thread", "process" };
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off, size;    /* its field in struct px__config */
+	uint64_t min, max;
+	const char *def;     /* the default, as a value (NULL: the backend's) */
+	const char *expect;  /* what a good value looks like, for errors */
+	const char *doc;     /* what it means (markdown, for the README) */
+	/* A value other than the default needs a backend that uses the key
+	 * (running without the GIL asked for would mislead a measurement);
+	 * other keys a backend does not use are ignored. */
+	bool strict;
+};
 
-PX_API int px_config_create(px_config **out)
-{
-	if (!out)
-		return -EINVAL;
-	px_config *cfg = calloc(1, sizeof(*cfg));
-	if (!cfg)
-		return -ENOMEM;
-	cfg->c = defaults;
-	*out = cfg;
-	return 0;
-}
+#define FIELD(f) offsetof(struct px__config, f), sizeof(((struct px__config *)0)->f)
 
-PX_API void px_config_destroy(px_config *cfg)
-{
-	free(cfg);
-}
+static const struct key keys[] = {
+	{ "backend", K_BACKEND, FIELD(backend), 0, 0, NULL, NULL,
+	  NULL /* the backends' names */, false },
+	{ "workers", K_COUNT, FIELD(workers), 1, 4096, "auto",
+	  "an integer 1..4096, or auto",
+	  "worker threads or processes (1..4096); `auto`: "
+	  "`px_available_parallelism()`", false },
+	{ "queue", K_UINT, FIELD(queue), 1, 1u << 24, "16384",
+	  "an integer 1..16777216", "submission queue capacity, in tasks", false },
+	{ "block", K_BOOL, FIELD(block), 0, 1, "1", "0 or 1",
+	  "a full queue blocks `submit` (1) or fails it with -EAGAIN (0)", false },
+	{ "max_arg", K_SIZE, FIELD(max_arg), 0, 1u << 30, "64K", "a size up to 1G",
+	  "largest argument, bytes", false },
+	{ "max_result", K_SIZE, FIELD(max_result), 0, 1u << 30, "64K",
+	  "a size up to 1G", "largest result, bytes", false },
+	{ "spin_us", K_UINT, FIELD(spin_us), 0, 1000000, "50",
+	  "an integer 0..1000000", "how long an idle worker spins before it parks",
+	  false },
+	{ "gil", K_BOOL, FIELD(gil), 0, 1, "0", "0 or 1",
+	  "1: emulate CPython's GIL (one task computes at a time)", true },
+	{ "task_timeout_ms", K_UINT, FIELD(task_timeout_ms), 0,
+	  86400000ull * 365, "0", "milliseconds, 0 = none",
+	  "kill a task (and its worker) running longer; 0: none", false },
+	{ "max_tasks_per_worker", K_UINT, FIELD(max_tasks_per_worker), 0,
+	  UINT64_MAX, "0", "an integer, 0 = never",
+	  "replace a worker after N tasks; 0: never", false },
+	{ "shm_size", K_SIZE, FIELD(shm_size), 4096, 1ull << 40, "64M",
+	  "a size 4K..1T",
+	  "shared arena for arguments, results and `px_executor_alloc`", false },
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-PX_API const char *px_config_error(const px_config *cfg)
+static const struct key *key_find(const char *name)
 {
-	return cfg ? cfg->err : "";
-}
-
-__attribute__((format(printf, 2, 3))) static int fail(px_config *cfg,
-						      const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cfg->err, sizeof(cfg->err), fmt, ap);
-	va_end(ap);
-	return -EINVAL;
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
 }
 
 /* Parses an unsigned integer with an optional K/M/G (binary) suffix. */
@@ -101,104 +242,202 @@ static bool parse_u64(const char *v, bool suffix, uint64_t *out)
 	return true;
 }
 
-static bool parse_bool(const char *v, bool *out)
+static bool parse_bool(const char *v, uint64_t *out)
 {
-	if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
-	    !strcasecmp(v, "on")) {
-		*out = true;
-		return true;
-	}
-	if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
-	    !strcasecmp(v, "off")) {
-		*out = false;
-		return true;
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(v, yes[i]) || !strcasecmp(v, no[i])) {
+			*out = !strcasecmp(v, yes[i]);
+			return true;
+		}
 	}
 	return false;
 }
 
-enum key_kind { K_BACKEND, K_UINT, K_SIZE, K_BOOL };
-
-struct key {
-	const char *name;
-	enum key_kind kind;
-	uint64_t min, max;
-	const char *help; /* what a good value looks like */
-};
-
-static const struct key keys[] = {
-	{ "backend", K_BACKEND, 0, 0, "inline, thread or process" },
-	{ "workers", K_UINT, 1, 4096, "an integer 1..4096" },
-	{ "queue", K_UINT, 1, 1u << 24, "an integer 1..16777216" },
-	{ "block", K_BOOL, 0, 1, "0 or 1" },
-	{ "max_arg", K_SIZE, 0, 1u << 30, "a size up to 1G" },
-	{ "max_result", K_SIZE, 0, 1u << 30, "a size up to 1G" },
-	{ "spin_us", K_UINT, 0, 1000000, "an integer 0..1000000" },
-	{ "gil", K_BOOL, 0, 1, "0 or 1" },
-	{ "task_timeout_ms", K_UINT, 0, 86400000ull * 365, "milliseconds, 0 = none" },
-	{ "max_tasks_per_worker", K_UINT, 0, UINT64_MAX, "an integer, 0 = never" },
-	{ "shm_size", K_SIZE, 4096, 1ull << 40, "a size 4K..1T" },
-};
-
-static int set_key(px_config *cfg, const char *key, const char *value,
-		   const char *source)
+/* Stores u in k's field of c (every field holds values up to k->max). */
+static void field_store(struct px__config *c, const struct key *k, uint64_t u)
 {
-	if (!source)
-		source = "spec";
-	const struct key *k = NULL;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (!strcmp(keys[i].name, key))
-			k = &keys[i];
-	if (!k)
-		return fail(cfg, "%s: unknown key '%s'", source, key);
+	char *p = (char *)c + k->off;
+	if (k->size == 1) {
+		bool b = u != 0;
+		memcpy(p, &b, 1);
+	} else if (k->size == 4) {
+		uint32_t v = (uint32_t)u;
+		memcpy(p, &v, 4);
+	} else {
+		memcpy(p, &u, 8);
+	}
+}
 
+static uint64_t field_load(const struct px__config *c, const struct key *k)
+{
+	const char *p = (const char *)c + k->off;
+	if (k->size == 1) {
+		bool b;
+		memcpy(&b, p, 1);
+		return b;
+	}
+	if (k->size == 4) {
+		uint32_t v;
+		memcpy(&v, p, 4);
+		return v;
+	}
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* Parses value for k into c. false if it is not a good value. */
+static bool key_parse(const struct key *k, const char *value,
+		      struct px__config *c)
+{
 	uint64_t u = 0;
-	bool b = false;
 	bool ok = false;
 	switch (k->kind) {
 	case K_BACKEND:
-		ok = false;
-		for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-			if (!strcmp(value, backends[i]))
-				ok = true;
-		if (!ok)
-			return fail(cfg, "%s: unknown backend '%s' (expected %s)",
-				    source, value, k->help);
-		snprintf(cfg->c.backend, sizeof(cfg->c.backend), "%s", value);
-		return 0;
+		if (!px__backend_find(value))
+			return false;
+		snprintf(c->backend, sizeof(c->backend), "%s", value);
+		return true;
+	case K_COUNT:
+		if (!strcmp(value, "auto")) {
+			field_store(c, k, 0);
+			return true;
+		}
+		/* fall through */
 	case K_UINT:
 	case K_SIZE:
 		ok = parse_u64(value, k->kind == K_SIZE, &u) && u >= k->min &&
 		     u <= k->max;
 		break;
 	case K_BOOL:
-		ok = parse_bool(value, &b);
+		ok = parse_bool(value, &u);
 		break;
 	}
-	if (!ok)
-		return fail(cfg, "%s: bad value '%s' for key '%s' (expected %s)",
-			    source, value, key, k->help);
+	if (ok)
+		field_store(c, k, u);
+	return ok;
+}
 
-	if (!strcmp(key, "workers"))
-		cfg->c.workers = (int)u;
-	else if (!strcmp(key, "queue"))
-		cfg->c.queue = (uint32_t)u;
-	else if (!strcmp(key, "block"))
-		cfg->c.block = b;
-	else if (!strcmp(key, "max_arg"))
-		cfg->c.max_arg = (uint32_t)u;
-	else if (!strcmp(key, "max_result"))
-		cfg->c.max_result = (uint32_t)u;
-	else if (!strcmp(key, "spin_us"))
-		cfg->c.spin_us = (uint32_t)u;
-	else if (!strcmp(key, "gil"))
-		cfg->c.gil = b;
-	else if (!strcmp(key, "task_timeout_ms"))
-		cfg->c.task_timeout_ms = (int64_t)u;
-	else if (!strcmp(key, "max_tasks_per_worker"))
-		cfg->c.max_tasks_per_worker = u;
-	else if (!strcmp(key, "shm_size"))
-		cfg->c.shm_size = u;
+/* The built-in defaults: every key's default, through its parser. */
+static void config_defaults(struct px__config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->backend, sizeof(c->backend), "%s", default_backend->name);
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].def)
+			key_parse(&keys[i], keys[i].def, c);
+}
+
+/* k's value in c as a spec writes it (workers resolved). */
+static void key_format(const struct key *k, const struct px__config *c,
+		       char *buf, size_t len)
+{
+	uint64_t u = field_load(c, k);
+	if (k->kind == K_COUNT && u == 0)
+		u = (uint64_t)px_available_parallelism();
+	snprintf(buf, len, "%llu", (unsigned long long)u);
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+const char *px__clip(char *buf, size_t cap, const char *s, bool tail)
+{
+	size_t n = strlen(s);
+	const char *from = s;
+	size_t keep = n;
+	if (n >= cap) {
+		keep = cap - 4;
+		from = tail ? s + n - keep : s;
+	}
+	size_t at = 0;
+	if (n >= cap && tail)
+		at += (size_t)snprintf(buf, cap, "...");
+	for (size_t i = 0; i < keep; i++)
+		buf[at++] = iscntrl((unsigned char)from[i]) ? '?' : from[i];
+	if (n >= cap && !tail)
+		buf[at++] = '.', buf[at++] = '.', buf[at++] = '.';
+	buf[at] = 0;
+	return buf;
+}
+
+__attribute__((format(printf, 2, 3))) static int fail(px_config *cfg,
+						      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cfg->err, sizeof(cfg->err), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int px__config_set_key(px_config *cfg, const char *key, const char *value,
+		   const char *source)
+{
+	char s[PX__CLIP_SOURCE], kb[PX__CLIP_KEY], vb[PX__CLIP_VALUE];
+	px__clip(s, sizeof(s), source ? source : "spec", true);
+	const struct key *k = key_find(key);
+	if (!k)
+		return fail(cfg, "%s: unknown key '%s'", s,
+			    px__clip(kb, sizeof(kb), key, false));
+	if (key_parse(k, value, &cfg->c))
+		return 0;
+	px__clip(vb, sizeof(vb), value, false);
+	if (k->kind == K_BACKEND) {
+		char names[128];
+		backend_names(names, sizeof(names), "", NULL);
+		return fail(cfg, "%s: unknown backend '%s' (expected %s)", s, vb,
+			    names);
+	}
+	return fail(cfg, "%s: bad value '%s' for key '%s' (expected %s)", s, vb,
+		    k->name, k->expect);
+}
+
+int px__config_check(const struct px__config *cfg, const struct px__backend *b,
+		     char *msg, size_t len)
+{
+	struct px__config d;
+	config_defaults(&d);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		if (!k->strict || backend_uses(b, k->name) ||
+		    field_load(cfg, k) == field_load(&d, k))
+			continue;
+		if (msg && len) {
+			char v[32], names[128];
+			key_format(k, cfg, v, sizeof(v));
+			backend_names(names, sizeof(names), "", k->name);
+			snprintf(msg, len, "%s=%s needs the %s backend", k->name, v,
+				 names);
+		}
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* ---- the configuration object --------------------------------------------------- */
+
+PX_API int px_config_create(px_config **out)
+{
+	if (!out)
+		return -EINVAL;
+	px_config *cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return -ENOMEM;
+	config_defaults(&cfg->c);
+	*out = cfg;
+	return 0;
+}
+
+PX_API void px_config_destroy(px_config *cfg)
+{
+	free(cfg);
+}
+
+PX_API const char *px_config_error(const px_config *cfg)
+{
+	return cfg ? cfg->err : "";
 }
 
 PX_API int px_config_set(px_config *cfg, const char *key, const char *value,
@@ -206,7 +445,7 @@ PX_API int px_config_set(px_config *cfg, const char *key, const char *value,
 {
 	if (!cfg || !key || !value)
 		return -EINVAL;
-	return set_key(cfg, key, value, source);
+	return px__config_set_key(cfg, key, value, source);
 }
 
 /* Trims ASCII space at both ends, in place. */
@@ -218,6 +457,32 @@ static char *trim(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = 0;
 	return s;
+}
+
+/* Applies the key=value items of rest (comma-separated), in place. */
+static int apply_items(px_config *cfg, char *rest, const char *source)
+{
+	while (rest && *rest) {
+		char *comma = strchr(rest, ',');
+		if (comma)
+			*comma = 0;
+		char *item = trim(rest);
+		rest = comma ? comma + 1 : NULL;
+		if (!*item)
+			continue;
+		char *e = strchr(item, '=');
+		if (!e) {
+			char s[PX__CLIP_SOURCE], kb[PX__CLIP_KEY];
+			return fail(cfg, "%s: '%s' has no value (expected key=value)",
+				    px__clip(s, sizeof(s), source, true),
+				    px__clip(kb, sizeof(kb), item, false));
+		}
+		*e = 0;
+		int r = px__config_set_key(cfg, trim(item), trim(e + 1), source);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 PX_API int px_config_apply(px_config *cfg, const char *spec, const char *source)
@@ -232,120 +497,26 @@ PX_API int px_config_apply(px_config *cfg, const char *spec, const char *source)
 	/* Validate into a copy, so a bad spec changes nothing. */
 	struct px__config saved = cfg->c;
 	int r = 0;
-	char *rest = buf;
 	char *colon = strchr(buf, ':');
-	char *eq = strchr(buf, '=');
-	if (!colon && eq) {
+	if (!colon && strchr(buf, '=')) {
+		char s[PX__CLIP_SOURCE], v[PX__CLIP_VALUE];
 		r = fail(cfg, "%s: '%s' is not a spec (expected BACKEND or "
-			      "BACKEND:key=value,...)", source, spec);
-		goto out;
+			      "BACKEND:key=value,...)",
+			 px__clip(s, sizeof(s), source, true),
+			 px__clip(v, sizeof(v), spec, false));
+	} else {
+		if (colon)
+			*colon = 0;
+		char *backend = trim(buf);
+		if (*backend)
+			r = px__config_set_key(cfg, "backend", backend, source);
+		if (!r && colon)
+			r = apply_items(cfg, colon + 1, source);
 	}
-	if (colon)
-		*colon = 0;
-	char *backend = trim(buf);
-	if (*backend && (r = set_key(cfg, "backend", backend, source)))
-		goto out;
-	rest = colon ? colon + 1 : NULL;
-	while (rest && *rest) {
-		char *comma = strchr(rest, ',');
-		if (comma)
-			*comma = 0;
-		char *item = trim(rest);
-		rest = comma ? comma + 1 : NULL;
-		if (!*item)
-			continue;
-		char *e = strchr(item, '=');
-		if (!e) {
-			r = fail(cfg, "%s: '%s' has no value (expected key=value)",
-				 source, item);
-			goto out;
-		}
-		*e = 0;
-		if ((r = set_key(cfg, trim(item), trim(e + 1), source)))
-			goto out;
-	}
-out:
 	if (r)
 		cfg->c = saved;
 	free(buf);
 	return r;
-}
-
-struct ini_ctx {
-	px_config *cfg;
-	const char *path;
-	int err;
-	char msg[256];
-};
-
-static int conf_line(void *user, const char *section, const char *name,
-		       const char *value)
-{
-	struct ini_ctx *x = user;
-	if (strcmp(section, "executor"))
-		return 1; /* other sections belong to other components */
-	if (x->err)
-		return 1;
-	if (!name)
-		return 1;
-	char src[300];
-	snprintf(src, sizeof(src), "%s [executor]", x->path);
-	int r = set_key(x->cfg, name, value ? value : "", src);
-	if (r) {
-		x->err = r;
-		snprintf(x->msg, sizeof(x->msg), "%s", x->cfg->err);
-		return 0;
-	}
-	return 1;
-}
-
-PX_API int px_config_load_file(px_config *cfg, const char *path)
-{
-	if (!cfg || !path)
-		return -EINVAL;
-	FILE *fp = fopen(path, "r");
-	if (!fp) {
-		int e = errno;
-		snprintf(cfg->err, sizeof(cfg->err), "%s: cannot open: %s", path,
-			 strerror(e));
-		return -e;
-	}
-	struct px__config saved = cfg->c;
-	struct ini_ctx x = { .cfg = cfg, .path = path };
-	int line = ini_parse_file(fp, conf_line, &x);
-	fclose(fp);
-	if (line == 0 && !x.err)
-		return 0;
-	cfg->c = saved;
-	if (x.err) {
-		/* Truncation of an overlong message is fine. */
-		int n = snprintf(cfg->err, sizeof(cfg->err), "%.200s (line %d)",
-				 x.msg, line);
-		(void)n;
-	}
-	else
-		snprintf(cfg->err, sizeof(cfg->err), "%s:%d: syntax error", path,
-			 line);
-	return -EINVAL;
-}
-
-PX_API int px_config_load_env(px_config *cfg)
-{
-	if (!cfg)
-		return -EINVAL;
-	const char *path = getenv("PAREX_CONFIG");
-	int r;
-	if (path && *path) {
-		if ((r = px_config_load_file(cfg, path)))
-			return r;
-	} else if (access("parex.conf", R_OK) == 0) {
-		if ((r = px_config_load_file(cfg, "parex.conf")))
-			return r;
-	}
-	const char *spec = getenv("PAREX_EXECUTOR");
-	if (spec && *spec)
-		return px_config_apply(cfg, spec, "PAREX_EXECUTOR");
-	return 0;
 }
 
 PX_API void px_config_set_initializer(px_config *cfg, px_worker_init_fn fn,
@@ -359,17 +530,57 @@ PX_API void px_config_set_initializer(px_config *cfg, px_worker_init_fn fn,
 
 PX_API int px_config_format(const px_config *cfg, char *buf, size_t len)
 {
-	if (!cfg)
+	if (!cfg || (!buf && len))
 		return -EINVAL;
-	const struct px__config *c = &cfg->c;
-	int workers = c->workers ? c->workers : px__online_cpus();
-	return snprintf(buf, len,
-			"%s:workers=%d,queue=%u,block=%d,max_arg=%u,max_result=%u,"
-			"spin_us=%u,gil=%d,task_timeout_ms=%lld,"
-			"max_tasks_per_worker=%llu,shm_size=%llu",
-			c->backend, workers, c->queue, c->block, c->max_arg,
-			c->max_result, c->spin_us, c->gil,
-			(long long)c->task_timeout_ms,
-			(unsigned long long)c->max_tasks_per_worker,
-			(unsigned long long)c->shm_size);
+	size_t need = 0;
+	bool first = true; /* the first key follows the backend's ':' */
+	char item[96];
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		if (k->kind == K_BACKEND) {
+			snprintf(item, sizeof(item), "%s", cfg->c.backend);
+		} else {
+			char v[32];
+			key_format(k, &cfg->c, v, sizeof(v));
+			snprintf(item, sizeof(item), "%s%s=%s", first ? ":" : ",",
+				 k->name, v);
+			first = false;
+		}
+		size_t n = strlen(item);
+		if (need < len)
+			snprintf(buf + need, len - need, "%s", item);
+		need += n;
+	}
+	if (len && need >= len)
+		buf[len - 1] = 0;
+	return need > INT_MAX ? INT_MAX : (int)need;
+}
+
+void px__config_markdown(FILE *out)
+{
+	fprintf(out, "| key | backends | default | meaning |\n");
+	fprintf(out, "|-----|----------|---------|---------|\n");
+	size_t nb = backend_count();
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		char users[128] = "all", names[128];
+		size_t n = 0;
+		for (size_t j = 0; j < nb; j++)
+			n += backend_uses(backend_at(j), k->name);
+		if (k->kind == K_BACKEND) {
+			snprintf(users, sizeof(users), "-");
+			backend_names(names, sizeof(names), "`", NULL);
+		} else if (n < nb) {
+			users[0] = 0;
+			for (size_t j = 0, at = 0; j < nb && at < sizeof(users); j++)
+				if (backend_uses(backend_at(j), k->name))
+					at += (size_t)snprintf(users + at,
+							       sizeof(users) - at, "%s%s",
+							       at ? ", " : "",
+							       backend_at(j)->name);
+		}
+		fprintf(out, "| `%s` | %s | %s | %s |\n", k->name, users,
+			k->def ? k->def : default_backend->name,
+			k->doc ? k->doc : names);
+	}
 }

@@ -10,24 +10,13 @@
 
 #include "executor_internal.h"
 
-const struct px__backend_ops *px__backend_find(const char *name)
-{
-	if (!strcmp(name, "inline"))
-		return &px__inline_backend;
-	if (!strcmp(name, "thread"))
-		return &px__thread_backend;
-	if (!strcmp(name, "process"))
-		return &px__process_backend; /* NULL while not built in */
-	return NULL;
-}
-
 void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
 		       const struct px__config *cfg)
 {
 	ex->ops = ops;
 	ex->cfg = *cfg;
 	if (ex->cfg.workers <= 0)
-		ex->cfg.workers = px__online_cpus();
+		ex->cfg.workers = px_available_parallelism();
 	atomic_init(&ex->shut, 0);
 	atomic_init(&ex->submitted, 0);
 }
@@ -37,12 +26,11 @@ PX_API int px_executor_create(px_executor **out, const px_config *cfg)
 	if (!out || !cfg)
 		return -EINVAL;
 	*out = NULL;
-	const struct px__backend_ops *ops = px__backend_find(cfg->c.backend);
-	if (!ops)
-		return strcmp(cfg->c.backend, "process") ? -EINVAL : PX_ENOBACKEND;
-	if (cfg->c.gil && strcmp(cfg->c.backend, "thread"))
-		return -EINVAL; /* the GIL is emulated only among threads */
-	return ops->create(out, &cfg->c);
+	/* config.c lets only registered names into cfg->c.backend. */
+	const struct px__backend *b = px__backend_find(cfg->c.backend);
+	if (!b || px__config_check(&cfg->c, b, NULL, 0))
+		return -EINVAL;
+	return b->ops->create(out, &cfg->c);
 }
 
 PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
@@ -62,9 +50,12 @@ PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 		r = px_config_apply(cfg, spec, "argument");
 	if (!r) {
 		r = px_executor_create(out, cfg);
-		if (r && errbuf && errlen) {
-			const char *why = r == -EINVAL && cfg->c.gil
-				? "gil=1 needs the thread backend" : px_strerror(r);
+		if (r) {
+			char why[128];
+			const struct px__backend *b = px__backend_find(cfg->c.backend);
+			if (r != -EINVAL || !b ||
+			    !px__config_check(&cfg->c, b, why, sizeof(why)))
+				snprintf(why, sizeof(why), "%s", px_strerror(r));
 			snprintf(cfg->err, sizeof(cfg->err),
 				 "cannot create the '%s' executor: %s",
 				 cfg->c.backend, why);
@@ -370,14 +361,14 @@ static int map_collect(struct map_run *m, size_t c)
 	return 0;
 }
 
-PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
-			   size_t arg_size, size_t n, void *results,
-			   size_t result_size, const px_map_opts *opts)
+/*
+ * Records per chunk: opts->chunk, or a few chunks per worker, within what
+ * max_arg and max_result allow. -EMSGSIZE when not even one record fits.
+ */
+static int map_chunk_size(const px_executor *ex, size_t n, size_t arg_size,
+			  size_t result_size, const px_map_opts *opts,
+			  size_t *out)
 {
-	if (!ex || !fn || (!args && n && arg_size) || (!results && result_size))
-		return -EINVAL;
-	if (n == 0)
-		return 0;
 	size_t stride = sizeof(int32_t) + result_size;
 	size_t max_arg = ex->cfg.max_arg, max_res = ex->cfg.max_result;
 	if (sizeof(struct chunk_hdr) + arg_size > max_arg || stride > max_res ||
@@ -398,58 +389,63 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 		chunk = fit;
 	if (chunk > UINT32_MAX)
 		chunk = UINT32_MAX;
-	struct map_run m = {
-		.ex = ex, .fn = fn, .args = args, .arg_size = arg_size, .n = n,
-		.results = results, .result_size = result_size, .stride = stride,
-		.chunk = chunk, .nchunks = (n + chunk - 1) / chunk, .opts = opts,
-		.deadline = px__deadline_after(opts && opts->timeout_ns > 0
-						 ? opts->timeout_ns : -1),
-	};
-	m.fs = calloc(m.nchunks, sizeof(*m.fs));
-	if (!m.fs)
-		return -ENOMEM;
-	size_t ahead = MAP_AHEAD_BYTES /
-		       (sizeof(struct chunk_hdr) + chunk * (arg_size + stride));
-	if (ahead < 2 * (size_t)ex->cfg.workers + 2)
-		ahead = 2 * (size_t)ex->cfg.workers + 2;
-	m.buf_len = chunk * stride;
-	if (m.buf_len > PX__RES_INLINE) {
+	*out = chunk;
+	return 0;
+}
+
+/*
+ * How many chunks m keeps submitted ahead of the one it collects; sets up
+ * the recycled result buffers when results are large enough to need them.
+ */
+static size_t map_ahead(struct map_run *m)
+{
+	size_t ahead = MAP_AHEAD_BYTES / (sizeof(struct chunk_hdr) +
+					  m->chunk * (m->arg_size + m->stride));
+	if (ahead < 2 * (size_t)m->ex->cfg.workers + 2)
+		ahead = 2 * (size_t)m->ex->cfg.workers + 2;
+	m->buf_len = m->chunk * m->stride;
+	if (m->buf_len > PX__RES_INLINE) {
 		/* Results of that size would be malloc'd per chunk, and
 		 * freeing them lets malloc trim its heap, so that the next
 		 * ones fault in fresh pages: recycle them instead. Without
 		 * the array, chunks simply get their own (fewer spares are
 		 * no error). */
-		m.spare_cap = (ahead < m.nchunks ? ahead : m.nchunks) + 1;
-		m.spare = malloc(m.spare_cap * sizeof(*m.spare));
+		m->spare_cap = (ahead < m->nchunks ? ahead : m->nchunks) + 1;
+		m->spare = malloc(m->spare_cap * sizeof(*m->spare));
 	}
+	return ahead;
+}
 
-	/*
-	 * Submit up to `ahead` chunks ahead while the queue takes them,
-	 * collect in input order. With a deadline, submits never block (a
-	 * full queue is waited out by collecting, so the deadline holds);
-	 * without one they block as configured, and a full non-blocking queue
-	 * is waited out the same way.
-	 */
-	bool timed = m.deadline != PX__NO_DEADLINE;
-	size_t sub = 0, col = 0;
-	int submit_err = 0, r = 0;
-	while (col < m.nchunks && !r) {
-		while (sub < m.nchunks && sub - col < ahead && !submit_err) {
-			int s = map_submit(&m, sub, timed);
+/*
+ * Submits up to `ahead` chunks ahead while the queue takes them, and
+ * collects in input order. With a deadline, submits never block (a full
+ * queue is waited out by collecting, so the deadline holds); without one
+ * they block as configured, and a full non-blocking queue is waited out the
+ * same way. Returns 0 or -ETIMEDOUT; a submit's error lands in *submit_err.
+ * *sub and *col: chunks submitted and collected.
+ */
+static int map_pump(struct map_run *m, size_t ahead, size_t *sub, size_t *col,
+		    int *submit_err)
+{
+	bool timed = m->deadline != PX__NO_DEADLINE;
+	int r = 0;
+	while (*col < m->nchunks && !r) {
+		while (*sub < m->nchunks && *sub - *col < ahead && !*submit_err) {
+			int s = map_submit(m, *sub, timed);
 			if (s == -EAGAIN)
 				break;
 			if (s)
-				submit_err = s;
+				*submit_err = s;
 			else
-				sub++;
+				(*sub)++;
 		}
-		if (col < sub) {
-			r = map_collect(&m, col);
+		if (*col < *sub) {
+			r = map_collect(m, *col);
 			if (!r)
-				col++;
-		} else if (submit_err) {
+				(*col)++;
+		} else if (*submit_err) {
 			break;
-		} else if (px__deadline_passed(m.deadline)) {
+		} else if (px__deadline_passed(m->deadline)) {
 			r = -ETIMEDOUT;
 		} else {
 			/* Full of other work, none of ours in flight. */
@@ -457,22 +453,60 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 			nanosleep(&ts, NULL);
 		}
 	}
+	return r;
+}
+
+/* Cancels and drops what map_pump left in flight, fills the errors of the
+ * records that did not run, frees m's buffers. Returns map()'s result. */
+static int map_finish(struct map_run *m, size_t sub, size_t col, int r,
+		      int submit_err)
+{
 	if (r) {
 		/* Out of time: cancel what has not started. */
 		for (size_t c = col; c < sub; c++)
-			px_future_cancel(m.fs[c], 0);
-		set_errors(&m, col * chunk, r);
+			px_future_cancel(m->fs[c], 0);
+		set_errors(m, col * m->chunk, r);
 	} else if (submit_err) {
-		set_errors(&m, sub * chunk, submit_err);
+		set_errors(m, sub * m->chunk, submit_err);
 		r = submit_err;
 	}
 	for (size_t c = col; c < sub; c++)
-		px_future_release(m.fs[c]);
-	free(m.fs);
-	while (m.nspare)
-		free(m.spare[--m.nspare]);
-	free(m.spare);
-	return r ? r : m.first_err;
+		px_future_release(m->fs[c]);
+	free(m->fs);
+	while (m->nspare)
+		free(m->spare[--m->nspare]);
+	free(m->spare);
+	return r ? r : m->first_err;
+}
+
+PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
+			   size_t arg_size, size_t n, void *results,
+			   size_t result_size, const px_map_opts *opts)
+{
+	if (!ex || !fn || (!args && n && arg_size) || (!results && result_size))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	size_t chunk;
+	int r = map_chunk_size(ex, n, arg_size, result_size, opts, &chunk);
+	if (r)
+		return r;
+	struct map_run m = {
+		.ex = ex, .fn = fn, .args = args, .arg_size = arg_size, .n = n,
+		.results = results, .result_size = result_size,
+		.stride = sizeof(int32_t) + result_size, .chunk = chunk,
+		.nchunks = (n + chunk - 1) / chunk, .opts = opts,
+		.deadline = px__deadline_after(opts && opts->timeout_ns > 0
+						 ? opts->timeout_ns : -1),
+	};
+	m.fs = calloc(m.nchunks, sizeof(*m.fs));
+	if (!m.fs)
+		return -ENOMEM;
+	size_t ahead = map_ahead(&m);
+	size_t sub = 0, col = 0;
+	int submit_err = 0;
+	r = map_pump(&m, ahead, &sub, &col, &submit_err);
+	return map_finish(&m, sub, col, r, submit_err);
 }
 
 PX_API int px_executor_shutdown(px_executor *ex, bool wait, bool cancel_pending)
@@ -507,7 +541,7 @@ PX_API int px_executor_stats_get(px_executor *ex, px_executor_stats *out)
 
 PX_API const char *px_executor_backend(const px_executor *ex)
 {
-	return ex ? ex->ops->name : NULL;
+	return ex ? ex->cfg.backend : NULL;
 }
 
 PX_API int px_executor_workers(const px_executor *ex)

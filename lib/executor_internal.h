@@ -20,15 +20,20 @@
 
 #include <parex/executor.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "future_internal.h"
 
 #define PX__BACKEND_NAME_MAX 16
 
-/* The effective configuration, after every layer is applied. */
+/*
+ * The effective configuration, after every layer is applied. Each field but
+ * backend, init and init_arg is the storage of one row of the key table in
+ * lib/config.c, which holds its name, default, parser and help text.
+ */
 struct px__config {
 	char backend[PX__BACKEND_NAME_MAX];
-	int workers;                   /* 0 = online CPUs */
+	int workers;                   /* 0 = px_available_parallelism() */
 	uint32_t queue;                /* submission queue capacity, tasks */
 	bool block;                    /* full queue: block (1) or -EAGAIN (0) */
 	uint32_t max_arg;              /* bytes */
@@ -48,7 +53,6 @@ struct px_config {
 };
 
 struct px__backend_ops {
-	const char *name;
 	/* The backend reports stats.submitted itself (the thread pool's tail
 	 * is the count), sparing lib/executor.c an atomic add per submit. */
 	bool counts_submitted;
@@ -177,19 +181,93 @@ void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
  */
 void px__future_cancel_queued(struct px__counts *c, px_future *f);
 
-/* The registered backends, looked up by name; NULL if unknown. */
-const struct px__backend_ops *px__backend_find(const char *name);
+/*
+ * One row of the backend table (lib/config.c): a backend's name, its
+ * constructor and the config keys it uses. The table is the only place that
+ * names a backend; configuration, error messages, px_config_format() and the
+ * README's key table all follow from it and from the key table.
+ */
+struct px__backend {
+	const char *name;   /* [a-z0-9_], 1..PX__BACKEND_NAME_MAX-1 bytes */
+	const struct px__backend_ops *ops;
+	/* The keys this backend uses, separated by spaces. Others are
+	 * accepted and ignored, except that a key marked strict in the key
+	 * table fails px_executor_create() when set to other than its
+	 * default. */
+	const char *keys;
+};
 
+/*
+ * Adds a backend from outside lib/config.c's table, for backends built in
+ * other libraries (libparex-mpi): its entry (which must outlive the process's
+ * use of parex) is then found by name like a built-in one. Exported, but not
+ * public API: a backend library calls it from a constructor, so that linking
+ * (or dlopen-ing) the library is what makes the backend available:
+ *
+ *     static const struct px__backend mpi = { "mpi", &mpi_ops, "workers ..." };
+ *     __attribute__((constructor)) static void mpi_register(void)
+ *     {
+ *             px__backend_register(&mpi);
+ *     }
+ *
+ * Such a library also calls the px__ functions its backend needs
+ * (px__executor_init(), px__future_*), which are hidden in libparex.so: it
+ * links parex_static, or those get PX_API the same way.
+ *
+ * Thread-safe. Returns 0, -EINVAL for a bad name, missing ops or an unknown
+ * key, -EEXIST if the name is taken, -ENOSPC past PX__BACKENDS_EXTRA.
+ */
+#define PX__BACKENDS_EXTRA 8
+PX_API int px__backend_register(const struct px__backend *b);
+
+/* The backend called name, built in or registered; NULL if unknown. */
+const struct px__backend *px__backend_find(const char *name);
+
+/* Sets one key, as px_config_set() (source NULL: "spec"), in lib/config.c. */
+int px__config_set_key(px_config *cfg, const char *key, const char *value,
+		       const char *source);
+
+/*
+ * Copies s into buf (cap bytes), control characters as '?'. A longer s keeps
+ * its head (or, with tail, its end) and gets "..." where it was cut, so that
+ * a message always has room for the key and the source. Returns buf.
+ */
+const char *px__clip(char *buf, size_t cap, const char *s, bool tail);
+
+/* Sizes of the clipped parts: a message stays within 256 bytes. */
+#define PX__CLIP_SOURCE 72
+#define PX__CLIP_KEY 32
+#define PX__CLIP_VALUE 32
+
+/*
+ * Checks that cfg suits its backend b: every strict key (gil) that b does not
+ * use has its default value. Returns 0, or -EINVAL with a message such as
+ * "gil=1 needs the thread backend" in msg (len bytes, may be 0).
+ */
+int px__config_check(const struct px__config *cfg, const struct px__backend *b,
+		     char *msg, size_t len);
+
+/*
+ * Writes the key table as the markdown table README.md shows (header, one
+ * row per key, built-in and registered backends). For the README's check.
+ */
+void px__config_markdown(FILE *out);
+
+/*
+ * Parses a cgroup v2 cpu.max ("QUOTA PERIOD", or "max PERIOD"): stores
+ * ceil(QUOTA/PERIOD), at least 1, or 0 for "max" (no cap). Returns 0, or
+ * -EINVAL for anything else.
+ */
+int px__cpu_max_parse(const char *text, int *cpus);
+
+/* The built-in backends' ops, listed in lib/config.c's backend table. */
 extern const struct px__backend_ops px__inline_backend;
 extern const struct px__backend_ops px__thread_backend;
-/* Defined by procpool/ once it is built in; a weak NULL until then. */
-extern const struct px__backend_ops px__process_backend __attribute__((weak));
+extern const struct px__backend_ops px__process_backend;
 
 /* Plain-memory px_executor_alloc/free for the in-process backends. */
 int px__heap_alloc(px_executor *ex, size_t size, void **out);
 void px__heap_free(px_executor *ex, void *p);
 
-/* Online CPUs, at least 1. */
-int px__online_cpus(void);
 
 #endif /* PX_EXECUTOR_INTERNAL_H */

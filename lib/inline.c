@@ -1,5 +1,5 @@
 /*
- * lib/inline.c - the "inline" backend: each task runs in the submitting
+ * lib/inline.c - the inline backend: each task runs in the submitting
  * thread, inside px_executor_submit(). For debugging (a plain stack trace,
  * no concurrency) and as the sequential baseline the demos measure against.
  */
@@ -72,7 +72,6 @@ static void inline_stats(px_executor *ex, px_executor_stats *out)
 }
 
 const struct px__backend_ops px__inline_backend = {
-	.name = "inline",
 	.create = inline_create,
 	.submit = inline_submit,
 	.shutdown = inline_shutdown,

@@ -440,7 +440,6 @@ static int pp_create(px_executor **out, const struct px__config *cfg)
 }
 
 const struct px__backend_ops px__process_backend = {
-	.name = "process",
 	.create = pp_create,
 	.submit = px__pp_submit,
 	.shutdown = pp_shutdown,

@@ -43,8 +43,10 @@ check)
 	now=$(list "$lib")
 	base=$(grep -v '^#' "$baseline")
 	status=0
-	# Anything exported must be px_* API under a PAREX_ version node.
-	stray=$(printf '%s\n' "$now" | awk '$1 !~ /^px_[a-z0-9][a-z0-9_]*@@?PAREX_[0-9.]+$/')
+	# Anything exported must be px_* API under a PAREX_ version node, or a
+	# px__ backend-interface function under PAREX_PRIVATE.
+	stray=$(printf '%s\n' "$now" | awk '$1 !~ /^px_[a-z0-9][a-z0-9_]*@@?PAREX_[0-9.]+$/ &&
+		$1 !~ /^px__[a-z0-9][a-z0-9_]*@@?PAREX_PRIVATE$/')
 	if [ -n "$stray" ]; then
 		echo "abi.sh: exported outside the px_* API or without a PAREX_ version node:" >&2
 		printf '  %s\n' "$stray" >&2

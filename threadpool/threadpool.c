@@ -634,7 +634,6 @@ static void tp_stats(px_executor *ex, px_executor_stats *out)
 }
 
 const struct px__backend_ops px__thread_backend = {
-	.name = "thread",
 	.counts_submitted = true, /* tail is the count */
 	.create = tp_create,
 	.submit = tp_submit,

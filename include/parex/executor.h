@@ -12,8 +12,9 @@
  *
  * Configuration, lowest precedence first:
  *   1. built-in defaults;
- *   2. the INI file named by $PAREX_CONFIG, else ./parex.conf if it exists
- *      (section [executor], keys as below);
+ *   2. the INI file named by $PAREX_CONFIG, else the program's default file
+ *      if it set one with px_config_set_default_file() and it exists
+ *      (section [executor], keys as below); parex reads no file on its own;
  *   3. the spec in $PAREX_EXECUTOR;
  *   4. the spec the program passes to px_executor_open().
  * A spec is "BACKEND" or "BACKEND:key=value,key=value", or ":key=value" to
@@ -99,18 +100,46 @@ PX_API int px_config_set(px_config *cfg, const char *key, const char *value,
 			 const char *source);
 
 /*
- * Applies an INI file's [executor] section. Returns 0, -ENOENT (or another
- * open error) if it cannot be read, or -EINVAL with px_config_error() naming
- * the file, line and key.
+ * Applies an INI file's [executor] section (other sections are left to other
+ * components). Lines may be of any length, but a key's line may have at most
+ * 198 bytes without its comment and trailing space. Returns 0; -ENOENT, -EACCES, -EISDIR (a directory)
+ * or another open or read error, -EINVAL for a file that is not regular (or a
+ * character device such as /dev/null), -EFBIG past 1 MiB; or -EINVAL for a
+ * bad line, key or value. px_config_error() then names the file, the line and
+ * the key. On error cfg is unchanged.
  */
 PX_API int px_config_load_file(px_config *cfg, const char *path);
 
 /*
+ * Sets the process's default configuration file: the INI file that
+ * px_config_load_env() (and so px_executor_open()) reads when $PAREX_CONFIG
+ * is not set, if it exists. parex reads no file unless the program calls
+ * this (or the user sets $PAREX_CONFIG); a program that wants "./parex.conf"
+ * says so with px_config_set_default_file("parex.conf"). A relative path is
+ * resolved against the working directory when the file is read. NULL (the
+ * initial state) sets none. The path is copied. Thread-safe, but a call
+ * racing with px_executor_open() in another thread may or may not apply to
+ * it. Returns 0, -EINVAL for "", -ENAMETOOLONG, -ENOMEM.
+ */
+PX_API int px_config_set_default_file(const char *path);
+
+/*
  * Applies the environment's layers: the file named by $PAREX_CONFIG (which
- * must exist) or ./parex.conf (if it exists), then $PAREX_EXECUTOR.
- * Returns 0 or the first error as above.
+ * must exist and be readable, and not be a directory) or else the default
+ * file set by px_config_set_default_file() (skipped if it does not exist),
+ * then $PAREX_EXECUTOR. Returns 0 or the first error as above.
  */
 PX_API int px_config_load_env(px_config *cfg);
+
+/*
+ * The number of CPUs this process may run on: its CPU affinity mask
+ * (sched_getaffinity, as `taskset` sets it), capped by the CPU quota of its
+ * cgroup v2 and the cgroups above it (cpu.max "QUOTA PERIOD" allows
+ * ceil(QUOTA/PERIOD) CPUs, at least 1; "max" sets no cap). The default
+ * worker count (workers=auto). Always at least 1; falls back to the online
+ * CPUs when the mask cannot be read.
+ */
+PX_API int px_available_parallelism(void);
 
 /* Sets the per-worker initializer (NULL: none). */
 PX_API void px_config_set_initializer(px_config *cfg, px_worker_init_fn fn,
@@ -120,9 +149,10 @@ PX_API void px_config_set_initializer(px_config *cfg, px_worker_init_fn fn,
 PX_API const char *px_config_error(const px_config *cfg);
 
 /*
- * Writes the effective configuration as a spec ("thread:workers=2,...") into
- * buf (always NUL-terminated when len > 0). Returns the length it needs, as
- * snprintf does.
+ * Writes the effective configuration as a spec ("thread:workers=2,...",
+ * every key in README.md's table order, workers=auto resolved) into buf
+ * (always NUL-terminated when len > 0; buf may be NULL when len is 0).
+ * Returns the length it needs, as snprintf does, or -EINVAL for a NULL cfg.
  */
 PX_API int px_config_format(const px_config *cfg, char *buf, size_t len);
 
@@ -130,8 +160,9 @@ PX_API int px_config_format(const px_config *cfg, char *buf, size_t len);
 
 /*
  * Creates an executor from cfg (which the caller keeps). Workers start now.
- * Returns 0, -EINVAL for an inconsistent configuration, PX_ENOBACKEND, a
- * worker initializer's failure, or a system error (-ENOMEM, -EAGAIN).
+ * Returns 0, -EINVAL for an inconsistent configuration (gil=1 on a backend
+ * other than thread), a worker initializer's failure, or a system error
+ * (-ENOMEM, -EAGAIN).
  */
 PX_API int px_executor_create(px_executor **out, const px_config *cfg);
 
@@ -222,10 +253,11 @@ typedef struct px_executor_stats {
 /* Fills *out with a consistent-enough snapshot. 0 or -EINVAL. */
 PX_API int px_executor_stats_get(px_executor *ex, px_executor_stats *out);
 
-/* The backend's name ("inline", "thread", "process"). */
+/* The backend's name ("inline", "thread", "process"); NULL for NULL. */
 PX_API const char *px_executor_backend(const px_executor *ex);
 
-/* The number of workers the executor was created with. */
+/* The number of workers the executor was created with (workers=auto:
+ * px_available_parallelism() at creation). -EINVAL for NULL. */
 PX_API int px_executor_workers(const px_executor *ex);
 
 /*

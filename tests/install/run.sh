@@ -26,7 +26,7 @@ test -f "$work/prefix/share/man/man7/parex.7"
 test -f "$work/prefix/share/man/man3/px_executor_submit.3"
 test -f "$work/prefix/share/man/man3/px_strerror.3"
 pages=$(find "$work/prefix/share/man/man3" -name 'px_*.3' | wc -l)
-funcs=$(nm -D --defined-only "$libdir/libparex.so" | grep -c ' px_')
+funcs=$(nm -D --defined-only "$libdir/libparex.so" | grep ' px_' | grep -vc ' px__')
 [ "$pages" -eq "$funcs" ] || { echo "install: $pages pages for $funcs functions" >&2; exit 1; }
 render() { # page section: the rendered text on stdout
 	if command -v man >/dev/null && man -M "$work/prefix/share/man" -w "$2" "$1" >/dev/null 2>&1; then

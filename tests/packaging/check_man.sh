@@ -12,7 +12,7 @@ status=0
 [ -f "$man3/undocumented.txt" ] || { echo "check_man.sh: $man3 was not generated" >&2; exit 1; }
 
 syms=$(LC_ALL=C readelf --dyn-syms --wide "$lib" |
-	awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $8 ~ /^px_/ { sub(/@.*/, "", $8); print $8 }' |
+	awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $8 ~ /^px_/ && $8 !~ /^px__/ { sub(/@.*/, "", $8); print $8 }' |
 	LC_ALL=C sort -u)
 pages=$(find "$man3" -maxdepth 1 -name 'px_*.3' -printf '%f\n' | sed 's/\.3$//' |
 	LC_ALL=C sort -u)
