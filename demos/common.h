@@ -13,7 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 /* Options every demo takes. */
 typedef struct demo_opts {
@@ -23,6 +26,7 @@ typedef struct demo_opts {
 	const char *csv;         /* --csv FILE */
 	const char *json;        /* --json FILE */
 	const char *plot;        /* --plot FILE.png */
+	FILE *csv_f, *json_f;    /* opened by demo_parse, before any run */
 } demo_opts;
 
 typedef enum demo_opt_kind {
@@ -32,7 +36,8 @@ typedef enum demo_opt_kind {
 	DEMO_OPT_FLAG,   /* bool *dst, set to true; takes no value */
 } demo_opt_kind;
 
-/* A demo-specific option, --name VALUE or --name=VALUE. */
+/* A demo-specific option, --name VALUE or --name=VALUE (getopt_long: long
+ * options may be abbreviated to any unambiguous prefix). */
 typedef struct demo_option {
 	const char *name;
 	const char *metavar; /* "N", "MS", ... (unused for flags) */
@@ -43,13 +48,20 @@ typedef struct demo_option {
 } demo_option;
 
 /*
- * Parses argv: the common options, then the demo's own (extra, n of them).
- * about is printed first by --help (what the demo does and how to run it).
- * Returns 0 to go on, 1 after printing help (exit 0), or -1 after printing a
- * one-line error to stderr (exit 2).
+ * Parses argv with getopt_long: the common options (-b/--backend,
+ * -w/--workers, --csv, --json, --plot, -h/--help, -V/--version), then the
+ * demo's own (extra, n of them). about is printed first by --help (what the
+ * demo does and how to run it), demo_env_extra (may be NULL) after the
+ * common environment variables. The --csv and --json files are created here,
+ * so that a name that cannot be written fails before any measuring.
+ * Returns 0 to go on, 1 after printing help or the version (exit 0), or -1
+ * after printing a one-line error to stderr (exit 2).
  */
 int demo_parse(int argc, char **argv, const char *about,
 	       const demo_option *extra, int n, demo_opts *o);
+
+/* Lines "  NAME   what" for the environment variables the demo alone reads. */
+extern const char *demo_env_extra;
 
 /* The program's name for messages ("demo_cpu"). */
 extern const char *demo_prog;
@@ -170,12 +182,24 @@ void demo_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void demo_print_verdict(void);
 
 /*
- * Writes --csv and --json if asked (JSON: {"demo", "cpus", "rows",
- * "notes", "verdict", plus the extra key/values given as a JSON object
- * body, may be NULL}). Returns 0, or -1 after printing an error.
+ * Machine-readable verdicts: key -> "yes", "no", "inconclusive", ...,
+ * written as the JSON member "verdicts".
  */
-int demo_write_outputs(const demo_opts *o, const demo_table *t,
-		       const char *extra_json);
+void demo_verdict_field(const char *key, const char *value);
+
+/* Sets a top-level member of the JSON output (steals value; NULL: null). */
+void demo_json_set(const char *key, json_t *value);
+
+/* A JSON string for any C string (bytes that are not UTF-8 become '?'). */
+json_t *demo_json_str(const char *s);
+
+/*
+ * Writes --csv and --json if asked, into the files demo_parse opened (JSON,
+ * through jansson: {"demo", "cpus", "parex", members set by demo_json_set,
+ * "rows", "notes", "verdict", "verdicts"}). Numbers keep full precision.
+ * Returns 0, or -1 after printing an error.
+ */
+int demo_write_outputs(demo_opts *o, const demo_table *t);
 
 void demo_table_free(demo_table *t);
 

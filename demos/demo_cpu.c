@@ -523,7 +523,7 @@ int main(int argc, char **argv)
 	}
 	demo_print_verdict();
 
-	int rc = demo_write_outputs(&o, t, NULL) ? 1 : 0;
+	int rc = demo_write_outputs(&o, t) ? 1 : 0;
 	if (o.plot) {
 		/* One data block per backend and granularity: workers speedup. */
 		size_t cap = 1 << 16, n = 0;

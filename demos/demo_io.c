@@ -873,11 +873,10 @@ int main(int argc, char **argv)
 	}
 	demo_print_verdict();
 
-	char extra_json[640];
-	snprintf(extra_json, sizeof(extra_json),
-		 "\"url\": \"%s\", \"latency_ms\": %g, \"own_server\": %s",
-		 tgt.url, opt_url ? 0.0 : opt_latency_ms, opt_url ? "false" : "true");
-	int rc = demo_write_outputs(&o, t, extra_json) ? 1 : fail;
+	demo_json_set("url", demo_json_str(tgt.url));
+	demo_json_set("latency_ms", json_real(opt_url ? 0.0 : opt_latency_ms));
+	demo_json_set("own_server", json_boolean(!opt_url));
+	int rc = demo_write_outputs(&o, t) ? 1 : fail;
 	if (o.plot) {
 		char data[4096];
 		size_t len = 0;
