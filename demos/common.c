@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,11 +31,21 @@ const char *demo_prog = "demo";
 
 void demo_err(const char *fmt, ...)
 {
+	char buf[1024];
 	va_list ap;
-	fprintf(stderr, "%s: ", demo_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* One line, whatever the user typed: control characters in a quoted
+	 * argument are shown as \xHH. */
+	fprintf(stderr, "%s: ", demo_prog);
+	for (const char *p = buf; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == 0x7f)
+			fprintf(stderr, "\\x%02x", c);
+		else
+			fputc(c, stderr);
+	}
 	fputc('\n', stderr);
 }
 
@@ -207,10 +218,26 @@ static int parse_num(const char *s, bool integer, double min, double max,
 	return 0;
 }
 
+/* Output files created by demo_parse and not yet written: removed when the
+ * demo exits early, so that no empty CSV or JSON is left behind. */
+static const char *unfinished[3];
+
+static void remove_unfinished(void)
+{
+	for (int i = 0; i < 3; i++)
+		if (unfinished[i])
+			unlink(unfinished[i]);
+}
+
 /* Opens an output file named on the command line, before any measuring:
  * a name that cannot be written fails the run at once (usage error). */
 static int open_output(const char *opt, const char *path, FILE **f)
 {
+	static bool registered;
+	if (!registered) {
+		atexit(remove_unfinished);
+		registered = true;
+	}
 	if (!*path) {
 		demo_err("--%s needs a file name", opt);
 		return -1;
@@ -222,6 +249,7 @@ static int open_output(const char *opt, const char *path, FILE **f)
 		demo_err("cannot create %s (--%s): %s", path, opt, strerror(errno));
 		return -1;
 	}
+	unfinished[opt[0] == 'c' ? 0 : opt[0] == 'j' ? 1 : 2] = path;
 	return 0;
 }
 
@@ -661,6 +689,137 @@ void demo_usage_end_cpu(demo_usage *u)
 	u->cpu = cpu_seconds() - u->cpu0;
 }
 
+/* ---- repeated measurements and the machine's load ---------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+double demo_quantile(const double *v, int n, double q)
+{
+	if (n <= 0)
+		return NAN;
+	double *s = xcalloc((size_t)n, sizeof(double));
+	memcpy(s, v, (size_t)n * sizeof(double));
+	qsort(s, (size_t)n, sizeof(double), cmp_double);
+	double pos = q * (n - 1);
+	int i = (int)floor(pos);
+	double r = i + 1 < n ? s[i] + (pos - i) * (s[i + 1] - s[i]) : s[i];
+	free(s);
+	return r;
+}
+
+double demo_median(const double *v, int n)
+{
+	return demo_quantile(v, n, 0.5);
+}
+
+/* Busy and total jiffies over all CPUs, and the steal part, /proc/stat. */
+static int proc_stat(double *busy, double *total, double *steal)
+{
+	FILE *f = fopen("/proc/stat", "re");
+	if (!f)
+		return -1;
+	unsigned long long v[10] = { 0 };
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+		       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
+		       &v[8], &v[9]);
+	fclose(f);
+	if (n < 4)
+		return -1;
+	/* user nice system idle iowait irq softirq steal guest guest_nice;
+	 * guest time is already inside user. */
+	double t = 0;
+	for (int i = 0; i < 8 && i < n; i++)
+		t += (double)v[i];
+	*total = t;
+	*busy = t - (double)v[3] - (double)v[4];
+	*steal = n > 7 ? (double)v[7] : 0;
+	return 0;
+}
+
+static void loadavg(double out[3])
+{
+	out[0] = out[1] = out[2] = NAN;
+	FILE *f = fopen("/proc/loadavg", "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%lf %lf %lf", &out[0], &out[1], &out[2]) != 3)
+		out[0] = out[1] = out[2] = NAN;
+	fclose(f);
+}
+
+void demo_machine_begin(demo_machine *m)
+{
+	memset(m, 0, sizeof(*m));
+	loadavg(m->load_before);
+	m->ok = proc_stat(&m->busy0, &m->total0, &m->steal0) == 0;
+	m->own0 = cpu_seconds();
+	m->t0 = demo_now();
+}
+
+void demo_machine_end(demo_machine *m)
+{
+	double busy, total, steal;
+	m->wall = demo_now() - m->t0;
+	loadavg(m->load_after);
+	m->others_cpus = m->steal_cpus = NAN;
+	m->available_cpus = NAN;
+	if (!m->ok || proc_stat(&busy, &total, &steal) || m->wall <= 0)
+		return;
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	double own = cpu_seconds() - m->own0;
+	double others = (busy - m->busy0) / hz - own;
+	m->others_cpus = others > 0 ? others / m->wall : 0;
+	m->steal_cpus = (steal - m->steal0) / hz / m->wall;
+	m->available_cpus = demo_cpus() - m->others_cpus;
+	if (m->available_cpus < 0)
+		m->available_cpus = 0;
+}
+
+json_t *demo_machine_json(const demo_machine *m)
+{
+	json_t *j = json_object();
+	char model[256] = "", line[512];
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':');
+		if (!strncmp(line, "model name", 10) && c) {
+			snprintf(model, sizeof(model), "%s", c + 2);
+			model[strcspn(model, "\n")] = 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	struct utsname u;
+	char kernel[400] = "";
+	if (!uname(&u))
+		snprintf(kernel, sizeof(kernel), "%s %s %s", u.sysname, u.release,
+			 u.machine);
+	json_object_set_new(j, "cpus", json_integer(demo_cpus()));
+	json_object_set_new(j, "model", demo_json_str(model));
+	json_object_set_new(j, "kernel", demo_json_str(kernel));
+	json_t *lb = json_array(), *la = json_array();
+	for (int i = 0; i < 3; i++) {
+		json_array_append_new(lb, isnan(m->load_before[i]) ? json_null()
+								  : json_real(m->load_before[i]));
+		json_array_append_new(la, isnan(m->load_after[i]) ? json_null()
+								 : json_real(m->load_after[i]));
+	}
+	json_object_set_new(j, "load_before", lb);
+	json_object_set_new(j, "load_after", la);
+	json_object_set_new(j, "run_wall_s", json_real(m->wall));
+#define NUM_OR_NULL(x) (isnan(x) ? json_null() : json_real(x))
+	json_object_set_new(j, "others_cpus", NUM_OR_NULL(m->others_cpus));
+	json_object_set_new(j, "steal_cpus", NUM_OR_NULL(m->steal_cpus));
+	json_object_set_new(j, "available_cpus", NUM_OR_NULL(m->available_cpus));
+#undef NUM_OR_NULL
+	return j;
+}
+
 /* ---- table --------------------------------------------------------------- */
 
 typedef struct cell {
@@ -944,6 +1103,7 @@ int demo_write_outputs(demo_opts *o, const demo_table *t)
 	if (o->csv_f) {
 		FILE *f = o->csv_f;
 		o->csv_f = NULL;
+		unfinished[0] = NULL;
 		for (int c = 0; c < t->ncols; c++) {
 			if (c)
 				fputc(',', f);
@@ -967,6 +1127,7 @@ int demo_write_outputs(demo_opts *o, const demo_table *t)
 	if (o->json_f) {
 		FILE *f = o->json_f;
 		o->json_f = NULL;
+		unfinished[1] = NULL;
 		json_t *doc = json_object();
 		json_object_set_new(doc, "demo", demo_json_str(demo_prog));
 		json_object_set_new(doc, "cpus", json_integer(demo_cpus()));
@@ -1118,6 +1279,8 @@ int demo_plot(const char *png, const char *script, const char *data)
 		demo_err("--plot: gnuplot failed; %s not written", png);
 		return -1;
 	}
+	if (unfinished[2] && !strcmp(unfinished[2], png))
+		unfinished[2] = NULL; /* written: keep it */
 	return 0;
 }
 

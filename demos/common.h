@@ -152,6 +152,36 @@ void demo_usage_stop_wall(demo_usage *u);
 /* Adds CPU time up to now (call after the workers are reaped). */
 void demo_usage_end_cpu(demo_usage *u);
 
+/* ---- repeated measurements and the machine's load ------------------------ */
+
+/* The q-quantile (0..1, linear between order statistics) of n values, and
+ * the median; NaN when n is 0. */
+double demo_quantile(const double *v, int n, double q);
+double demo_median(const double *v, int n);
+
+/*
+ * How busy the machine was while a demo ran: from /proc/stat, the CPUs that
+ * other programs used on average (all busy time minus this process tree's
+ * CPU time), the part the hypervisor stole, what remained for the demo, and
+ * the load average before and after. NaN where /proc/stat is unreadable.
+ */
+typedef struct demo_machine {
+	double t0, own0, busy0, total0, steal0; /* internal */
+	bool ok;                                /* internal */
+	double wall;                            /* seconds measured */
+	double others_cpus;    /* CPUs other programs used, on average */
+	double steal_cpus;     /* CPUs stolen by the hypervisor, on average */
+	double available_cpus; /* online CPUs - others_cpus */
+	double load_before[3], load_after[3];
+} demo_machine;
+
+void demo_machine_begin(demo_machine *m);
+void demo_machine_end(demo_machine *m);
+
+/* {"cpus", "model", "kernel", "load_before", "load_after", "run_wall_s",
+ * "others_cpus", "steal_cpus", "available_cpus"} for the JSON output. */
+json_t *demo_machine_json(const demo_machine *m);
+
 /* ---- the result table ---------------------------------------------------- */
 
 /* A column: name (also the CSV/JSON key), kind 's' string, 'i' integer,

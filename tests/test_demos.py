@@ -6,21 +6,26 @@ JSON, one-line errors with a non-zero exit for bad input, and the executor
 taken from $PAREX_EXECUTOR or parex.conf. Never checks timings.
 
 Usage: test_demos.py DEMO_DIR CASE   (CASE: cpu, io, io_refused, race,
-       pipeline, badinput, config, plot)
+       pipeline, badinput, config, plot, options, json_url, nopython,
+       report)
 """
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 COLUMNS = {
-    "demo_cpu": ["backend", "workers", "tasks", "task_us", "wall_s", "speedup",
-                 "efficiency", "cpu_s", "ovh_us", "peak_rss_mb", "procs",
-                 "threads", "start_ms", "balance"],
+    "demo_cpu": ["backend", "workers", "tasks", "task_us", "runs", "wall_s",
+                 "speedup", "speedup_lo", "speedup_hi", "cpus_used",
+                 "efficiency", "cpu_s", "ovh_us", "ovh_noise_us",
+                 "peak_rss_mb", "procs", "threads", "start_ms", "balance"],
     "demo_io": ["mode", "requests", "concurrency", "wall_s", "speedup",
                 "req_per_s", "cpu_s", "cpu_us_per_req", "peak_rss_mb",
                 "threads", "procs", "errors", "server_peak_conns", "balance"],
@@ -47,7 +52,7 @@ def fail(msg):
 def run(demo, args, env=None, cwd=None, timeout=120):
     full_env = dict(os.environ)
     # The demos must not pick up a configuration from the test environment.
-    for k in ("PAREX_EXECUTOR", "PAREX_CONFIG"):
+    for k in ("PAREX_EXECUTOR", "PAREX_CONFIG", "PAREX_DEMO_PYTHON"):
         full_env.pop(k, None)
     full_env.update(env or {})
     cmd = [os.path.join(demo_dir, demo)] + args
@@ -105,6 +110,9 @@ def check_ok(demo, args, min_rows, env=None, cwd=None):
         fail(f"{demo}: JSON demo/rows do not match the CSV")
     if not doc.get("verdict"):
         fail(f"{demo}: JSON has no verdict")
+    if not isinstance(doc.get("verdicts"), dict):
+        fail(f"{demo}: JSON has no verdicts object")
+    check_ok.doc = doc
     return rows, p
 
 
@@ -129,16 +137,163 @@ def free_port():
     return port
 
 
+VERDICT_VALUES = {"yes", "no", "inconclusive"}
+
+
+def serve_http(reply_body=b"ok"):
+    """A loopback server answering every request with 200; returns the port."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def loop():
+        while True:
+            c, _ = srv.accept()
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n%s" % (len(reply_body), reply_body))
+            c.close()
+    threading.Thread(target=loop, daemon=True).start()
+    return srv.getsockname()[1]
+
+
 if case == "cpu":
-    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "64",
-                                     "--workers", "2"], 2)
+    rows, p = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "64",
+                                     "--workers", "2", "--budget", "1"], 2,
+                       env={"PAREX_DEMO_PYTHON": sys.executable})
+    doc = check_ok.doc
     backends = {r["backend"] for r in rows}
-    for b in ("inline", "thread", "thread:gil=1"):
+    for b in ("inline", "thread", "thread:gil=1", "cpython:ThreadPoolExecutor",
+              "cpython:ProcessPoolExecutor"):
         if b not in backends:
             fail(f"demo_cpu: no {b} rows ({backends})")
     for r in rows:
         if r["backend"] == "inline" and float(r["speedup"]) != 1.0:
             fail("demo_cpu: the baseline's speedup is not 1")
+        if r["ovh_us"] != "" and float(r["ovh_us"]) < 0:
+            fail(f"demo_cpu: negative per-task overhead {r}")
+        if r["ovh_us"] != "" and float(r["ovh_us"]) <= float(r["ovh_noise_us"]):
+            fail(f"demo_cpu: an overhead within the noise is shown {r}")
+        lo, sp, hi = (float(r[k]) for k in ("speedup_lo", "speedup", "speedup_hi"))
+        if not lo <= sp <= hi:
+            fail(f"demo_cpu: speedup {sp} outside its spread {lo}..{hi}")
+        if int(r["runs"]) < 1:
+            fail(f"demo_cpu: no runs behind {r}")
+    v = doc["verdicts"]
+    for k in ("threads_scale", "gil_scales", "cpython_threads_scale",
+              "cpython_processes_scale", "emulation_matches_cpython"):
+        if v.get(k) not in VERDICT_VALUES:
+            fail(f"demo_cpu: verdicts.{k} = {v.get(k)!r}")
+    # A verdict that concludes must not contradict the numbers beside it.
+    text = "\n".join(doc["verdict"])
+    if v.get("threads_scale") == "yes" and "on threads does not scale" in text:
+        fail("demo_cpu: contradictory thread verdict")
+    if v.get("threads_scale") == "inconclusive" and "inconclusive" not in text:
+        fail("demo_cpu: an inconclusive verdict that does not say so")
+    m = doc.get("machine", {})
+    for k in ("cpus", "model", "kernel", "load_before", "load_after",
+              "others_cpus", "available_cpus"):
+        if k not in m:
+            fail(f"demo_cpu: machine.{k} missing")
+    if "timeline_png" not in doc:
+        fail("demo_cpu: no place for the timeline picture")
+elif case == "nopython":
+    # No interpreter: the CPython comparison is skipped with one line.
+    empty = tempfile.mkdtemp(dir=tmp)
+    for env in ({"PAREX_DEMO_PYTHON": ""},
+                {"PAREX_DEMO_PYTHON": os.path.join(empty, "python3")},
+                {"PATH": empty}):
+        rows, p = check_ok("demo_cpu", ["--seconds", "0.01", "--tiny", "16",
+                                         "--workers", "2", "--budget", "0.5"],
+                           2, env=env)
+        skips = [l for l in p.stdout.splitlines() if "CPython comparison skipped" in l]
+        if len(skips) != 1:
+            fail(f"demo_cpu {env}: expected one 'skipped' line, got {skips}")
+        if any(r["backend"].startswith("cpython") for r in rows):
+            fail(f"demo_cpu {env}: CPython rows without an interpreter")
+        if "emulation_matches_cpython" in check_ok.doc["verdicts"]:
+            fail(f"demo_cpu {env}: a CPython verdict without CPython")
+elif case == "options":
+    p = run("demo_cpu", ["--version"])
+    if p.returncode != 0 or not re.match(r"demo_cpu \(parex\) \d+\.\d+", p.stdout):
+        fail(f"demo_cpu --version: {p.stdout!r}")
+    for demo in COLUMNS:
+        p = run(demo, ["--help"])
+        if p.returncode != 0:
+            fail(f"{demo} --help: exit {p.returncode}")
+        for var in ("PAREX_EXECUTOR", "PAREX_CONFIG", "PAREX_IO"):
+            if var not in p.stdout:
+                fail(f"{demo} --help: no {var} in the environment section")
+        long_lines = [l for l in p.stdout.splitlines() if len(l) > 79]
+        if long_lines:
+            fail(f"{demo} --help: lines over 79 columns: {long_lines}")
+        # An output that cannot be created fails before the run.
+        t0 = time.monotonic()
+        check_bad(demo, ["--csv", "/nonexistent/x.csv"], want_rc=2,
+                  want_text="/nonexistent/x.csv")
+        check_bad(demo, ["--json", "/nonexistent/x.json"], want_rc=2)
+        if time.monotonic() - t0 > 10:
+            fail(f"{demo}: a bad output file was reported only after the run")
+    # Abbreviations and short options; an ambiguous prefix is an error.
+    rows, _ = check_ok("demo_cpu", ["--sec", "0.01", "--ti", "16", "-w", "2",
+                                     "--bud", "0.3", "-b", "thread"], 2,
+                       env={"PAREX_DEMO_PYTHON": ""})
+    if {r["workers"] for r in rows if r["backend"] == "thread"} != {"2"}:
+        fail("demo_cpu: -w 2 not honoured")
+    check_bad("demo_cpu", ["--m", "3"], want_rc=2, want_text="ambiguous")
+    # A label with a comma and a quote: the CSV quotes it (check_csv counts
+    # the fields) and the JSON keeps it.
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.01", "--tiny", "16",
+                                     "--budget", "0.3", "-w", "1",
+                                     "--backend", "thread:gil=0,spin_us=0"], 2,
+                       env={"PAREX_DEMO_PYTHON": ""})
+    if "thread:gil=0,spin_us=0" not in {r["backend"] for r in rows}:
+        fail(f"demo_cpu: the label with a comma did not survive the CSV: {rows}")
+elif case == "json_url":
+    # URLs with control characters, quotes, non-ASCII and bytes that are not
+    # UTF-8: the JSON must parse whatever the URL holds.
+    port = serve_http()
+    paths = [b"/a\x01b\x1b[31m\tc\x7f", "/caf\u00e9/\u2603".encode(), b"/x\xff\xfe",
+             b"/q?a='1'&b=<2>"]
+    for path in paths:
+        url = b"http://127.0.0.1:%d%s" % (port, path)
+        j = os.path.join(tmp, "io.json")
+        cmd = [os.fsencode(os.path.join(demo_dir, "demo_io")), b"--url", url,
+               b"--requests", b"3", b"--workers", b"2", b"--json", os.fsencode(j),
+               b"--backend", b"thread"]
+        pr = subprocess.run(cmd, capture_output=True, timeout=120,
+                            env={k: v for k, v in os.environ.items()
+                                 if k not in ("PAREX_EXECUTOR", "PAREX_CONFIG")}
+                            | {"PAREX_DEMO_PYTHON": ""})
+        print("$ demo_io --url", url, "->", pr.returncode)
+        sys.stdout.write(pr.stderr.decode(errors="replace"))
+        if pr.returncode != 0:
+            fail(f"demo_io --url {url!r}: exit {pr.returncode}")
+            continue
+        try:
+            with open(j, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            fail(f"demo_io --url {url!r}: JSON does not parse: {e}")
+            continue
+        try:
+            want = url.decode("utf-8")
+        except UnicodeDecodeError:
+            want = None
+        if want is not None and doc.get("url") != want:
+            fail(f"demo_io: url {doc.get('url')!r} != {want!r}")
+    # A run that fails leaves no half-written output behind.
+    j = os.path.join(tmp, "fail.json")
+    check_bad("demo_io", ["--url", f"http://127.0.0.1:{free_port()}/",
+                          "--timeout-ms", "2000", "--json", j], want_rc=1)
+    if os.path.exists(j):
+        fail("demo_io: an empty JSON file left after a failed run")
 elif case == "io":
     rows, _ = check_ok("demo_io", ["--requests", "12", "--latency-ms", "5",
                                    "--workers", "4", "--burst", "64",
@@ -185,8 +340,9 @@ elif case == "badinput":
         p = run(demo, ["--help"])
         if p.returncode != 0 or "--backend" not in p.stdout:
             fail(f"{demo} --help")
-    check_bad("demo_cpu", ["--backend", "bogus", "--seconds", "0.01"], want_rc=1,
+    check_bad("demo_cpu", ["--backend", "bogus", "--seconds", "0.01"], want_rc=2,
               want_text="bogus")
+    check_bad("demo_io", ["--backend", "fork"], want_rc=2, want_text="fork")
     check_bad("demo_race", ["--backend", "bogus"], want_rc=2)
     p = run("demo_cpu", ["--seconds", "0.01"], env={"PAREX_EXECUTOR": "thread:workers=zero"})
     if p.returncode == 0 or len(p.stderr.strip().splitlines()) != 1:
