@@ -820,6 +820,147 @@ json_t *demo_machine_json(const demo_machine *m)
 	return j;
 }
 
+/* ---- CPython beside the demos ------------------------------------------------ */
+
+/* The script: next to this program, else in the source tree. */
+static int find_script(const char *name, char *out, size_t len)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(out, len, "%s/%s", exe, name);
+			if (!access(out, R_OK))
+				return 0;
+		}
+	}
+#ifdef PX_DEMO_SOURCE_DIR
+	snprintf(out, len, "%s/%s", PX_DEMO_SOURCE_DIR, name);
+	if (!access(out, R_OK))
+		return 0;
+#endif
+	return -1;
+}
+
+/* The interpreter: $PAREX_DEMO_PYTHON (empty: none), else python3 on PATH. */
+static const char *python_path(char *why, size_t len)
+{
+	const char *p = getenv("PAREX_DEMO_PYTHON");
+	if (p && !*p) {
+		snprintf(why, len, "PAREX_DEMO_PYTHON is empty");
+		return NULL;
+	}
+	if (!p)
+		p = "python3";
+	if (strchr(p, '/')) {
+		if (access(p, X_OK)) {
+			snprintf(why, len, "%s is not an executable", p);
+			return NULL;
+		}
+		return p;
+	}
+	const char *path = getenv("PATH");
+	char dup[4096];
+	snprintf(dup, sizeof(dup), "%s", path ? path : "/usr/bin:/bin");
+	char *save = NULL;
+	static char full[4096 + 64];
+	for (char *d = strtok_r(dup, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(full, sizeof(full), "%s/%s", *d ? d : ".", p);
+		if (!access(full, X_OK))
+			return full;
+	}
+	snprintf(why, len, "%s is not installed", p);
+	return NULL;
+}
+
+json_t *demo_python_run(const char *script, const char *const *args, char *why,
+			size_t len)
+{
+	char path[4200];
+	const char *py = python_path(why, len);
+	if (!py)
+		return NULL;
+	if (find_script(script, path, sizeof(path))) {
+		snprintf(why, len, "%s not found next to %s", script, demo_prog);
+		return NULL;
+	}
+	const char *argv[32] = { py, path };
+	int n = 2;
+	for (int i = 0; args && args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int fd[2], efd[2];
+	if (pipe(fd)) {
+		snprintf(why, len, "pipe: %s", strerror(errno));
+		return NULL;
+	}
+	if (pipe(efd)) {
+		close(fd[0]);
+		close(fd[1]);
+		snprintf(why, len, "pipe: %s", strerror(errno));
+		return NULL;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		dup2(efd[1], 2);
+		close(fd[0]);
+		close(fd[1]);
+		close(efd[0]);
+		close(efd[1]);
+		execv(py, (char *const *)argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	close(efd[1]);
+	if (pid < 0) {
+		close(fd[0]);
+		close(efd[0]);
+		snprintf(why, len, "fork: %s", strerror(errno));
+		return NULL;
+	}
+	FILE *f = fdopen(fd[0], "r");
+	json_error_t jerr;
+	json_t *doc = f ? json_loadf(f, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+	if (f) {
+		char sink[4096];
+		while (fread(sink, 1, sizeof(sink), f) > 0)
+			;
+		fclose(f);
+	} else {
+		close(fd[0]);
+	}
+	/* The script's last stderr line says why it failed. */
+	char err[4096] = "", *last = err;
+	ssize_t got, total = 0;
+	while ((got = read(efd[0], err + total, sizeof(err) - 1 - (size_t)total)) > 0)
+		total += got;
+	close(efd[0]);
+	err[total > 0 ? total : 0] = 0;
+	while (total > 0 && (err[total - 1] == '\n' || err[total - 1] == '\r'))
+		err[--total] = 0;
+	char *nl = strrchr(err, '\n');
+	if (nl)
+		last = nl + 1;
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		snprintf(why, len, "%s failed (exit %d)%s%.300s", script,
+			 WIFEXITED(st) ? WEXITSTATUS(st) : -1, *last ? ": " : "",
+			 last);
+		json_decref(doc);
+		return NULL;
+	}
+	if (!doc)
+		snprintf(why, len, "%s printed no valid JSON: %s", script, jerr.text);
+	return doc;
+}
+
 /* ---- table --------------------------------------------------------------- */
 
 typedef struct cell {

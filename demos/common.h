@@ -182,6 +182,19 @@ void demo_machine_end(demo_machine *m);
  * "others_cpus", "steal_cpus", "available_cpus"} for the JSON output. */
 json_t *demo_machine_json(const demo_machine *m);
 
+/* ---- CPython beside the demos -------------------------------------------- */
+
+/*
+ * Runs a Python script shipped with the demos (found next to the program,
+ * else in the source folder) with args (NULL-terminated), under
+ * $PAREX_DEMO_PYTHON (empty: none) or python3 from PATH, and parses the JSON
+ * object it prints. Returns it (the caller owns it), or NULL with a one-line
+ * reason in why (no interpreter, no script, the script failed: its last
+ * stderr line).
+ */
+json_t *demo_python_run(const char *script, const char *const *args, char *why,
+			size_t len);
+
 /* ---- the result table ---------------------------------------------------- */
 
 /* A column: name (also the CSV/JSON key), kind 's' string, 'i' integer,

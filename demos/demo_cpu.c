@@ -325,60 +325,6 @@ typedef struct pyres {
 	conf seq, thr, proc; /* samples, as for the C backends */
 } pyres;
 
-/* The script: next to this program, else in the source tree. */
-static int find_script(const char *name, char *out, size_t len)
-{
-	char exe[4096];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = 0;
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = 0;
-			snprintf(out, len, "%s/%s", exe, name);
-			if (!access(out, R_OK))
-				return 0;
-		}
-	}
-#ifdef PX_DEMO_SOURCE_DIR
-	snprintf(out, len, "%s/%s", PX_DEMO_SOURCE_DIR, name);
-	if (!access(out, R_OK))
-		return 0;
-#endif
-	return -1;
-}
-
-/* The interpreter: $PAREX_DEMO_PYTHON (empty: none), else python3 on PATH. */
-static const char *python_path(char *why, size_t len)
-{
-	const char *p = getenv("PAREX_DEMO_PYTHON");
-	if (p && !*p) {
-		snprintf(why, len, "PAREX_DEMO_PYTHON is empty");
-		return NULL;
-	}
-	if (!p)
-		p = "python3";
-	if (strchr(p, '/')) {
-		if (access(p, X_OK)) {
-			snprintf(why, len, "%s is not an executable", p);
-			return NULL;
-		}
-		return p;
-	}
-	const char *path = getenv("PATH");
-	char dup[4096];
-	snprintf(dup, sizeof(dup), "%s", path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-	static char full[4096 + 64];
-	for (char *d = strtok_r(dup, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		snprintf(full, sizeof(full), "%s/%s", *d ? d : ".", p);
-		if (!access(full, X_OK))
-			return full;
-	}
-	snprintf(why, len, "%s is not installed", p);
-	return NULL;
-}
-
 static void samples_from(json_t *obj, conf *c)
 {
 	json_t *w = json_object_get(obj, "wall"), *cp = json_object_get(obj, "cpu");
@@ -395,61 +341,16 @@ static void samples_from(json_t *obj, conf *c)
 static void run_cpython(int workers, double seconds, double budget, pyres *r)
 {
 	memset(r, 0, sizeof(*r));
-	char script[4200];
-	const char *py = python_path(r->why, sizeof(r->why));
-	if (!py)
-		return;
-	if (find_script("cpython_cpu.py", script, sizeof(script))) {
-		snprintf(r->why, sizeof(r->why), "cpython_cpu.py not found next to %s",
-			 demo_prog);
-		return;
-	}
 	char a_w[16], a_s[32], a_b[32], a_r[16];
 	snprintf(a_w, sizeof(a_w), "%d", workers);
 	snprintf(a_s, sizeof(a_s), "%g", seconds);
 	snprintf(a_b, sizeof(a_b), "%g", budget);
 	snprintf(a_r, sizeof(a_r), "%lld", (long long)opt_min_rounds);
-	int fd[2];
-	if (pipe(fd)) {
-		snprintf(r->why, sizeof(r->why), "pipe: %s", strerror(errno));
+	const char *args[] = { "--workers", a_w, "--seconds", a_s, "--budget",
+			       a_b, "--min-rounds", a_r, NULL };
+	json_t *doc = demo_python_run("cpython_cpu.py", args, r->why, sizeof(r->why));
+	if (!doc)
 		return;
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(py, py, script, "--workers", a_w, "--seconds", a_s, "--budget",
-		      a_b, "--min-rounds", a_r, (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	if (pid < 0) {
-		close(fd[0]);
-		snprintf(r->why, sizeof(r->why), "fork: %s", strerror(errno));
-		return;
-	}
-	FILE *f = fdopen(fd[0], "r");
-	json_error_t jerr;
-	json_t *doc = f ? json_loadf(f, 0, &jerr) : NULL;
-	if (f)
-		fclose(f);
-	else
-		close(fd[0]);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	if (!doc || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		if (WIFEXITED(st) && !WEXITSTATUS(st))
-			snprintf(r->why, sizeof(r->why),
-				 "cpython_cpu.py printed no valid JSON: %s", jerr.text);
-		else
-			snprintf(r->why, sizeof(r->why),
-				 "%.200s cpython_cpu.py failed (exit %d)", py,
-				 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-		json_decref(doc);
-		return;
-	}
 	snprintf(r->version, sizeof(r->version), "%s",
 		 json_string_value(json_object_get(doc, "python")) ?: "?");
 	r->workers = (int)json_integer_value(json_object_get(doc, "workers"));

@@ -26,8 +26,8 @@ COLUMNS = {
                  "speedup", "speedup_lo", "speedup_hi", "cpus_used",
                  "efficiency", "cpu_s", "ovh_us", "ovh_noise_us",
                  "peak_rss_mb", "procs", "threads", "start_ms", "balance"],
-    "demo_io": ["mode", "requests", "concurrency", "wall_s", "speedup",
-                "req_per_s", "cpu_s", "cpu_us_per_req", "peak_rss_mb",
+    "demo_io": ["mode", "requests", "concurrency", "runs", "wall_s", "speedup",
+                "speedup_lo", "speedup_hi", "req_per_s", "cpu_s", "cpu_us_per_req", "peak_rss_mb",
                 "threads", "procs", "errors", "server_peak_conns", "balance"],
     "demo_race": ["workers_kind", "sync", "workers", "expected", "count",
                   "lost", "lost_pct", "wall_ms", "ns_per_inc"],
@@ -219,6 +219,11 @@ elif case == "nopython":
             fail(f"demo_cpu {env}: CPython rows without an interpreter")
         if "emulation_matches_cpython" in check_ok.doc["verdicts"]:
             fail(f"demo_cpu {env}: a CPython verdict without CPython")
+    rows, p = check_ok("demo_io", ["--requests", "4", "--latency-ms", "1",
+                                   "--workers", "2", "--no-burst", "--rounds", "1"],
+                       3, env={"PAREX_DEMO_PYTHON": ""})
+    if p.stdout.count("CPython comparison skipped") != 1:
+        fail("demo_io: no one-line skip without python")
 elif case == "options":
     p = run("demo_cpu", ["--version"])
     if p.returncode != 0 or not re.match(r"demo_cpu \(parex\) \d+\.\d+", p.stdout):
@@ -297,7 +302,15 @@ elif case == "json_url":
 elif case == "io":
     rows, _ = check_ok("demo_io", ["--requests", "12", "--latency-ms", "5",
                                    "--workers", "4", "--burst", "64",
-                                   "--burst-latency-ms", "50"], 4)
+                                   "--burst-latency-ms", "50"], 4,
+                       env={"PAREX_DEMO_PYTHON": sys.executable})
+    v = check_ok.doc["verdicts"]
+    for k in ("threads_help_io", "gil_threads_help_io", "cpython_threads_help_io",
+              "emulation_matches_cpython", "io_beats_pool"):
+        if v.get(k) not in VERDICT_VALUES:
+            fail(f"demo_io: verdicts.{k} = {v.get(k)!r}")
+    if not any(r["mode"] == "cpython ThreadPoolExecutor" for r in rows):
+        fail("demo_io: no CPython row although python3 is present")
     modes = [r["mode"] for r in rows]
     if modes[:1] != ["sequential"] or not any(m.startswith("parex io (") for m in modes) \
             or not any(m.startswith("parex io burst") for m in modes) \
@@ -306,6 +319,9 @@ elif case == "io":
     for r in rows:
         if r["errors"] != "0":
             fail(f"demo_io: {r['mode']}: {r['errors']} errors")
+        if r["speedup"] != "" and not (float(r["speedup_lo"]) <= float(r["speedup"])
+                                       <= float(r["speedup_hi"])):
+            fail(f"demo_io: speedup outside its spread: {r}")
     burst = [r for r in rows if r["mode"].startswith("parex io burst")]
     if burst and burst[0]["server_peak_conns"] in ("", "0"):
         fail("demo_io: no server peak reported for the burst")
@@ -351,6 +367,8 @@ elif case == "config":
     # By environment: only the configured executor runs (plus the baseline).
     rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32"], 2,
                        env={"PAREX_EXECUTOR": "thread:gil=1,workers=2"})
+    # (CPython's rows stand beside a GIL-emulating pool when python runs.)
+    rows = [r for r in rows if not r["backend"].startswith("cpython:")]
     names = {r["backend"] for r in rows}
     if names != {"inline", "thread:gil=1 (config)"}:
         fail(f"demo_cpu by PAREX_EXECUTOR ran {names}")
