@@ -8,8 +8,11 @@ taken from $PAREX_EXECUTOR or parex.conf. Never checks timings.
 Usage: test_demos.py DEMO_DIR CASE   (CASE: cpu, io, io_refused, race,
        pipeline, badinput, config, plot, options, json_url, nopython,
        report)
+The report case also renders report.html with headless chromium where it
+is installed (and says SKIP otherwise).
 """
 import csv
+import html.parser
 import json
 import os
 import re
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 
 COLUMNS = {
     "demo_cpu": ["backend", "workers", "tasks", "task_us", "runs", "wall_s",
@@ -161,6 +165,114 @@ def serve_http(reply_body=b"ok"):
             c.close()
     threading.Thread(target=loop, daemon=True).start()
     return srv.getsockname()[1]
+
+
+class Page(html.parser.HTMLParser):
+    """What the report holds: ids, table headers, list items, images, links."""
+    def __init__(self):
+        super().__init__()
+        self.ids, self.imgs, self.refs, self.tables = set(), [], [], []
+        self.items, self.text = [], []
+        self._cell = None
+        self._li = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        for k in ("src", "href"):
+            if k in a and tag != "img":
+                self.refs.append(a[k])
+        if tag == "table":
+            self.tables.append([])
+        if tag == "th":
+            self._cell = []
+        if tag == "li":
+            self._li = []
+
+    def handle_endtag(self, tag):
+        if tag == "th" and self._cell is not None and self.tables:
+            self.tables[-1].append("".join(self._cell))
+            self._cell = None
+        if tag == "li" and self._li is not None:
+            self.items.append("".join(self._li))
+            self._li = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._li is not None:
+            self._li.append(data)
+
+
+def check_report(page, folder):
+    with open(page, encoding="utf-8") as f:
+        src = f.read()
+    pg = Page()
+    pg.feed(src)
+    text = "".join(pg.text)
+    for i in ("machine", "demo_cpu", "demo_io", "timeline"):
+        if i not in pg.ids:
+            fail(f"report: no section #{i}")
+    for word in ("CPUs online", "CPU model", "kernel", "load average before",
+                 "load average after", "other programs"):
+        if word not in text:
+            fail(f"report: the machine section lacks {word!r}")
+    for demo in ("demo_cpu", "demo_io"):
+        with open(os.path.join(folder, demo + ".json")) as f:
+            doc = json.load(f)
+        if COLUMNS[demo] not in pg.tables:
+            fail(f"report: no {demo} table with the CSV's columns")
+        for line in doc["verdict"]:
+            if line not in pg.items:
+                fail(f"report: {demo} verdict line missing: {line[:60]}")
+        for k, v in doc["verdicts"].items():
+            if k not in text:
+                fail(f"report: verdict field {k} missing")
+    # Self-contained: pictures inline, nothing fetched from elsewhere.
+    if any(not i.startswith("data:image/png;base64,") for i in pg.imgs):
+        fail("report: a picture that is not inline")
+    if pg.refs:
+        fail(f"report: references outside the page: {pg.refs}")
+    if shutil.which("gnuplot") and len(pg.imgs) < 2:
+        fail(f"report: {len(pg.imgs)} pictures, expected both demos' with gnuplot")
+
+
+def png_pixels(path):
+    """The decompressed scanlines of a PNG (no library needed)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos, idat = 8, b""
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    return zlib.decompress(idat)
+
+
+def shot_report(page):
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser",
+                                                "google-chrome") if shutil.which(b)), None)
+    if not browser:
+        print("SKIP: report screenshot: chromium is not installed")
+        return
+    shot = os.path.join(tmp, "report.png")
+    p = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--window-size=1200,1600", f"--screenshot={shot}",
+                        "file://" + os.path.abspath(page)],
+                       capture_output=True, text=True, timeout=120)
+    px = png_pixels(shot) if os.path.exists(shot) else None
+    if px is None:
+        fail(f"report: chromium wrote no screenshot (exit {p.returncode}): {p.stderr[-300:]}")
+    elif len(set(px)) < 16:
+        fail("report: the screenshot is blank")
 
 
 if case == "cpu":
@@ -402,6 +514,34 @@ elif case == "plot":
                 fail("demo_race --plot: not a PNG")
     elif "gnuplot is not installed" not in p.stderr:
         fail("demo_race --plot without gnuplot: no plain message")
+elif case == "report":
+    # The report's structure, from real (tiny) runs of both demos.
+    d = tempfile.mkdtemp(dir=tmp)
+    for demo, args in (("demo_cpu", ["--seconds", "0.01", "--tiny", "16", "-w", "2",
+                                     "--budget", "0.5"]),
+                       ("demo_io", ["--requests", "6", "--latency-ms", "2", "-w", "2",
+                                    "--burst", "16", "--burst-latency-ms", "20"])):
+        p = run(demo, args + ["--csv", os.path.join(d, demo + ".csv"),
+                              "--json", os.path.join(d, demo + ".json"),
+                              "--plot", os.path.join(d, demo + ".png")],
+                env={"PAREX_DEMO_PYTHON": sys.executable})
+        if p.returncode != 0:
+            fail(f"{demo} for the report: exit {p.returncode}")
+    with open(os.path.join(d, "run.json"), "w") as f:
+        json.dump({"load_before": [0.5, 0.4, 0.3], "load_after": [1.5, 0.6, 0.3]}, f)
+    script = os.path.join(demo_dir, "make_report.py")
+    p = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
+    print(p.stdout, p.stderr)
+    page = os.path.join(d, "report.html")
+    if p.returncode != 0 or not os.path.exists(page):
+        fail(f"make_report.py: exit {p.returncode}")
+    else:
+        check_report(page, d)
+        shot_report(page)
+    p = subprocess.run([sys.executable, script, tempfile.mkdtemp(dir=tmp)],
+                       capture_output=True, text=True)
+    if p.returncode == 0 or len(p.stderr.strip().splitlines()) != 1:
+        fail("make_report.py on an empty folder: expected a one-line error")
 else:
     print("unknown case", case)
     sys.exit(2)
