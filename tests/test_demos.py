@@ -477,7 +477,7 @@ elif case == "badinput":
         fail("demo_cpu: a bad PAREX_EXECUTOR must give a one-line error")
 elif case == "config":
     # By environment: only the configured executor runs (plus the baseline).
-    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32"], 2,
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32", "--budget", "1"], 2,
                        env={"PAREX_EXECUTOR": "thread:gil=1,workers=2"})
     # (CPython's rows stand beside a GIL-emulating pool when python runs.)
     rows = [r for r in rows if not r["backend"].startswith("cpython:")]
@@ -490,7 +490,7 @@ elif case == "config":
     d = tempfile.mkdtemp(dir=tmp)
     with open(os.path.join(d, "parex.conf"), "w") as f:
         f.write("[executor]\nbackend = inline\nworkers = 1\n")
-    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32"], 2, cwd=d)
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32", "--budget", "1"], 2, cwd=d)
     names = {r["backend"] for r in rows}
     if names != {"inline", "inline (config)"}:
         fail(f"demo_cpu by parex.conf ran {names}")
@@ -498,7 +498,7 @@ elif case == "config":
     if {r["workers"] for r in rows} != {"1"} or {r["workers_kind"] for r in rows} != {"threads"}:
         fail("demo_race: parex.conf (inline, 1 worker) not honoured")
     # --backend wins over the configuration.
-    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32",
+    rows, _ = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "32", "--budget", "1",
                                     "--backend", "thread", "--workers", "1"], 2, cwd=d)
     if {r["backend"] for r in rows} != {"inline", "thread"}:
         fail("demo_cpu: --backend did not override parex.conf")
