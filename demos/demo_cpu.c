@@ -302,14 +302,14 @@ static const char *classify(sp_est e, int usable, const cond *m, bool control,
 		return "no";
 	if (!free_cpus)
 		snprintf(reason, rlen,
-			 "other programs kept %.1f of the %d CPUs busy, so only %.1f were free",
+			 "other programs kept %.1f of the %d CPUs busy, so only %.1f were free (rerun when the machine is idle)",
 			 m->cpus - m->avail, m->cpus, m->avail);
 	else if (e.lo < yes && e.hi >= yes)
-		snprintf(reason, rlen, "the speedup spread %.2fx..%.2fx straddles %.2fx",
+		snprintf(reason, rlen, "the speedup spread %.2fx..%.2fx straddles %.2fx (raise --budget, or rerun when the machine is idle)",
 			 e.lo, e.hi, yes);
 	else
 		snprintf(reason, rlen,
-			 "%.2fx (%.2f..%.2f) with %.2f CPUs in use lies between 'no' (< %.2fx) and 'yes' (>= %.2fx)",
+			 "%.2fx (%.2f..%.2f) with %.2f CPUs in use lies between 'no' (< %.2fx) and 'yes' (>= %.2fx) (rerun when the machine is idle)",
 			 e.med, e.lo, e.hi, e.par, no, yes);
 	return "inconclusive";
 }

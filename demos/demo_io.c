@@ -701,7 +701,8 @@ static const char *io_classify(const demo_table *t, int row, double ideal,
 		return "yes";
 	if (hi < 1.2 && ideal >= 4)
 		return "no";
-	snprintf(reason, len, "the middle half of the rounds spans %.2fx..%.2fx", lo, hi);
+	snprintf(reason, len, "the middle half of the rounds spans %.2fx..%.2fx (more --rounds, or a quieter machine, may settle it)",
+		 lo, hi);
 	return "inconclusive";
 }
 
