@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
@@ -89,7 +90,99 @@ double demo_now(void)
 int demo_cpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	/* A CPU affinity mask (taskset, a cpuset) leaves fewer to use. */
+	cpu_set_t set;
+	if (!sched_getaffinity(0, sizeof(set), &set)) {
+		int k = CPU_COUNT(&set);
+		if (k > 0 && k < n)
+			n = k;
+	}
 	return n > 0 ? (int)n : 1;
+}
+
+/* quota/period from a cgroup file: v2 cpu.max ("max 100000" or "50000
+ * 100000"), or v1's two files. NaN when unlimited or unreadable. */
+static double quota_at(const char *dir)
+{
+	char path[4200];
+	double q = NAN, p = NAN;
+	snprintf(path, sizeof(path), "%s/cpu.max", dir);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		char qs[32] = "";
+		if (fscanf(f, "%31s %lf", qs, &p) == 2 && strcmp(qs, "max"))
+			q = atof(qs);
+		fclose(f);
+	} else {
+		snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir);
+		if ((f = fopen(path, "re"))) {
+			if (fscanf(f, "%lf", &q) != 1 || q <= 0)
+				q = NAN;
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir);
+		if ((f = fopen(path, "re"))) {
+			if (fscanf(f, "%lf", &p) != 1)
+				p = NAN;
+			fclose(f);
+		}
+	}
+	return q > 0 && p > 0 ? q / p : NAN;
+}
+
+/* Whether a comma-separated list of cgroup v1 controllers names name. */
+static bool has_controller(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+double demo_cpu_quota(void)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return NAN;
+	char line[4096], rel[4096] = "";
+	const char *root = NULL;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = 0;
+		if (!strcmp(c1 + 1, "")) { /* v2: "0::/path" */
+			root = "/sys/fs/cgroup";
+			snprintf(rel, sizeof(rel), "%s", c2 + 1);
+		} else if (has_controller(c1 + 1, "cpu")) {
+			root = access("/sys/fs/cgroup/cpu", F_OK) ? "/sys/fs/cgroup/cpu,cpuacct"
+								    : "/sys/fs/cgroup/cpu";
+			snprintf(rel, sizeof(rel), "%s", c2 + 1);
+			break; /* v1's cpu controller wins over the v2 line */
+		}
+	}
+	fclose(f);
+	if (!root)
+		return NAN;
+	/* The tightest quota on the way up to the root. */
+	double best = NAN;
+	for (;;) {
+		char dir[4200];
+		snprintf(dir, sizeof(dir), "%s%s", root, rel);
+		double q = quota_at(dir);
+		if (!isnan(q) && (isnan(best) || q < best))
+			best = q;
+		char *slash = strrchr(rel, '/');
+		if (!slash || slash == rel)
+			break;
+		*slash = 0;
+	}
+	double q = quota_at(root);
+	if (!isnan(q) && (isnan(best) || q < best))
+		best = q;
+	return best;
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -774,7 +867,15 @@ void demo_machine_end(demo_machine *m)
 	double others = (busy - m->busy0) / hz - own;
 	m->others_cpus = others > 0 ? others / m->wall : 0;
 	m->steal_cpus = (steal - m->steal0) / hz / m->wall;
-	m->available_cpus = demo_cpus() - m->others_cpus;
+	/* Others may run on CPUs this process may not use (an affinity mask),
+	 * and a CPU quota caps what is left. */
+	double online = (double)sysconf(_SC_NPROCESSORS_ONLN);
+	m->available_cpus = online - m->others_cpus;
+	if (m->available_cpus > demo_cpus())
+		m->available_cpus = demo_cpus();
+	m->quota_cpus = demo_cpu_quota();
+	if (!isnan(m->quota_cpus) && m->available_cpus > m->quota_cpus)
+		m->available_cpus = m->quota_cpus;
 	if (m->available_cpus < 0)
 		m->available_cpus = 0;
 }
@@ -800,6 +901,8 @@ json_t *demo_machine_json(const demo_machine *m)
 		snprintf(kernel, sizeof(kernel), "%s %s %s", u.sysname, u.release,
 			 u.machine);
 	json_object_set_new(j, "cpus", json_integer(demo_cpus()));
+	json_object_set_new(j, "online_cpus",
+			    json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
 	json_object_set_new(j, "model", demo_json_str(model));
 	json_object_set_new(j, "kernel", demo_json_str(kernel));
 	json_t *lb = json_array(), *la = json_array();
@@ -816,6 +919,7 @@ json_t *demo_machine_json(const demo_machine *m)
 	json_object_set_new(j, "others_cpus", NUM_OR_NULL(m->others_cpus));
 	json_object_set_new(j, "steal_cpus", NUM_OR_NULL(m->steal_cpus));
 	json_object_set_new(j, "available_cpus", NUM_OR_NULL(m->available_cpus));
+	json_object_set_new(j, "quota_cpus", NUM_OR_NULL(m->quota_cpus));
 #undef NUM_OR_NULL
 	return j;
 }

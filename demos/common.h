@@ -72,8 +72,13 @@ void demo_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic clock, seconds. */
 double demo_now(void);
 
-/* Online CPUs (at least 1). */
+/* CPUs this process may run on: online CPUs, fewer under an affinity mask
+ * (taskset, a cpuset); at least 1. */
 int demo_cpus(void);
+
+/* The CPUs a cgroup CPU quota (v2 cpu.max, v1 cfs_quota_us) allows this
+ * process, the tightest up the hierarchy; NaN when there is none. */
+double demo_cpu_quota(void);
 
 /*
  * What the environment's configuration layers ($PAREX_CONFIG or
@@ -171,15 +176,18 @@ typedef struct demo_machine {
 	double wall;                            /* seconds measured */
 	double others_cpus;    /* CPUs other programs used, on average */
 	double steal_cpus;     /* CPUs stolen by the hypervisor, on average */
-	double available_cpus; /* online CPUs - others_cpus */
+	double available_cpus; /* online CPUs - others_cpus, capped by
+				* demo_cpus() and the CPU quota */
+	double quota_cpus;     /* demo_cpu_quota(), NaN: none */
 	double load_before[3], load_after[3];
 } demo_machine;
 
 void demo_machine_begin(demo_machine *m);
 void demo_machine_end(demo_machine *m);
 
-/* {"cpus", "model", "kernel", "load_before", "load_after", "run_wall_s",
- * "others_cpus", "steal_cpus", "available_cpus"} for the JSON output. */
+/* {"cpus", "online_cpus", "model", "kernel", "load_before", "load_after",
+ * "run_wall_s", "others_cpus", "steal_cpus", "available_cpus",
+ * "quota_cpus"} for the JSON output. */
 json_t *demo_machine_json(const demo_machine *m);
 
 /* ---- CPython beside the demos -------------------------------------------- */

@@ -270,7 +270,8 @@ static sp_est estimate(const conf *base, const conf *c)
 /* Machine-wide conditions a verdict needs. */
 typedef struct cond {
 	int cpus;
-	double avail; /* CPUs left to the demo by other programs */
+	double avail; /* CPUs left to the demo by other programs and the quota */
+	double quota; /* CPUs a cgroup quota allows, NaN: no quota */
 } cond;
 
 /*
@@ -300,7 +301,11 @@ static const char *classify(sp_est e, int usable, const cond *m, bool control,
 		return "yes";
 	if (e.hi < no && free_cpus)
 		return "no";
-	if (!free_cpus)
+	if (!free_cpus && !isnan(m->quota) && m->quota < usable - 0.25)
+		snprintf(reason, rlen,
+			 "a CPU quota (cgroup) allows this demo only %.2f CPUs (run it outside the quota)",
+			 m->quota);
+	else if (!free_cpus)
 		snprintf(reason, rlen,
 			 "other programs kept %.1f of the %d CPUs busy, so only %.1f were free (rerun when the machine is idle)",
 			 m->cpus - m->avail, m->cpus, m->avail);
@@ -679,8 +684,10 @@ int main(int argc, char **argv)
 		       py.version, py.elems, py.tasks);
 
 	/* ---- verdict: every statement below is computed from the table ---- */
-	cond m = { .cpus = cpus, .avail = mach_c.available_cpus };
-	cond mpy = { .cpus = cpus, .avail = mach_py.available_cpus };
+	cond m = { .cpus = cpus, .avail = mach_c.available_cpus,
+		   .quota = mach_c.quota_cpus };
+	cond mpy = { .cpus = cpus, .avail = mach_py.available_cpus,
+		     .quota = mach_py.quota_cpus };
 	if (!isnan(mach.others_cpus) && mach.others_cpus >= 0.25)
 		demo_note("other programs used %.2f of the %d CPUs on average while this demo ran (from /proc/stat; %.2f stolen by the hypervisor; %.2f during the C rounds, %.2f during the CPython runs): wall times are inflated; for a clean run, stop other jobs or rerun on an idle machine",
 			  mach.others_cpus, cpus, mach.steal_cpus,
@@ -690,7 +697,9 @@ int main(int argc, char **argv)
 	if (!py.ran)
 		demo_note("CPython comparison skipped: %s", py.why);
 	if (cpus == 1)
-		demo_verdict("this machine has 1 CPU online: no backend can run CPU work in parallel here, so speedups above 1 are impossible");
+		demo_verdict("this process may use 1 CPU (%ld online%s): no backend can run CPU work in parallel here, so speedups above 1 are impossible",
+			     sysconf(_SC_NPROCESSORS_ONLN),
+			     sysconf(_SC_NPROCESSORS_ONLN) > 1 ? ", the others masked by its CPU affinity" : "");
 
 	const char *thr = NULL, *proc = NULL, *gil = NULL;
 	for (int b = 0; b < nent; b++) {

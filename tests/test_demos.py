@@ -315,6 +315,31 @@ if case == "cpu":
             fail(f"demo_cpu: machine.{k} missing")
     if "timeline_png" not in doc:
         fail("demo_cpu: no place for the timeline picture")
+elif case == "affinity":
+    # Pinned to one CPU of several (taskset), the demo must not blame the
+    # backends for the CPUs it was not allowed to use.
+    if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
+        print("SKIP: affinity: needs taskset and 2 CPUs")
+    else:
+        j = os.path.join(tmp, "pinned.json")
+        cmd = ["taskset", "-c", "0", os.path.join(demo_dir, "demo_cpu"),
+               "--seconds", "0.02", "--tiny", "16", "--budget", "2",
+               "--json", j]
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PAREX_EXECUTOR", "PAREX_CONFIG")}
+        env["PAREX_DEMO_PYTHON"] = ""
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        print(p.stdout, p.stderr)
+        if p.returncode != 0:
+            fail(f"pinned demo_cpu: exit {p.returncode}")
+        else:
+            with open(j) as f:
+                doc = json.load(f)
+            if doc["machine"]["cpus"] != 1:
+                fail(f"pinned demo_cpu counted {doc['machine']['cpus']} CPUs")
+            for k, v in doc["verdicts"].items():
+                if v == "no":
+                    fail(f"pinned demo_cpu: {k} = no, blamed on the backend")
 elif case == "nopython":
     # No interpreter: the CPython comparison is skipped with one line.
     empty = tempfile.mkdtemp(dir=tmp)
