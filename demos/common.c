@@ -996,15 +996,14 @@ json_t *demo_python_run(const char *script, const char *const *args, char *why,
 	for (int i = 0; args && args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	int fd[2], efd[2];
-	if (pipe(fd)) {
-		snprintf(why, len, "pipe: %s", strerror(errno));
-		return NULL;
-	}
-	if (pipe(efd)) {
-		close(fd[0]);
-		close(fd[1]);
-		snprintf(why, len, "pipe: %s", strerror(errno));
+	/* stdout through a pipe; stderr into a temporary file, so that a long
+	 * traceback cannot fill a second pipe while this side reads the first. */
+	int fd[2];
+	FILE *errf = tmpfile();
+	if (!errf || pipe(fd)) {
+		snprintf(why, len, "cannot run %s: %s", script, strerror(errno));
+		if (errf)
+			fclose(errf);
 		return NULL;
 	}
 	fflush(stdout);
@@ -1012,19 +1011,16 @@ json_t *demo_python_run(const char *script, const char *const *args, char *why,
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(fd[1], 1);
-		dup2(efd[1], 2);
+		dup2(fileno(errf), 2);
 		close(fd[0]);
 		close(fd[1]);
-		close(efd[0]);
-		close(efd[1]);
 		execv(py, (char *const *)argv);
 		_exit(127);
 	}
 	close(fd[1]);
-	close(efd[1]);
 	if (pid < 0) {
 		close(fd[0]);
-		close(efd[0]);
+		fclose(errf);
 		snprintf(why, len, "fork: %s", strerror(errno));
 		return NULL;
 	}
@@ -1039,20 +1035,21 @@ json_t *demo_python_run(const char *script, const char *const *args, char *why,
 	} else {
 		close(fd[0]);
 	}
+	int st = 0;
+	waitpid(pid, &st, 0);
 	/* The script's last stderr line says why it failed. */
 	char err[4096] = "", *last = err;
-	ssize_t got, total = 0;
-	while ((got = read(efd[0], err + total, sizeof(err) - 1 - (size_t)total)) > 0)
-		total += got;
-	close(efd[0]);
-	err[total > 0 ? total : 0] = 0;
+	long size = (fseek(errf, 0, SEEK_END), ftell(errf));
+	long from = size > (long)sizeof(err) - 1 ? size - (long)sizeof(err) + 1 : 0;
+	fseek(errf, from, SEEK_SET);
+	size_t total = fread(err, 1, sizeof(err) - 1, errf);
+	fclose(errf);
+	err[total] = 0;
 	while (total > 0 && (err[total - 1] == '\n' || err[total - 1] == '\r'))
 		err[--total] = 0;
 	char *nl = strrchr(err, '\n');
 	if (nl)
 		last = nl + 1;
-	int st = 0;
-	waitpid(pid, &st, 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		snprintf(why, len, "%s failed (exit %d)%s%.300s", script,
 			 WIFEXITED(st) ? WEXITSTATUS(st) : -1, *last ? ": " : "",

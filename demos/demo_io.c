@@ -926,6 +926,7 @@ int main(int argc, char **argv)
 		}
 		demo_json_set("cpython", json_pack("{s:s}", "version",
 						   json_string_value(json_object_get(pydoc, "python")) ?: "?"));
+		json_decref(pydoc);
 	}
 	if (!pyseq.n || !pythr.n)
 		demo_note("CPython comparison skipped: %s", pywhy);
