@@ -28,7 +28,7 @@ while getopts "n:b:o:h" opt; do
 	n) n="$OPTARG" ;;
 	b) build="$OPTARG" ;;
 	o) out="$OPTARG" ;;
-	h) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "check_verdicts.sh: bad option (try -h)" >&2; exit 2 ;;
 	esac
 done
