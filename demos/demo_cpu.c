@@ -276,11 +276,12 @@ typedef struct cond {
 
 /*
  * Does a backend scale CPU work with `usable` CPUs' worth of workers?
- * "yes": the whole spread of the speedup and the CPUs it used clear
- * 1 + 0.3 per extra CPU. "no": the speedup's spread stays below 1 + 0.15
- * per extra CPU although the CPUs were free (control: another backend that
- * did scale on this run, or /proc/stat showing them free). Anything else is
- * inconclusive, and why goes into reason.
+ * "yes": the middle half of the per-round speedups (its lower quartile)
+ * and the CPUs used (CPU time / wall) clear 1 + 0.3 per extra CPU. "no":
+ * the upper quartile stays below 1 + 0.15 per extra CPU although the CPUs
+ * were free (control: another backend that did scale on this run, or
+ * /proc/stat showing them free). Anything else is inconclusive, and why
+ * goes into reason. Three rounds at least, or nothing is concluded.
  */
 static const char *classify(sp_est e, int usable, const cond *m, bool control,
 			    char *reason, size_t rlen)
