@@ -247,7 +247,7 @@ static const char env_help[] =
 	"                     (e.g. thread:workers=2, thread:gil=1, process)\n"
 	"  PAREX_CONFIG       configuration file read instead of ./parex.conf\n"
 	"  PAREX_IO           io backend of parex io: uring or threads\n"
-	"  PATH               where gnuplot (--plot) is looked for\n";
+	"  PATH               where gnuplot (--plot) and python3 are looked for\n";
 
 static void usage(const char *about, const demo_option *extra, int n)
 {
