@@ -68,17 +68,17 @@ struct px__q_geo {
 };
 
 struct px_queue {
-	struct {
+	_Alignas(PX__RING_LINE) struct {
 		_Atomic uint64_t magic;
 		uint32_t version;
 		uint32_t flags;
 		uint64_t memsize;
 		struct px__q_geo geo;
-	} _Alignas(PX__RING_LINE) ro;
+	} ro;
 	/* Units carved so far; only grows. */
-	struct {
+	_Alignas(PX__RING_LINE) struct {
 		_Atomic uint64_t bump;
-	} _Alignas(PX__RING_LINE) carve;
+	} carve;
 	/* Free-list heads: tag << 32 | (unit + 1), 0 in the low half: empty. */
 	_Alignas(PX__RING_LINE) _Atomic uint64_t free_head[PX__Q_NCLASS];
 	/* Producers park here waiting for arena space. */

@@ -41,7 +41,7 @@ struct px__ring_wait {
 
 struct px_ring {
 	/* Read-mostly: written at init, then only by close/kick/set_spin. */
-	struct {
+	_Alignas(PX__RING_LINE) struct {
 		_Atomic uint64_t magic;
 		uint32_t version;
 		uint32_t reserved;
@@ -50,17 +50,17 @@ struct px_ring {
 		_Atomic uint32_t spin;
 		_Atomic uint32_t closed;
 		_Atomic uint32_t kick_gen;
-	} _Alignas(PX__RING_LINE) ro;
+	} ro;
 	/* Producer side: written by producers only. */
-	struct {
+	_Alignas(PX__RING_LINE) struct {
 		_Atomic uint64_t tail;
 		uint64_t cached_head; /* SPSC: the producer's copy of head */
-	} _Alignas(PX__RING_LINE) prod;
+	} prod;
 	/* Consumer side: written by consumers only. */
-	struct {
+	_Alignas(PX__RING_LINE) struct {
 		_Atomic uint64_t head;
 		uint64_t cached_tail; /* SPSC: the consumer's copy of tail */
-	} _Alignas(PX__RING_LINE) cons;
+	} cons;
 	/* Consumers park here waiting for items ("not empty"). */
 	struct px__ring_wait _Alignas(PX__RING_LINE) ne;
 	/* Producers park here waiting for room ("not full"). */

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
-test_pkgs=(libcmocka-dev valgrind python3)
+# clang and its runtime libraries (libFuzzer, sanitizers): scripts/fuzz.sh.
+test_pkgs=(libcmocka-dev valgrind python3 clang libclang-rt-14-dev)
 # Optional peers for bench/ (skipped cleanly by CMake when absent).
 bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3)
 demo_pkgs=(gnuplot-nox)
