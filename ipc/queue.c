@@ -458,7 +458,10 @@ static int px__q_alloc(const struct px__qv *v, uint64_t len, int64_t timeout_ns,
 			ret = 0;
 			break;
 		}
-		if (px_ring_is_closed(ring)) {
+		/* Acquire: pairs with the release in px_ring_close(). Read
+		 * here, not through px_ring_is_closed(): ring is the shared
+		 * ring itself, and only a handle may be resolved. */
+		if (atomic_load_explicit(&ring->ro.closed, memory_order_acquire)) {
 			ret = -EPIPE;
 			break;
 		}

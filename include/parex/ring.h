@@ -31,6 +31,10 @@
  * of attempts, i.e. a corrupt ring or pathological contention, answers as
  * if the ring were full or empty). See ipc/README.md.
  *
+ * NULL: every call refuses a NULL ring or buffer with -EINVAL; the query
+ * functions (is_closed, count, capacity, slot_size) return false or 0, and
+ * px_ring_set_spin() and px_ring_detach() do nothing.
+ *
  * Capacity means what the caller asked for: a ring of capacity 1000 holds
  * 1000 items (no power of two, no "count - 1").
  *
@@ -145,8 +149,7 @@ PX_API int px_ring_try_pop(px_ring *r, void *item);
 /*
  * Pushes one item, waiting up to timeout_ns for room. Returns 0,
  * -ETIMEDOUT, -EPIPE when closed (before or while waiting), -EINTR after
- * px_ring_kick(), -EINVAL for NULL. Every px_ring_* call refuses a NULL
- * ring or buffer with -EINVAL (the query functions return 0 or false).
+ * px_ring_kick(), -EINVAL for NULL.
  */
 PX_API int px_ring_push(px_ring *r, const void *item, int64_t timeout_ns);
 
