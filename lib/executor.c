@@ -553,6 +553,25 @@ static struct {
 	size_t cap, n; /* cap: a power of two, or 0 */
 } px__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Fork: a child must not inherit the lock held, nor the set half-changed,
+ * by another thread of its parent. */
+static void px__heap_lock(void)
+{
+	pthread_mutex_lock(&px__heap.lock);
+}
+
+static void px__heap_unlock(void)
+{
+	pthread_mutex_unlock(&px__heap.lock);
+}
+
+static void px__heap_atfork(void)
+{
+	pthread_atfork(px__heap_lock, px__heap_unlock, px__heap_unlock);
+}
+
+static pthread_once_t px__heap_once = PTHREAD_ONCE_INIT;
+
 static size_t px__heap_slot(const void *p, size_t cap)
 {
 	/* Blocks are 64-byte aligned: drop the zero bits, then mix. */
@@ -633,9 +652,10 @@ int px__heap_alloc(px_executor *ex, size_t size, void **out)
 	if (!p)
 		return -ENOMEM;
 	memset(p, 0, rounded);
-	pthread_mutex_lock(&px__heap.lock);
+	pthread_once(&px__heap_once, px__heap_atfork);
+	px__heap_lock();
 	int r = px__heap_insert(p, ex);
-	pthread_mutex_unlock(&px__heap.lock);
+	px__heap_unlock();
 	if (r < 0) {
 		free(p);
 		return r;
@@ -646,12 +666,12 @@ int px__heap_alloc(px_executor *ex, size_t size, void **out)
 
 void px__heap_free(px_executor *ex, void *p)
 {
-	pthread_mutex_lock(&px__heap.lock);
+	px__heap_lock();
 	size_t i = px__heap_find(p);
 	bool ours = i < px__heap.cap && px__heap.tab[i].ex == ex;
 	if (ours)
 		px__heap_remove(i);
-	pthread_mutex_unlock(&px__heap.lock);
+	px__heap_unlock();
 	if (ours)
 		free(p);
 }
