@@ -426,21 +426,21 @@ static void px__q_free(const struct px__qv *v, uint32_t c, uint64_t unit)
 
 /* A block for len bytes, waiting until the deadline (-1: none; 0 timeout:
  * no wait). Returns 0, -EAGAIN, -ETIMEDOUT, -EPIPE or -EINTR. */
-static int px__q_alloc(const struct px__qv *v, uint64_t len, int64_t timeout_ns,
+static int px__q_alloc(const struct px__qv *qv, uint64_t len, int64_t timeout_ns,
 		       int64_t deadline, uint32_t gen, uint64_t *unit, uint32_t *got)
 {
-	px_queue *q = v->q;
+	px_queue *q = qv->q;
 	uint32_t c = px__q_class(len);
 	const struct px__ring_geo *rg;
-	px_ring *ring = px__ring_resolve(v->ring, &rg);
-	if (px__q_alloc_try(v, c, unit, got))
+	px_ring *ring = px__ring_resolve(qv->ring, &rg);
+	if (px__q_alloc_try(qv, c, unit, got))
 		return 0;
 	if (timeout_ns == 0)
 		return -EAGAIN;
 	uint32_t spins = atomic_load_explicit(&ring->ro.spin, memory_order_relaxed);
 	for (uint32_t i = 0; i < spins; i++) {
 		px__cpu_relax();
-		if (px__q_alloc_try(v, c, unit, got))
+		if (px__q_alloc_try(qv, c, unit, got))
 			return 0;
 		/* The spin count is shared: a huge one must not outlast
 		 * the timeout. */
@@ -453,8 +453,8 @@ static int px__q_alloc(const struct px__qv *v, uint64_t len, int64_t timeout_ns,
 	for (;;) {
 		/* Acquire: pairs with the release bumps in px__q_free() and
 		 * px__q_wake_all(). */
-		uint32_t v0 = atomic_load_explicit(&q->space.seq, memory_order_acquire);
-		if (px__q_alloc_try(v, c, unit, got)) {
+		uint32_t v = atomic_load_explicit(&q->space.seq, memory_order_acquire);
+		if (px__q_alloc_try(qv, c, unit, got)) {
 			ret = 0;
 			break;
 		}
@@ -474,7 +474,7 @@ static int px__q_alloc(const struct px__qv *v, uint64_t len, int64_t timeout_ns,
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait(&q->space.seq, v0, px__sleep_deadline(deadline, unbounded));
+		px__futex_wait(&q->space.seq, v, px__sleep_deadline(deadline, unbounded));
 	}
 	px__waiter_unregister(&q->space.waiters);
 	return ret;
