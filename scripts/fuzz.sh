@@ -36,6 +36,7 @@ for t in $targets; do
 	log="$dir/$t.log"
 	mkdir -p "$work" "$art"
 	rm -f "$art"/*
+	before=$(ls "$work" | wc -l)
 	echo "=== $t: ${secs}s"
 	# The first corpus folder receives new entries; the seeds are only
 	# read. -timeout: an input running longer than 10 s is a hang.
@@ -48,7 +49,8 @@ for t in $targets; do
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
 	found=$(ls "$art" | wc -l)
-	echo "$t: ${runs:-?} executions, ${cov:-cov: ?}, corpus $(ls "$work" | wc -l) new entries, $found artifacts, exit $rc"
+	after=$(ls "$work" | wc -l)
+	echo "$t: ${runs:-?} executions, ${cov:-cov: ?}, $((after - before)) new corpus entries ($after kept in $work), $found artifacts, exit $rc"
 	if [ "$rc" -ne 0 ] || [ "$found" -ne 0 ]; then
 		status=1
 		echo "--- $t failed; last lines of $log:" >&2
