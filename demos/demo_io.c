@@ -104,7 +104,7 @@ static int64_t http_frame(const void *reply, size_t len, void *arg)
 			size_t k = (size_t)(nl - l) - 15;
 			memcpy(num, l + 15, k < sizeof(num) - 1 ? k : sizeof(num) - 1);
 			long long v = atoll(num);
-			return v >= 0 ? (int64_t)head + v : -EPROTO;
+			return v >= 0 && v <= INT64_MAX - (int64_t)head ? (int64_t)head + v : -EPROTO;
 		}
 		l = nl + 2;
 	}
