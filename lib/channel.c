@@ -3,14 +3,15 @@
  *
  * Each attachment is one node on the future's completion list (struct
  * px__node, the mechanism px_wait() uses), so the future core needs no hook
- * of its own. The node lives in two lists:
- *
- *  - the channel's `attached` list (doubly linked, under ch->lock) from
- *    px_channel_add() until px_channel_drain() hands it out, so that
- *    px_channel_close() can find and detach every node not yet drained;
- *  - once its future finishes, the `ready` stack: a Treiber stack that the
- *    completing thread pushes without a lock and the drainer takes whole
- *    with one exchange, then reverses into `local` (oldest first).
+ * of its own. Nodes are one cache line each, carved from chunks the channel
+ * owns and recycled through a free list under ch->lock, so attaching and
+ * draining cost no malloc in a steady state. The chunks (as many as the
+ * most attachments outstanding at once needed) are freed by
+ * px_channel_close(), which walks them to find every live node (f != NULL:
+ * attached and not yet drained) and detach it. Once its future finishes, a
+ * node goes on the `ready` stack: a Treiber stack that the completing
+ * thread pushes without a lock and the drainer takes whole with one
+ * exchange, then reverses into `local` (oldest first).
  *
  * Wake-ups: only the push that finds `ready` empty writes the eventfd. The
  * drainer reads (clears) the eventfd before it takes the stack, so a push
@@ -45,10 +46,15 @@
 struct ch_node {
 	struct px__node node; /* first: the completion list's view */
 	px_channel *ch;
-	px_future *f;         /* the channel's reference until drained */
+	px_future *f;         /* the channel's reference; NULL: a free node */
 	void *user;
-	struct ch_node *ready_next;           /* on `ready` or `local` */
-	struct ch_node *att_prev, *att_next;  /* on `attached`, under lock */
+	struct ch_node *ready_next; /* on `ready`, `local` or `free` */
+} __attribute__((aligned(64)));
+
+#define CHUNK_NODES 63
+struct ch_chunk {
+	struct ch_node nodes[CHUNK_NODES];
+	struct ch_chunk *next;
 };
 
 struct px_channel {
@@ -57,9 +63,10 @@ struct px_channel {
 
 	/* The consumer side, under lock. */
 	alignas(64) pthread_mutex_t lock;
-	struct ch_node *attached; /* every node not yet drained */
+	struct ch_chunk *chunks;  /* every node lives in one of these */
+	struct ch_node *free;     /* nodes to reuse */
 	struct ch_node *local;    /* taken from `ready`, oldest first */
-	size_t count;             /* nodes on `attached` */
+	size_t count;             /* live nodes: attached, not yet drained */
 	bool rearmed;             /* we wrote the eventfd since our last read */
 	int efd;
 };
@@ -130,7 +137,8 @@ PX_API int px_channel_create(px_channel **out)
 	}
 	atomic_init(&ch->ready, NULL);
 	pthread_mutex_init(&ch->lock, NULL);
-	ch->attached = NULL;
+	ch->chunks = NULL;
+	ch->free = NULL;
 	ch->local = NULL;
 	ch->count = 0;
 	ch->rearmed = false;
@@ -147,25 +155,37 @@ PX_API int px_channel_add(px_channel *ch, px_future *f, void *user)
 {
 	if (!ch || !f)
 		return -EINVAL;
-	struct ch_node *c = malloc(sizeof(*c));
-	if (!c)
-		return -ENOMEM;
+	pthread_mutex_lock(&ch->lock);
+	if (!ch->free) {
+		/* Allocate outside the lock: other threads may add and drain
+		 * meanwhile. */
+		pthread_mutex_unlock(&ch->lock);
+		struct ch_chunk *k = aligned_alloc(64, sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		for (int i = 0; i < CHUNK_NODES; i++) {
+			k->nodes[i].f = NULL;
+			k->nodes[i].ready_next = i + 1 < CHUNK_NODES
+							 ? &k->nodes[i + 1] : NULL;
+		}
+		pthread_mutex_lock(&ch->lock);
+		k->next = ch->chunks;
+		ch->chunks = k;
+		k->nodes[CHUNK_NODES - 1].ready_next = ch->free;
+		ch->free = &k->nodes[0];
+	}
+	struct ch_node *c = ch->free;
+	ch->free = c->ready_next;
+	c->f = px_future_retain(f); /* live from here: close finds it */
+	ch->count++;
+	pthread_mutex_unlock(&ch->lock);
 	/* px__future_link() leaves `linked` alone when the future already
 	 * finished, and px__future_unlink() reads it. */
 	c->node.next = c->node.prev = NULL;
 	c->node.linked = false;
 	c->node.fire = ch_fire;
 	c->ch = ch;
-	c->f = px_future_retain(f);
 	c->user = user;
-	c->att_prev = NULL;
-	pthread_mutex_lock(&ch->lock);
-	c->att_next = ch->attached;
-	if (ch->attached)
-		ch->attached->att_prev = c;
-	ch->attached = c;
-	ch->count++;
-	pthread_mutex_unlock(&ch->lock);
 	/* Once linked, the node may fire and be drained and freed by another
 	 * thread at any moment: do not touch it after a successful link. */
 	if (!px__future_link(f, &c->node))
@@ -189,23 +209,12 @@ static void take_ready(px_channel *ch)
 	ch->local = rev;
 }
 
-static void detach(px_channel *ch, struct ch_node *c)
-{
-	if (c->att_prev)
-		c->att_prev->att_next = c->att_next;
-	else
-		ch->attached = c->att_next;
-	if (c->att_next)
-		c->att_next->att_prev = c->att_prev;
-}
-
 PX_API int px_channel_drain(px_channel *ch, px_channel_event *out, size_t n)
 {
 	if (!ch || (!out && n))
 		return -EINVAL;
 	if (n > INT_MAX)
 		n = INT_MAX;
-	struct ch_node *done = NULL; /* nodes to free after unlocking */
 	size_t k = 0;
 	bool took = false;
 	pthread_mutex_lock(&ch->lock);
@@ -229,9 +238,9 @@ PX_API int px_channel_drain(px_channel *ch, px_channel_event *out, size_t n)
 		out[k].future = c->f;
 		out[k].user = c->user;
 		k++;
-		detach(ch, c);
-		c->ready_next = done;
-		done = c;
+		c->f = NULL;
+		c->ready_next = ch->free;
+		ch->free = c;
 	}
 	ch->count -= k;
 	if (ch->local && !ch->rearmed) {
@@ -240,11 +249,6 @@ PX_API int px_channel_drain(px_channel *ch, px_channel_event *out, size_t n)
 		ch->rearmed = true;
 	}
 	pthread_mutex_unlock(&ch->lock);
-	while (done) {
-		struct ch_node *nx = done->ready_next;
-		free(done);
-		done = nx;
-	}
 	return (int)k;
 }
 
@@ -263,23 +267,29 @@ PX_API void px_channel_close(px_channel *ch)
 {
 	if (!ch)
 		return;
+	/* No other call runs now (the caller's promise); the lock only
+	 * orders this thread after the last one. */
 	pthread_mutex_lock(&ch->lock);
-	struct ch_node *list = ch->attached;
-	ch->attached = NULL;
-	ch->local = NULL;
-	ch->count = 0;
+	struct ch_chunk *chunks = ch->chunks;
+	ch->chunks = NULL;
 	pthread_mutex_unlock(&ch->lock);
-	/* Every node not yet drained is linked to its future, or fired (on
-	 * `ready`, or in `local`), or firing in some thread. Unlinking stops
-	 * the first kind and waits out the last (splicing it out when this
-	 * thread is the one firing, from a done callback), so afterwards no
-	 * completion touches the nodes or the channel. Done outside the lock:
-	 * it takes the futures' lock bits. */
-	for (struct ch_node *c = list, *nx; c; c = nx) {
-		nx = c->att_next;
-		px__future_unlink(c->f, &c->node);
-		px_future_release(c->f);
-		free(c);
+	/* Every live node is linked to its future, or fired (on `ready` or
+	 * in `local`), or firing in some thread. Unlinking stops the first
+	 * kind and waits out the last (splicing it out when this thread is
+	 * the one firing, from a done callback), so afterwards no completion
+	 * touches the nodes or the channel. Done outside the lock: it takes
+	 * the futures' lock bits. */
+	while (chunks) {
+		struct ch_chunk *next = chunks->next;
+		for (int i = 0; i < CHUNK_NODES; i++) {
+			struct ch_node *c = &chunks->nodes[i];
+			if (!c->f)
+				continue;
+			px__future_unlink(c->f, &c->node);
+			px_future_release(c->f);
+		}
+		free(chunks);
+		chunks = next;
 	}
 	close(ch->efd);
 	pthread_mutex_destroy(&ch->lock);
