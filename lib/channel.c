@@ -23,9 +23,10 @@
  *
  * Node lifetime: ch_fire() pushes the node, may write the eventfd, and only
  * then sets node.fired (release), its last touch of the node and the
- * channel. The drainer waits for `fired` before it frees a node it took, and
- * px_channel_close() waits for it through px__future_unlink(), so neither a
- * node nor the channel is freed under a completion still using it.
+ * channel. The drainer waits for `fired` before it puts a node it took back
+ * on the free list, and px_channel_close() waits for it through
+ * px__future_unlink(), so neither a node nor the channel is reused or freed
+ * under a completion still using it.
  *
  * Lock order: ch->lock is a leaf. Nothing else is taken under it (no future
  * lock bit, no allocation that could call back), no user code runs under
