@@ -848,6 +848,88 @@ static void concurrent_adds(void **state)
 	px_channel_close(ch);
 }
 
+struct drainer {
+	px_channel *ch;
+	size_t n;
+	atomic_size_t *total;
+	atomic_int *seen;
+};
+
+/* Drains through the fd until all n entries are taken, by anyone. */
+static void *drain_some(void *p)
+{
+	struct drainer *d = p;
+	px_channel_event ev[7];
+	while (atomic_load(d->total) < d->n) {
+		struct pollfd pf = { .fd = px_channel_fd(d->ch), .events = POLLIN };
+		poll(&pf, 1, 10);
+		int k = px_channel_drain(d->ch, ev, 7);
+		if (k < 0)
+			goto bad;
+		for (int i = 0; i < k; i++) {
+			intptr_t u = (intptr_t)ev[i].user;
+			int64_t v = -1;
+			if (u < 0 || (size_t)u >= d->n ||
+			    px_future_get_i64(ev[i].future, 0, &v) || v != u)
+				goto bad;
+			atomic_fetch_add(&d->seen[u], 1);
+			px_future_release(ev[i].future);
+		}
+		atomic_fetch_add(d->total, (size_t)k);
+	}
+	return NULL;
+bad:
+	atomic_store(d->total, SIZE_MAX); /* stops the other drainer too */
+	return (void *)1;
+}
+
+/* Two threads drain while two complete: each entry goes to exactly one. */
+static void concurrent_drains(void **state)
+{
+	(void)state;
+	enum { T = 2 };
+	const size_t n = (size_t)test_scaled(40000);
+	px_channel *ch = new_channel();
+	px_future **fs = calloc(n, sizeof(*fs));
+	atomic_int *seen = calloc(n, sizeof(*seen));
+	assert_non_null(fs);
+	assert_non_null(seen);
+	for (size_t i = 0; i < n; i++) {
+		fs[i] = new_promise();
+		assert_int_equal(px_channel_add(ch, fs[i], tag((intptr_t)i)), 0);
+	}
+	atomic_int go;
+	atomic_init(&go, 0);
+	atomic_size_t total;
+	atomic_init(&total, 0);
+	pthread_t prod[T], cons[T];
+	struct racer r[T];
+	struct drainer d = { ch, n, &total, seen };
+	for (int t = 0; t < T; t++) {
+		r[t] = (struct racer){ ch, fs, n * t / T, n * (t + 1) / T, &go };
+		assert_int_equal(pthread_create(&prod[t], NULL, complete_range,
+						&r[t]), 0);
+		assert_int_equal(pthread_create(&cons[t], NULL, drain_some, &d), 0);
+	}
+	atomic_store(&go, 1);
+	for (int t = 0; t < T; t++) {
+		void *ret;
+		pthread_join(prod[t], &ret);
+		assert_null(ret);
+		pthread_join(cons[t], &ret);
+		assert_null(ret);
+	}
+	assert_int_equal(atomic_load(&total), n);
+	assert_int_equal(px_channel_count(ch), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(atomic_load(&seen[i]), 1);
+		px_future_release(fs[i]);
+	}
+	free(fs);
+	free(seen);
+	px_channel_close(ch);
+}
+
 /* Closing while other threads complete the attached futures. */
 static void close_races_completions(void **state)
 {
@@ -985,6 +1067,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(done_callback_attaches),
 		cmocka_unit_test(concurrent_completions),
 		cmocka_unit_test(concurrent_adds),
+		cmocka_unit_test(concurrent_drains),
 		cmocka_unit_test(close_races_completions),
 		cmocka_unit_test(io_futures),
 		cmocka_unit_test(io_close_in_flight),

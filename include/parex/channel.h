@@ -27,9 +27,11 @@
  * completion that finds the list empty writes to the eventfd, so a burst of
  * completions costs one write and one read however large it is.
  *
- * Threads: every function may be called from any thread, also from a done
- * callback (px_future_on_done), except that px_channel_close() must not run
- * at the same time as, or before, any other call on the same channel.
+ * Threads: every function may be called from any thread, several at once
+ * (two threads may drain one channel: each entry goes to one of them), and
+ * from a done callback (px_future_on_done). Only px_channel_close() must not
+ * run at the same time as another call on the same channel, and nothing may
+ * use the channel after it.
  * Lock order: a channel's lock is a leaf (no future's lock and no user code
  * runs under it).
  */
