@@ -118,7 +118,7 @@ static int use_backend(void **state)
 	return 0;
 }
 
-static px_executor *open_ex(void)
+static px_executor *open_backend(void)
 {
 	px_executor *ex = NULL;
 	char err[256];
@@ -182,7 +182,7 @@ static void tasks_complete_through_fd(void **state)
 {
 	(void)state;
 	const size_t n = (size_t)test_scaled(20000);
-	px_executor *ex = open_ex();
+	px_executor *ex = open_backend();
 	px_channel *ch = new_channel();
 	int *seen = calloc(n, sizeof(*seen));
 	assert_non_null(seen);
@@ -208,7 +208,7 @@ static void tasks_drained_one_at_a_time(void **state)
 {
 	(void)state;
 	const size_t n = (size_t)test_scaled(3000);
-	px_executor *ex = open_ex();
+	px_executor *ex = open_backend();
 	px_channel *ch = new_channel();
 	int *seen = calloc(n, sizeof(*seen));
 	assert_non_null(seen);
@@ -248,7 +248,7 @@ static void failures_arrive_with_their_error(void **state)
 {
 	(void)state;
 	const size_t n = 200;
-	px_executor *ex = open_ex();
+	px_executor *ex = open_backend();
 	px_channel *ch = new_channel();
 	int seen[200] = { 0 };
 	for (size_t i = 0; i < n; i++) {
@@ -273,7 +273,7 @@ static void cancelled_tasks_arrive_cancelled(void **state)
 	(void)state;
 	if (!cur->concurrent)
 		skip();
-	px_executor *ex = open_ex();
+	px_executor *ex = open_backend();
 	int workers = px_executor_workers(ex);
 	assert_true(workers > 0 && workers <= 8);
 	struct gate *g;
@@ -342,7 +342,7 @@ static void close_while_tasks_run(void **state)
 {
 	(void)state;
 	const size_t n = (size_t)test_scaled(2000);
-	px_executor *ex = open_ex();
+	px_executor *ex = open_backend();
 	px_future **fs = calloc(n, sizeof(*fs));
 	assert_non_null(fs);
 	for (int round = 0; round < 5; round++) {
