@@ -405,8 +405,18 @@ static int server_start(server *sv_out, double latency_ms,
 static int server_stats(const server *sv, px_io_responder_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	if (sv->ctl < 0 || write(sv->ctl, "s", 1) != 1 ||
-	    read(sv->ctl, st, sizeof(*st)) != sizeof(*st))
+	if (sv->ctl < 0)
+		return -1;
+	/* Retried on EINTR: with SO_RCVTIMEO set, Linux can fail a read so
+	 * even when no signal handler runs (signal(7)). */
+	ssize_t n;
+	while ((n = write(sv->ctl, "s", 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		return -1;
+	while ((n = read(sv->ctl, st, sizeof(*st))) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(*st))
 		return -1;
 	return 0;
 }
