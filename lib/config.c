@@ -201,6 +201,11 @@ static const struct key keys[] = {
 	{ "shm_size", K_SIZE, FIELD(shm_size), 4096, 1ull << 40, "64M",
 	  "a size 4K..1T",
 	  "shared arena for arguments, results and `px_executor_alloc`", false },
+	{ "workers_per_rank", K_COUNT, FIELD(workers_per_rank), 1, 4096, "auto",
+	  "an integer 1..4096, or auto",
+	  "`mpi` (libparex-mpi): worker processes of each serving rank's "
+	  "local pool; `auto`: that rank's `px_available_parallelism()`",
+	  false },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
