@@ -7,7 +7,9 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
 # g++: the C++ header and linkage tests; binutils (readelf, nm): the ABI
 # check; mandoc, groff-base, man-db: man pages are linted and rendered.
-test_pkgs=(libcmocka-dev valgrind python3 g++ binutils mandoc groff-base man-db)
+# openmpi-bin, libopenmpi-dev: libparex-mpi and its tests under mpirun.
+test_pkgs=(libcmocka-dev valgrind python3 g++ binutils mandoc groff-base man-db
+	openmpi-bin libopenmpi-dev)
 # Optional peers for bench/ (skipped cleanly by CMake when absent).
 bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3)
 demo_pkgs=(gnuplot-nox)
