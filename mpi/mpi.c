@@ -301,7 +301,9 @@ static void serve_done(struct sends *s, struct job *j)
 {
 	int err = px_future_error(j->lf);
 	const char *m = px_future_message(j->lf);
-	if (err && err != -ECANCELED) {
+	if (err == PX_EWORKERDIED || err == -ETIMEDOUT) {
+		/* The pool's own report (a worker died or was killed):
+		 * where it happened. A task's own messages pass unchanged. */
 		send_error(s, j->id, err, m && *m ? m : NULL);
 	} else {
 		size_t len = 0;

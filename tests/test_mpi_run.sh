@@ -1,15 +1,16 @@
 #!/bin/sh
-# tests/test_mpi_run.sh MPIRUN TEST_MPI TEST_MPI_PEER SANITIZERS
+# tests/test_mpi_run.sh MPIRUN TEST_MPI TEST_MPI_PEER TEST_EXECUTOR_MPI SANITIZERS
 # Runs the mpi backend's tests under the launcher, as CI does (as root, 3
 # ranks on 2 CPUs), and checks what the job leaves behind:
-#  1. test_mpi under `mpirun -n 3`: the executor tests, rank 0 (cmocka);
+#  1. test_mpi under `mpirun -n 3`: the mpi backend's tests, on rank 0
+#     (cmocka), then the common executor test body (test_executor.c) on mpi;
 #  2. an MPMD launch of two different programs: every rank's open fails
 #     with PX_EVERSION, and no task is sent;
 #  3. a single rank: a clear one-line error, not a hang;
 #  4. no process running either test binary after each job.
 # Skips (77) under ThreadSanitizer: Open MPI is not TSan-clean.
 set -u
-mpirun=$1 prog=$2 peer=$3 san=${4:-}
+mpirun=$1 prog=$2 peer=$3 common=$4 san=${5:-}
 case "$san" in
 *thread*) echo "test_mpi: skipped under ThreadSanitizer (Open MPI is not TSan-clean)"; exit 77 ;;
 *address*)
@@ -46,6 +47,13 @@ if ! timeout 240 "$mpirun" -n 3 "$prog"; then
 	fail=1
 fi
 check_gone "$prog"
+
+echo "== mpirun -n 3 test_executor_mpi mpi"
+if ! timeout 240 "$mpirun" -n 3 "$common" mpi; then
+	echo "FAIL: test_executor_mpi"
+	fail=1
+fi
+check_gone "$common"
 
 echo "== mpirun -n 1 test_mpi --mismatch : -n 2 test_mpi_peer --mismatch"
 timeout 120 "$mpirun" -n 1 "$prog" --mismatch : -n 2 "$peer" --mismatch >"$out" 2>&1
