@@ -811,16 +811,12 @@ static void *mpi_main(void *arg)
 	int inited = 0;
 	MPI_Initialized(&inited);
 	if (inited) {
-		/* The program initialised MPI itself: this thread may call it
-		 * only if any thread may. */
-		int prov = MPI_THREAD_SINGLE;
-		MPI_Query_thread(&prov);
-		if (prov < MPI_THREAD_SERIALIZED) {
-			fatal("MPI was initialised by the program with less than "
-			      "MPI_THREAD_SERIALIZED: the px-mpi thread cannot use it");
-			set_state(-1, -ENOTSUP);
-			return NULL;
-		}
+		/* The program uses MPI itself: its MPI_Finalize could come
+		 * before the px-mpi thread is done with MPI. Not supported. */
+		fatal("MPI is already initialised: the mpi backend must make "
+		      "the program's first MPI calls itself");
+		set_state(-1, -ENOTSUP);
+		return NULL;
 	} else {
 		int prov = MPI_THREAD_SINGLE;
 		if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) !=
