@@ -35,7 +35,10 @@
 
 #include "mpi_internal.h"
 
-#define CREDITS_PER_WORKER 2
+/* A serving rank's window: enough queued behind each worker to cover a round
+ * trip, small enough that an idle rank still finds work left to take. */
+#define CREDITS_PER_WORKER 4
+#define CREDITS_EXTRA 8
 #define SEND_BATCH 64
 
 struct rank_info {
@@ -182,15 +185,17 @@ static long recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap)
 	return n;
 }
 
-/* Sleeps a little longer each idle round, up to 500 us. */
-static void backoff(unsigned *rounds)
+/* Sleeps a little longer each idle round: up to 16 us while tasks are out
+ * (busy), up to 512 us otherwise. */
+static void backoff(unsigned *rounds, bool busy)
 {
 	if (*rounds < 64) {
 		(*rounds)++;
 		sched_yield();
 		return;
 	}
-	long ns = 2000L << (*rounds - 64 < 8 ? *rounds - 64 : 8);
+	unsigned max = busy ? 3 : 8;
+	long ns = 2000L << (*rounds - 64 < max ? *rounds - 64 : max);
 	if (*rounds - 64 < 8)
 		(*rounds)++;
 	struct timespec ts = { 0, ns };
@@ -373,7 +378,7 @@ static void serve(void)
 		if (did)
 			idle = 0;
 		else if (!stop)
-			backoff(&idle);
+			backoff(&idle, njobs > 0);
 	}
 	/* Rank 0 left: what still runs here has no one to report to. */
 	px_executor_shutdown(G.local, false, true);
@@ -679,7 +684,7 @@ static void progress(void)
 		if (did)
 			idle = 0;
 		else
-			backoff(&idle);
+			backoff(&idle, true);
 	}
 	free(buf);
 	release_ranks(&s);
@@ -786,8 +791,8 @@ static int handshake(int local_status)
 	G.total_workers = 0;
 	for (int r = 0; r < G.size; r++) {
 		G.ranks[r].workers = r ? all[r].workers : 0;
-		int c = all[r].workers * CREDITS_PER_WORKER;
-		G.ranks[r].credits = r ? (c > 2 ? c : 2) : 0;
+		G.ranks[r].credits =
+			r ? all[r].workers * CREDITS_PER_WORKER + CREDITS_EXTRA : 0;
 		snprintf(G.ranks[r].host, sizeof(G.ranks[r].host), "%s",
 			 all[r].host);
 		G.total_workers += G.ranks[r].workers;

@@ -330,7 +330,8 @@ static void bounded_queue(void **state)
 	px_executor_stats st;
 	assert_int_equal(px_executor_stats_get(ex, &st), 0);
 	assert_true(st.queued <= 4);
-	assert_true((int)st.running <= 2 * 2 * (int)st.workers);
+	/* Windows: 4 per worker and 8 more per serving rank (2 here). */
+	assert_true((int)st.running <= 4 * (int)st.workers + 8 * 2);
 	assert_int_equal(px_executor_shutdown(ex, true, true), 0);
 	for (int i = 0; i < n; i++)
 		px_future_release(fs[i]);
