@@ -44,6 +44,7 @@ struct px__config {
 	uint64_t max_tasks_per_worker; /* process: recycle after N; 0 = never */
 	uint64_t shm_size;             /* process: shared arena bytes */
 	int workers_per_rank;          /* mpi: 0 = px_available_parallelism() */
+	char local[PX__BACKEND_NAME_MAX]; /* mpi: the serving ranks' pool */
 	px_worker_init_fn init;
 	void *init_arg;
 };

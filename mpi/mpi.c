@@ -391,7 +391,8 @@ static void serve(void)
 	sends_finish(&s);
 }
 
-/* The local pool of a serving rank, configured by this rank's config. */
+/* The local pool of a serving rank, configured by this rank's config:
+ * `local` (process, or thread without crash isolation). */
 static int local_pool_create(const struct px__config *c, px_executor **out)
 {
 	px_config *cfg;
@@ -410,7 +411,7 @@ static int local_pool_create(const struct px__config *c, px_executor **out)
 	const char *k[8] = { "workers", "queue", "max_arg", "max_result",
 			     "spin_us", "task_timeout_ms", "max_tasks_per_worker",
 			     "shm_size" };
-	r = px_config_set(cfg, "backend", "process", NULL);
+	r = px_config_set(cfg, "backend", c->local, NULL);
 	for (int i = 0; i < 8 && !r; i++)
 		if (i || c->workers_per_rank > 0)
 			r = px_config_set(cfg, k[i], v[i], NULL);
@@ -1045,7 +1046,7 @@ static const struct px__backend_ops mpi_ops = {
 
 static const struct px__backend mpi_backend = {
 	"mpi", &mpi_ops,
-	"workers_per_rank queue block max_arg max_result spin_us "
+	"workers_per_rank local queue block max_arg max_result spin_us "
 	"task_timeout_ms max_tasks_per_worker shm_size",
 };
 

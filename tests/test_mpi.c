@@ -4,6 +4,8 @@
  *   mpirun --oversubscribe -n 3 test_mpi            the executor tests
  *   mpirun -n 1 test_mpi --mismatch : -n 2 test_mpi_peer --mismatch
  *                                                   a build-id mismatch
+ *   mpirun --oversubscribe -n 3 test_mpi --local-thread
+ *                                                   local=thread pools
  *
  * (tests/test_mpi_run.sh sets the environment and checks that no process
  * outlives the job.) The backend is chosen by PAREX_EXECUTOR=mpi alone. Every
@@ -373,6 +375,76 @@ static void api_rest(void **state)
 	px_executor_destroy(ex);
 }
 
+/* Bad values of the mpi keys fail before any MPI call, naming the key. */
+static void bad_keys(void **state)
+{
+	(void)state;
+	px_executor *ex = NULL;
+	char err[256];
+	assert_int_equal(px_executor_open(&ex, "mpi:local=inline", err, sizeof(err)),
+			 -EINVAL);
+	assert_null(ex);
+	assert_non_null(strstr(err, "local"));
+	assert_non_null(strstr(err, "process or thread"));
+	assert_int_equal(px_executor_open(&ex, "mpi:workers_per_rank=0", err,
+					  sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "workers_per_rank"));
+	px_config *cfg;
+	assert_int_equal(px_config_create(&cfg), 0);
+	assert_int_equal(px_config_apply(cfg, "mpi:local=thread,workers_per_rank=3",
+					 NULL), 0);
+	char buf[512];
+	assert_true(px_config_format(cfg, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "mpi:"));
+	assert_non_null(strstr(buf, ",local=thread,workers_per_rank=3"));
+	px_config_destroy(cfg);
+}
+
+/* local=thread: the serving ranks run tasks on thread pools, in the rank
+ * processes themselves (one pid per rank). */
+static int local_thread(void)
+{
+	px_executor *ex = NULL;
+	char err[256];
+	if (px_executor_open(&ex, "mpi:local=thread,workers_per_rank=2", err,
+			     sizeof(err))) {
+		fprintf(stderr, "test_mpi: %s\n", err);
+		return 1;
+	}
+	enum { N = 200 };
+	px_future *fs[N];
+	int64_t pids[2] = { 0, 0 };
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		int64_t v = i;
+		if (px_executor_submit(ex, i % 2 ? double_it : report_pid, &v,
+				       sizeof(v), NULL, &fs[i]))
+			return 1;
+	}
+	for (int i = 0; i < N; i++) {
+		int64_t v;
+		if (px_future_get_i64(fs[i], 30 * PX_SEC, &v))
+			bad++;
+		else if (i % 2 && v != 2 * i)
+			bad++;
+		else if (!(i % 2)) {
+			if (v == getpid())
+				bad++;
+			else if (!pids[0] || pids[0] == v)
+				pids[0] = v;
+			else if (!pids[1] || pids[1] == v)
+				pids[1] = v;
+			else
+				bad++; /* a third pid: not the ranks' own */
+		}
+		px_future_release(fs[i]);
+	}
+	px_executor_destroy(ex);
+	printf("local=thread: %d bad of %d; task pids %lld %lld\n", bad, N,
+	       (long long)pids[0], (long long)pids[1]);
+	return bad ? 1 : 0;
+}
+
 /* Opens the executor on every rank with the initializer; ranks >= 1 serve
  * in px_executor_create() and leave the process from there. */
 static px_executor *first_open(void)
@@ -406,6 +478,8 @@ int main(int argc, char **argv)
 		printf("mismatch %s: %d %s\n", who, r, err);
 		return r == PX_EVERSION && !ex ? 0 : 1;
 	}
+	if (argc > 1 && !strcmp(argv[1], "--local-thread"))
+		return local_thread();
 	px_executor *ex = first_open();
 	if (!ex)
 		return 1;
@@ -419,6 +493,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(shutdown_pending),
 		cmocka_unit_test(bounded_queue),
 		cmocka_unit_test(api_rest),
+		cmocka_unit_test(bad_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

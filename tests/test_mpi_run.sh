@@ -4,6 +4,7 @@
 # ranks on 2 CPUs), and checks what the job leaves behind:
 #  1. test_mpi under `mpirun -n 3`: the mpi backend's tests, on rank 0
 #     (cmocka), then the common executor test body (test_executor.c) on mpi;
+#     and once more with local=thread;
 #  2. an MPMD launch of two different programs: every rank's open fails
 #     with PX_EVERSION, and no task is sent;
 #  3. a single rank: a clear one-line error, not a hang;
@@ -44,6 +45,13 @@ check_gone() {
 echo "== mpirun -n 3 test_mpi"
 if ! timeout 240 "$mpirun" -n 3 "$prog"; then
 	echo "FAIL: test_mpi"
+	fail=1
+fi
+check_gone "$prog"
+
+echo "== mpirun -n 3 test_mpi --local-thread"
+if ! timeout 120 "$mpirun" -n 3 "$prog" --local-thread; then
+	echo "FAIL: test_mpi --local-thread"
 	fail=1
 fi
 check_gone "$prog"
