@@ -83,7 +83,6 @@ static struct {
 	struct mpi_ex *cur;
 	px_executor *local;       /* serving ranks: the local pool */
 	struct px__config cfg;    /* of the first open, for the local pool */
-	bool we_initialized;
 } G = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -831,7 +830,6 @@ static void *mpi_main(void *arg)
 			set_state(-1, -EIO);
 			return NULL;
 		}
-		G.we_initialized = true;
 	}
 	MPI_Comm_dup(MPI_COMM_WORLD, &G.comm);
 	MPI_Comm_rank(G.comm, &G.rank);
@@ -848,8 +846,7 @@ static void *mpi_main(void *arg)
 		px_executor_destroy(G.local);
 		G.local = NULL;
 		MPI_Comm_free(&G.comm);
-		if (G.we_initialized)
-			MPI_Finalize();
+		MPI_Finalize();
 		set_state(-1, v);
 		return NULL;
 	}
@@ -857,14 +854,12 @@ static void *mpi_main(void *arg)
 	if (G.rank != 0) {
 		serve();
 		MPI_Comm_free(&G.comm);
-		if (G.we_initialized)
-			MPI_Finalize();
+		MPI_Finalize();
 		return NULL;
 	}
 	progress();
 	MPI_Comm_free(&G.comm);
-	if (G.we_initialized)
-		MPI_Finalize();
+	MPI_Finalize();
 	return NULL;
 }
 
