@@ -338,6 +338,23 @@ static void bounded_queue(void **state)
 	for (int i = 0; i < n; i++)
 		px_future_release(fs[i]);
 	px_executor_destroy(ex);
+
+	/* block=1 (the default): submit waits for room instead; rank 0
+	 * never holds more than `queue` unsent tasks. */
+	ex = open_mpi(":queue=2");
+	for (int i = 0; i < 60; i++) {
+		int64_t ms = 10;
+		assert_int_equal(px_executor_submit(ex, sleep_ms, &ms, sizeof(ms),
+						    NULL, &fs[i]), 0);
+		assert_int_equal(px_executor_stats_get(ex, &st), 0);
+		assert_true(st.queued <= 2);
+	}
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(px_future_wait(fs[i], 30 * PX_SEC), 0);
+		assert_int_equal(px_future_error(fs[i]), 0);
+		px_future_release(fs[i]);
+	}
+	px_executor_destroy(ex);
 }
 
 /* The rest of the API: as-completed, px_wait, the initializer, alloc. */
