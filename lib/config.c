@@ -154,6 +154,7 @@ enum kind {
 	K_UINT,    /* an integer min..max */
 	K_SIZE,    /* an integer min..max with an optional K, M or G suffix */
 	K_BOOL,    /* 0/1, true/false, yes/no, on/off */
+	K_WORD,    /* one of the words of expect ("a or b"), as a string */
 };
 
 struct key {
@@ -201,6 +202,15 @@ static const struct key keys[] = {
 	{ "shm_size", K_SIZE, FIELD(shm_size), 4096, 1ull << 40, "64M",
 	  "a size 4K..1T",
 	  "shared arena for arguments, results and `px_executor_alloc`", false },
+	{ "local", K_WORD, FIELD(local), 0, 0, "process", "process or thread",
+	  "`mpi` (libparex-mpi): the pool each serving rank runs its tasks on; "
+	  "`thread` loses crash isolation (a crashing task ends the job)",
+	  false },
+	{ "workers_per_rank", K_COUNT, FIELD(workers_per_rank), 1, 4096, "auto",
+	  "an integer 1..4096, or auto",
+	  "`mpi` (libparex-mpi): workers of each serving rank's local pool; "
+	  "`auto`: that rank's `px_available_parallelism()`",
+	  false },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -288,6 +298,17 @@ static uint64_t field_load(const struct px__config *c, const struct key *k)
 	return v;
 }
 
+/* Whether v is one of the words of list ("a or b"; "or" itself is not). */
+static bool word_in(const char *list, const char *v)
+{
+	size_t n = strlen(v);
+	for (const char *p = list; n && (p = strstr(p, v)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || !p[n]) &&
+		    strcmp(v, "or"))
+			return true;
+	return false;
+}
+
 /* Parses value for k into c. false if it is not a good value. */
 static bool key_parse(const struct key *k, const char *value,
 		      struct px__config *c)
@@ -314,6 +335,11 @@ static bool key_parse(const struct key *k, const char *value,
 	case K_BOOL:
 		ok = parse_bool(value, &u);
 		break;
+	case K_WORD:
+		if (!word_in(k->expect, value) || strlen(value) >= k->size)
+			return false;
+		snprintf((char *)c + k->off, k->size, "%s", value);
+		return true;
 	}
 	if (ok)
 		field_store(c, k, u);
@@ -334,6 +360,10 @@ static void config_defaults(struct px__config *c)
 static void key_format(const struct key *k, const struct px__config *c,
 		       char *buf, size_t len)
 {
+	if (k->kind == K_WORD) {
+		snprintf(buf, len, "%s", (const char *)c + k->off);
+		return;
+	}
 	uint64_t u = field_load(c, k);
 	if (k->kind == K_COUNT && u == 0)
 		u = (uint64_t)px_available_parallelism();

@@ -240,6 +240,11 @@ static int chunk_task(px_task *t, const void *arg, size_t len)
 	return e;
 }
 
+PX_API px_task_fn px__map_chunk_task(void)
+{
+	return chunk_task;
+}
+
 /*
  * How many bytes of chunks (argument and result) map() keeps submitted ahead
  * of the one it collects. Enough to keep every worker fed; bounded so that a
