@@ -738,7 +738,7 @@ int main(int argc, char **argv)
 		   tmed("rte_ring", SPSC, 1, true), 1.0, true, "ns/msg");
 	ratio_line("MPMC 1P/1C single: parex vs best of ck/rte", tmed("parex", MPMC, 1, false),
 		   best_of(tmed("ck_ring", MPMC, 1, false), tmed("rte_ring", MPMC, 1, false)),
-		   1.5, true, "ns/msg");
+		   1.0, true, "ns/msg");
 	ratio_line("spinning ping-pong p50: parex vs ck_ring", pmed("parex", PP_SPIN),
 		   pmed("ck_ring", PP_SPIN), 2.0, false, "ns");
 	ratio_line("(info) futex ping-pong p50: parex / pipe round trip",
