@@ -4,8 +4,8 @@
 #
 # Usage: bench/run_all.sh [--quick] [--rounds N] [--out DIR] [--build DIR]
 #                         [--no-build]
-#   --quick      smaller sizes and 3 rounds: a few minutes on 2 CPUs
-#                (the default run: 5 rounds, about 15 minutes)
+#   --quick      smaller sizes and 3 rounds: under 3 minutes on 2 CPUs
+#                (the default run: 7 rounds, about 10 minutes)
 #   --rounds N   rounds per benchmark (each round runs every peer once,
 #                interleaved, inside the benchmark)
 #   --out DIR    where the outputs go (default bench-results/)
@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 if [ -z "$rounds" ]; then
-	if [ $quick = 1 ]; then rounds=3; else rounds=5; fi
+	if [ $quick = 1 ]; then rounds=3; else rounds=7; fi
 fi
 case "$rounds" in
 '' | *[!0-9]*) echo "run_all.sh: --rounds needs a number 1..60" >&2; exit 2 ;;
@@ -99,7 +99,7 @@ args_for() {
 		esac
 	else
 		case $b in
-		bench_threadpool | bench_procpool) echo "--rounds $n" ;;
+		bench_threadpool | bench_procpool) echo "--rounds $n --sporadic 500" ;;
 		bench_channel) channel_args "$n" 0 ;;
 		bench_ring) echo "$n" ;;
 		bench_io) echo "--reps $n" ;;
@@ -111,7 +111,7 @@ env_for() {
 		if [ $quick = 1 ]; then
 			echo "PX_BENCH_N=500000 PX_BENCH_PINGS=5000 PX_BENCH_SPORADIC=100"
 		else
-			echo "PX_BENCH_N=2000000 PX_BENCH_PINGS=20000 PX_BENCH_SPORADIC=200"
+			echo "PX_BENCH_N=4000000 PX_BENCH_PINGS=20000 PX_BENCH_SPORADIC=500"
 		fi
 	fi
 }
