@@ -5,6 +5,7 @@
 # Usage: bench/run_all.sh [--quick] [--rounds N] [--out DIR] [--build DIR]
 #                         [--no-build]
 #   --quick      smaller sizes and 3 rounds: under 3 minutes on 2 CPUs
+#                once built
 #                (the default run: 7 rounds, about 10 minutes)
 #   --rounds N   rounds per benchmark (each round runs every peer once,
 #                interleaved, inside the benchmark)
@@ -31,7 +32,7 @@ out=bench-results
 build=build-bench
 do_build=1
 usage() {
-	sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
