@@ -31,19 +31,23 @@ rounds=
 out=bench-results
 build=build-bench
 do_build=1
-usage() {
-	sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//' >&2
-	exit 2
+usage() { # usage STATUS: 0 prints to stdout (--help), else to stderr
+	if [ "$1" = 0 ]; then
+		sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'
+	else
+		sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+	fi
+	exit "$1"
 }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
-	--rounds) [ $# -ge 2 ] || usage; rounds=$2; shift ;;
-	--out) [ $# -ge 2 ] || usage; out=$2; shift ;;
-	--build) [ $# -ge 2 ] || usage; build=$2; shift ;;
+	--rounds) [ $# -ge 2 ] || usage 2; rounds=$2; shift ;;
+	--out) [ $# -ge 2 ] || usage 2; out=$2; shift ;;
+	--build) [ $# -ge 2 ] || usage 2; build=$2; shift ;;
 	--no-build) do_build=0 ;;
-	-h|--help) usage ;;
-	*) echo "run_all.sh: unknown option '$1'" >&2; usage ;;
+	-h|--help) usage 0 ;;
+	*) echo "run_all.sh: unknown option '$1'" >&2; usage 2 ;;
 	esac
 	shift
 done
