@@ -27,7 +27,9 @@
  * Variants run interleaved, rep after rep, so noise on this shared machine
  * hits them alike; the tables show medians and the ratio to liburing, and
  * the last lines compare with the issue's targets (parex within 1.15x of
- * liburing on (b) and (c), 1.2x on (a)).
+ * liburing on (b) and (c), 1.2x on (a)). Each rep's times are also printed
+ * as "RESULT measure peer ms ms" lines (bench/bench_util.h) for
+ * bench/run_all.sh.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +51,8 @@
 #include <parex/io.h>
 
 #include "netutil.h"
+
+#include "bench_util.h"
 
 #define MAXREPS 64
 
@@ -105,6 +109,15 @@ static void run_interleaved(struct variant *v, int nv, int reps)
 		fprintf(stderr, "\r  rep %d/%d", r + 1, reps);
 	}
 	fprintf(stderr, "\r              \r");
+}
+
+/* RESULT lines for every rep of every variant; peer[i] names v[i]. */
+static void emit(const char *measure, const struct variant *v, int nv,
+		 const char *const *peer)
+{
+	for (int i = 0; i < nv; i++)
+		for (int k = 0; k < v[i].n; k++)
+			px_bench_result(measure, peer[i], v[i].ms[k], "ms");
 }
 
 /* Prints a table: median ms, a rate (per unit: units/op count), ratio to
@@ -665,6 +678,9 @@ int main(int argc, char **argv)
 			{ "thread pool (16): 1,600 sleeps", a_pool, 1, { 0 }, 0 },
 		};
 		run_interleaved(v, 4, reps);
+		emit("io.sleeps_10k", v, 4,
+		     (const char *const[]){ "parex", "liburing", "parex_wait_last",
+					    "pool16_1600" });
 		ra = print_table("(a) 10,000 sleeps of 20 ms, all at once", v, 3,
 				 1, A_N, "sleeps/s");
 		double pm = median(v[3].ms, v[3].n);
@@ -698,6 +714,8 @@ int main(int argc, char **argv)
 			{ "sequential: blocking x200", b_sequential, 2, { 0 }, 0 },
 		};
 		run_interleaved(v, 4, reps);
+		emit("io.exchanges_200", v, 4,
+		     (const char *const[]){ "parex", "liburing", "pool16", "sequential" });
 		rb = print_table("(b) 200 exchanges, server answers after 20 ms", v,
 				 4, 1, B_N, "exchanges/s");
 		px_io_responder_stats st;
@@ -719,6 +737,9 @@ int main(int argc, char **argv)
 			{ "pread, 2 threads", c_pread2, 0, { 0 }, 0 },
 		};
 		run_interleaved(v, 5, reps);
+		emit("io.reads_qd32", v, 5,
+		     (const char *const[]){ "parex_callbacks", "parex_wait32", "liburing",
+					    "pread1", "pread2" });
 		char title[128];
 		snprintf(title, sizeof(title),
 			 "(c) %d random 4 KiB reads, 256 MiB cached file", c_n);

@@ -3,7 +3,7 @@
  *
  * Run: build-dir/bench/bench_procpool [--rounds N] [--tasks N] [--map N]
  *      [--pingpong N] [--py-submit N] [--py-map1 N] [--py-map256 N]
- *      [--py-pingpong N] [--no-python]
+ *      [--py-pingpong N] [--no-python] [--sporadic N] [--no-sporadic]
  *
  * Every pool has 2 worker processes (parex's thread pool, 2 threads, is
  * shown for reference). The task is "return x + 1" on an int64.
@@ -20,6 +20,12 @@
  *   (c) ping-pong: submit one task, wait for its result, --pingpong times;
  *       p50 and p99. The pipe peer is one round trip over a pair of pipes
  *       to a worker process.
+ *   (d) sporadic (idle wake): sleep a gap (200 us, 1 ms, 5 ms), then one
+ *       round trip as in (c), --sporadic times per gap, so that every
+ *       request finds the workers parked; alternating with a pipe round
+ *       trip to a forked process blocked in read() after the same gap, and
+ *       ProcessPoolExecutor(2) at the same gaps (in its own process); p50
+ *       and p99 per gap.
  * Python runs bench_procpool_py.py (its own sizes, --py-*), skipped with a
  * line when python3 was not found at configure time or the script fails.
  * Rounds interleave the peers (parex process, parex thread, naive pipe,
@@ -27,8 +33,11 @@
  * alike; the tables show medians over rounds and parex/peer ratios, and the
  * issue's targets: submit >= 3x the naive pipe pool and >= 150x Python's
  * submit; map >= the batched pipe pool; map_stream >= 0.8x map; ping-pong
- * p50 <= 1/6 of the pipe round trip. The map rows show the spread (min and
- * max over the rounds) next to the median.
+ * p50 <= 1/4 of the pipe round trip; idle wake p50 and p99 <= the pipe
+ * round trip at the same gap. The map rows show the spread (min and max
+ * over the rounds) next to the median. Each round's figures are also
+ * printed as "RESULT measure peer value unit" lines (bench/bench_util.h)
+ * for bench/run_all.sh.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,6 +55,8 @@
 #include <parex/executor.h>
 #include <parex/future.h>
 
+#include "bench_util.h"
+
 #define WORKERS 2
 #define BATCH 256
 #define MAXR 64
@@ -59,6 +70,7 @@ static size_t opt_py_map1 = 20000;
 static size_t opt_py_map256 = 200000;
 static size_t opt_py_pingpong = 2000;
 static int opt_python = 1;
+static size_t opt_sporadic = 200; /* (d): round trips per gap; 0: none */
 
 static int64_t now_ns(void)
 {
@@ -413,6 +425,80 @@ static int py_round(double out[5])
 }
 #endif
 
+/* (d) sporadic ------------------------------------------------------------------ */
+
+enum { SP_PAREX, SP_PIPE, SP_PYTHON, SP_PEERS };
+static const char *const sp_name[SP_PEERS] = { "parex", "pipe", "python" };
+/* per peer and gap: p50 and p99 (us) per round */
+static struct series sp50[SP_PEERS][PX_BENCH_NGAPS], sp99[SP_PEERS][PX_BENCH_NGAPS];
+
+static void sp_add(int peer, int g, double p50, double p99)
+{
+	char m[64];
+	add(&sp50[peer][g], p50);
+	add(&sp99[peer][g], p99);
+	snprintf(m, sizeof(m), "pp.idle_wake_%dus_p50", px_bench_gap_us(g));
+	px_bench_result(m, sp_name[peer], p50, "us");
+	snprintf(m, sizeof(m), "pp.idle_wake_%dus_p99", px_bench_gap_us(g));
+	px_bench_result(m, sp_name[peer], p99, "us");
+}
+
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+/* The script's sporadic mode prints "GAP_US P50_US P99_US" per gap. */
+static int py_sporadic(void)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' sporadic %zu %d %d %d", PX_BENCH_PYTHON,
+		 PX_BENCH_PY_SCRIPT, opt_sporadic, px_bench_gap_us(0),
+		 px_bench_gap_us(1), px_bench_gap_us(2));
+	fflush(stdout);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	int got = 0;
+	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+		int gap;
+		double a, b;
+		if (fscanf(p, "%d %lf %lf", &gap, &a, &b) != 3 || gap != px_bench_gap_us(g))
+			break;
+		sp_add(SP_PYTHON, g, a, b);
+		got++;
+	}
+	int st = pclose(p);
+	return got == PX_BENCH_NGAPS && st == 0 ? 0 : -1;
+}
+#endif
+
+/* One round of (d): per gap, parex round trips after the gap, alternating
+ * with pipe round trips after the same gap. */
+static void run_sporadic(px_executor *ex, struct px_bench_echo *echo, int64_t *lat_px,
+			 int64_t *lat_pipe)
+{
+	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+		int gap = px_bench_gap_us(g);
+		for (size_t i = 0; i < opt_sporadic; i++) {
+			px_bench_sleep_us(gap);
+			px_pingpong(ex, 1, &lat_px[i]);
+			px_bench_sleep_us(gap);
+			lat_pipe[i] = px_bench_echo_rtt(echo, (int64_t)i);
+			if (lat_pipe[i] < 0)
+				die("pipe round trip", "failed");
+		}
+		sp_add(SP_PAREX, g, (double)px_bench_quantile(lat_px, opt_sporadic, 0.5) / 1e3,
+		       (double)px_bench_quantile(lat_px, opt_sporadic, 0.99) / 1e3);
+		sp_add(SP_PIPE, g, (double)px_bench_quantile(lat_pipe, opt_sporadic, 0.5) / 1e3,
+		       (double)px_bench_quantile(lat_pipe, opt_sporadic, 0.99) / 1e3);
+	}
+}
+
+/* RESULT line for series s when this round (r) added to it. */
+static void emit(int r, const char *measure, const char *peer, const struct series *s,
+		 const char *unit, double scale)
+{
+	if (s->n == r + 1)
+		px_bench_result(measure, peer, s->v[r] / scale, unit);
+}
+
 /* Driver ------------------------------------------------------------------------ */
 
 static size_t parse_count(const char *s)
@@ -431,6 +517,10 @@ static void parse_args(int argc, char **argv)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--no-python")) {
 			opt_python = 0;
+			continue;
+		}
+		if (!strcmp(a, "--no-sporadic")) {
+			opt_sporadic = 0;
 			continue;
 		}
 		if (!v)
@@ -454,6 +544,10 @@ static void parse_args(int argc, char **argv)
 			opt_py_map256 = parse_count(v);
 		} else if (!strcmp(a, "--py-pingpong")) {
 			opt_py_pingpong = parse_count(v);
+		} else if (!strcmp(a, "--sporadic")) {
+			opt_sporadic = parse_count(v);
+			if (opt_sporadic > 100000)
+				die("--sporadic: at most 100000", v);
 		} else {
 			die("unknown option", a);
 		}
@@ -507,6 +601,9 @@ int main(int argc, char **argv)
 	struct pipepool naive, batched;
 	pipepool_start(&naive, 0);
 	pipepool_start(&batched, 1);
+	struct px_bench_echo echo = { .pid = -1, .req = -1, .resp = -1 };
+	if (opt_sporadic && px_bench_echo_start(&echo) != 0)
+		die("fork", strerror(errno));
 	px_executor *proc = open_pool("process:workers=2");
 	px_executor *thr = open_pool("thread:workers=2");
 
@@ -519,6 +616,8 @@ int main(int argc, char **argv)
 			       sizeof(*lat));
 	for (size_t i = 0; i < nmax; i++)
 		in[i] = (int64_t)i;
+	int64_t *lat_sp = xmalloc(opt_sporadic * sizeof(*lat_sp));
+	int64_t *lat_pipe = xmalloc(opt_sporadic * sizeof(*lat_pipe));
 
 	struct series s_px = { "parex process: submit" },
 		      s_pt = { "parex thread (reference): submit" },
@@ -589,6 +688,35 @@ int main(int argc, char **argv)
 			}
 		}
 #endif
+		if (opt_sporadic) {
+			run_sporadic(proc, &echo, lat_sp, lat_pipe);
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+			if (py && py_sporadic()) {
+				printf("python: sporadic mode skipped: the script failed\n");
+				py = 0;
+			}
+#endif
+		}
+		emit(r, "pp.submit", "parex", &s_px, "M/s", 1e6);
+		emit(r, "pp.submit", "parex_thread", &s_pt, "M/s", 1e6);
+		emit(r, "pp.submit", "naive_pipe", &s_naive, "M/s", 1e6);
+		emit(r, "pp.submit", "python", &s_pys, "M/s", 1e6);
+		emit(r, "pp.map", "parex", &m_px, "M/s", 1e6);
+		emit(r, "pp.map", "parex_chunk256", &m_px256, "M/s", 1e6);
+		emit(r, "pp.map", "parex_thread", &m_pt, "M/s", 1e6);
+		emit(r, "pp.map", "batched_pipe", &m_batch, "M/s", 1e6);
+		emit(r, "pp.map_stream", "parex", &m_pxs, "M/s", 1e6);
+		emit(r, "pp.map_stream", "parex_array_map", &m_px, "M/s", 1e6);
+		emit(r, "pp.map", "python_chunk1", &m_py1, "M/s", 1e6);
+		emit(r, "pp.map", "python_chunk256", &m_py256, "M/s", 1e6);
+		emit(r, "pp.pingpong_p50", "parex", &p_px50, "us", 1);
+		emit(r, "pp.pingpong_p99", "parex", &p_px99, "us", 1);
+		emit(r, "pp.pingpong_p50", "parex_thread", &p_pt50, "us", 1);
+		emit(r, "pp.pingpong_p99", "parex_thread", &p_pt99, "us", 1);
+		emit(r, "pp.pingpong_p50", "pipe", &p_pipe50, "us", 1);
+		emit(r, "pp.pingpong_p99", "pipe", &p_pipe99, "us", 1);
+		emit(r, "pp.pingpong_p50", "python", &p_py50, "us", 1);
+		emit(r, "pp.pingpong_p99", "python", &p_py99, "us", 1);
 		fprintf(stderr, "round %d/%d done\n", r + 1, opt_rounds);
 	}
 
@@ -621,6 +749,20 @@ int main(int argc, char **argv)
 			       median(pp[i][1]->v, pp[i][1]->n));
 	}
 
+	if (opt_sporadic) {
+		printf("\n(d) idle wake: one round trip after each gap, %zu per gap (python the "
+		       "same, in its process)\n", opt_sporadic);
+		printf("  %-40s %12s %12s %12s\n", "", "gap us", "p50 us", "p99 us");
+		for (int g = 0; g < PX_BENCH_NGAPS; g++)
+			for (int k = 0; k < SP_PEERS; k++) {
+				if (!sp50[k][g].n)
+					continue;
+				printf("  %-40s %12d %12.2f %12.2f\n", sp_name[k],
+				       px_bench_gap_us(g), median(sp50[k][g].v, sp50[k][g].n),
+				       median(sp99[k][g].v, sp99[k][g].n));
+			}
+	}
+
 	printf("\nratios (medians of one interleaved run)\n");
 	double px_s = median(s_px.v, s_px.n);
 	ratio("submit: parex process / naive fork+pipe pool", px_s,
@@ -637,13 +779,29 @@ int main(int argc, char **argv)
 	ratio("map_stream / map: parex thread", median(m_pts.v, m_pts.n),
 	      median(m_pt.v, m_pt.n), 0.8, ">=");
 	ratio("ping-pong p50: parex process / pipe round trip",
-	      median(p_px50.v, p_px50.n), median(p_pipe50.v, p_pipe50.n), 1.0 / 6,
+	      median(p_px50.v, p_px50.n), median(p_pipe50.v, p_pipe50.n), 0.25,
 	      "<=");
+
+	for (int g = 0; opt_sporadic && g < PX_BENCH_NGAPS; g++) {
+		char what[96];
+		snprintf(what, sizeof(what), "idle wake %d us p50: parex / pipe round trip",
+			 px_bench_gap_us(g));
+		ratio(what, median(sp50[SP_PAREX][g].v, sp50[SP_PAREX][g].n),
+		      median(sp50[SP_PIPE][g].v, sp50[SP_PIPE][g].n), 1, "<=");
+		snprintf(what, sizeof(what), "idle wake %d us p99: parex / pipe round trip",
+			 px_bench_gap_us(g));
+		ratio(what, median(sp99[SP_PAREX][g].v, sp99[SP_PAREX][g].n),
+		      median(sp99[SP_PIPE][g].v, sp99[SP_PIPE][g].n), 1, "<=");
+	}
 
 	px_executor_destroy(proc);
 	px_executor_destroy(thr);
 	pipepool_stop(&naive);
 	pipepool_stop(&batched);
+	if (opt_sporadic)
+		px_bench_echo_stop(&echo);
+	free(lat_sp);
+	free(lat_pipe);
 	free(fs);
 	free(in);
 	free(out);

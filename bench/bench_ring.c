@@ -7,6 +7,8 @@
  *
  * Environment: PX_BENCH_N (messages per throughput case, default 4000000),
  * PX_BENCH_PINGS (round trips per latency case, default 20000),
+ * PX_BENCH_SPORADIC (round trips per gap in the sporadic case, default 200;
+ * 0 skips it),
  * PX_BENCH_CPUS ("0,2,4,6": CPUs for producer 0, consumer 0, producer 1,
  * consumer 1; default: one CPU per physical core from the allowed set).
  *
@@ -20,6 +22,15 @@
  * blocking calls with spinning off. Every round runs every case once, in
  * the same order; the report gives each case's median and the ratios the
  * ipc issue sets as targets.
+ *
+ * Sporadic case (idle wake): one process sleeps a gap (200 us, 1 ms,
+ * 5 ms), then makes one round trip through two px_rings to a process
+ * parked in px_ring_pop() (default spin, so it has parked long before the
+ * item comes), then sleeps the same gap and makes one round trip over a
+ * pipe to a process blocked in read(); p50 and p99 per gap and peer.
+ * Each round's figures are also printed as "RESULT measure peer value unit"
+ * lines (bench/bench_util.h) for bench/run_all.sh; throughput there is in
+ * millions of messages per second.
  */
 #include <errno.h>
 #include <sched.h>
@@ -27,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -34,6 +46,8 @@
 #include <unistd.h>
 
 #include <parex/ring.h>
+
+#include "bench_util.h"
 
 #ifdef PX_BENCH_HAVE_CK
 #include <ck_ring.h>
@@ -551,6 +565,96 @@ static bool run_pingpong(const struct peer *p, int how, uint64_t iters, double o
 	return ok;
 }
 
+/* ---- sporadic (idle wake) ----------------------------------------------------- */
+
+enum { SP_PAREX, SP_PIPE, SP_PEERS };
+static const char *const sp_name[SP_PEERS] = {"parex", "pipe"};
+
+/* One round: per gap, n ring round trips to a parked reader alternating
+ * with n pipe round trips to a blocked reader, each after the gap. Fills
+ * out[peer][gap][0 p50, 1 p99] in ns; false when a side failed. */
+static bool run_sporadic(uint64_t n, double out[SP_PEERS][PX_BENCH_NGAPS][2])
+{
+	size_t qsz = (px_memsize(SPSC) + 4095) & ~(size_t)4095;
+	size_t nl = (size_t)SP_PEERS * PX_BENCH_NGAPS * n;
+	size_t ssz = sizeof(struct shared) + nl * sizeof(int64_t);
+	char *q = mmap(NULL, 2 * qsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *s = mmap(NULL, ssz, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct px_bench_echo echo;
+	if (q == MAP_FAILED || s == MAP_FAILED)
+		return false;
+	void *ab = q, *ba = q + qsz;
+	if (px_init(ab, SPSC) != 0 || px_init(ba, SPSC) != 0 || px_bench_echo_start(&echo) != 0)
+		return false;
+	if (g_ncpus > 0) {
+		/* the pipe's server on the ring server's CPU: both wait alike */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(g_cpus[1 % g_ncpus], &set);
+		sched_setaffinity(echo.pid, sizeof set, &set);
+	}
+	pid_t b = fork();
+	if (b == 0) {
+		/* the ring's server: parks in px_ring_pop between requests */
+		pin(1);
+		for (;;) {
+			uint64_t v;
+			if (px_ring_pop(ab, &v, -1) != 0 || v == STOP)
+				_exit(0);
+			v++;
+			if (px_ring_push(ba, &v, -1) != 0)
+				_exit(1);
+		}
+	}
+	pid_t a = fork();
+	if (a == 0) {
+		pin(0);
+		for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+			int64_t *lp = s->lat + ((size_t)g * SP_PEERS + SP_PAREX) * n;
+			int64_t *lq = s->lat + ((size_t)g * SP_PEERS + SP_PIPE) * n;
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t v = i + 1;
+				px_bench_sleep_us(px_bench_gap_us(g));
+				int64_t t = now_ns();
+				if (px_ring_push(ab, &v, -1) != 0 || px_ring_pop(ba, &v, -1) != 0 ||
+				    v != i + 2)
+					_exit(2);
+				lp[i] = now_ns() - t;
+				px_bench_sleep_us(px_bench_gap_us(g));
+				lq[i] = px_bench_echo_rtt(&echo, (int64_t)i);
+				if (lq[i] < 0)
+					_exit(3);
+			}
+		}
+		uint64_t stop = STOP;
+		px_ring_push(ab, &stop, -1);
+		_exit(0);
+	}
+	int st;
+	bool ok = a > 0 && b > 0;
+	if (a > 0) {
+		waitpid(a, &st, 0);
+		ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	if (!ok && b > 0) {
+		/* the client died without its stop marker: close the ring */
+		kill(b, SIGKILL);
+	}
+	if (b > 0)
+		waitpid(b, NULL, 0);
+	px_bench_echo_stop(&echo);
+	for (int g = 0; ok && g < PX_BENCH_NGAPS; g++)
+		for (int k = 0; k < SP_PEERS; k++) {
+			int64_t *l = s->lat + ((size_t)g * SP_PEERS + (size_t)k) * n;
+			out[k][g][0] = (double)px_bench_quantile(l, n, 0.50);
+			out[k][g][1] = (double)px_bench_quantile(l, n, 0.99);
+		}
+	munmap(q, 2 * qsz);
+	munmap(s, ssz);
+	return ok;
+}
+
 /* ---- driver ----------------------------------------------------------------- */
 
 struct tcase {
@@ -656,6 +760,13 @@ int main(int argc, char **argv)
 	uint64_t n = getenv("PX_BENCH_N") ? strtoull(getenv("PX_BENCH_N"), NULL, 10) : 4000000;
 	uint64_t pings = getenv("PX_BENCH_PINGS") ? strtoull(getenv("PX_BENCH_PINGS"), NULL, 10)
 						  : 20000;
+	uint64_t spor = getenv("PX_BENCH_SPORADIC")
+				? strtoull(getenv("PX_BENCH_SPORADIC"), NULL, 10) : 200;
+	if (spor > 100000)
+		spor = 100000;
+	/* per peer and gap: p50 and p99 per round (ns) */
+	static double sp50[SP_PEERS][PX_BENCH_NGAPS][MAXR], sp99[SP_PEERS][PX_BENCH_NGAPS][MAXR];
+	int sp_runs = 0;
 	pick_cpus();
 	printf("bench_ring: %d rounds, %llu messages per throughput case, %llu round trips "
 	       "per latency case\nCPUs:", rounds, (unsigned long long)n,
@@ -683,6 +794,13 @@ int main(int argc, char **argv)
 			tcases[i].v[r] = p ? run_throughput(p, tcases[i].mode, tcases[i].np,
 							    tcases[i].burst, n)
 					   : -1;
+			if (tcases[i].v[r] > 0) {
+				char m[64];
+				snprintf(m, sizeof m, "ring.%s_%dp_%s",
+					 tcases[i].mode == SPSC ? "spsc" : "mpmc", tcases[i].np,
+					 tcases[i].burst ? "burst" : "single");
+				px_bench_result(m, tcases[i].peer, 1000.0 / tcases[i].v[r], "M/s");
+			}
 		}
 		for (size_t i = 0; i < NPC; i++) {
 			const struct peer *p = peer_by_name(pcases[i].peer);
@@ -695,6 +813,38 @@ int main(int argc, char **argv)
 				o[0] = o[1] = -1;
 			pcases[i].p50[r] = o[0];
 			pcases[i].p99[r] = o[1];
+			if (o[0] > 0) {
+				char m[64];
+				const char *how = pcases[i].how == PP_FUTEX ? "futex"
+						  : p->blocking		  ? "kernel"
+									  : "spin";
+				snprintf(m, sizeof m, "ring.pingpong_%s_p50", how);
+				px_bench_result(m, pcases[i].peer, o[0] / 1e3, "us");
+				snprintf(m, sizeof m, "ring.pingpong_%s_p99", how);
+				px_bench_result(m, pcases[i].peer, o[1] / 1e3, "us");
+			}
+		}
+		double so[SP_PEERS][PX_BENCH_NGAPS][2];
+		if (spor && g_ncpus < 2) {
+			if (r == 0)
+				printf("sporadic: skipped (fewer than 2 CPUs to pin to)\n");
+		} else if (spor && !run_sporadic(spor, so)) {
+			fprintf(stderr, "bench_ring: sporadic case failed\n");
+			return 1;
+		} else if (spor) {
+			for (int g = 0; g < PX_BENCH_NGAPS; g++)
+				for (int k = 0; k < SP_PEERS; k++) {
+					char m[64];
+					sp50[k][g][sp_runs] = so[k][g][0];
+					sp99[k][g][sp_runs] = so[k][g][1];
+					snprintf(m, sizeof m, "ring.idle_wake_%dus_p50",
+						 px_bench_gap_us(g));
+					px_bench_result(m, sp_name[k], so[k][g][0] / 1e3, "us");
+					snprintf(m, sizeof m, "ring.idle_wake_%dus_p99",
+						 px_bench_gap_us(g));
+					px_bench_result(m, sp_name[k], so[k][g][1] / 1e3, "us");
+				}
+			sp_runs++;
 		}
 		fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
 	}
@@ -731,6 +881,16 @@ int main(int argc, char **argv)
 		       m50, m99);
 	}
 
+	if (sp_runs) {
+		printf("\nidle wake: one round trip after each gap, %llu per gap and round, ns "
+		       "(median over rounds of each round's p50 / p99)\n", (unsigned long long)spor);
+		for (int g = 0; g < PX_BENCH_NGAPS; g++)
+			for (int k = 0; k < SP_PEERS; k++)
+				printf("  %-12s gap %5d us   p50 %9.0f   p99 %9.0f\n", sp_name[k],
+				       px_bench_gap_us(g), median(sp50[k][g], sp_runs),
+				       median(sp99[k][g], sp_runs));
+	}
+
 	printf("\ntargets (ratios within this run)\n");
 	ratio_line("SPSC single: parex throughput vs ck_ring", tmed("parex", SPSC, 1, false),
 		   tmed("ck_ring", SPSC, 1, false), 1.0, true, "ns/msg");
@@ -738,7 +898,7 @@ int main(int argc, char **argv)
 		   tmed("rte_ring", SPSC, 1, true), 1.0, true, "ns/msg");
 	ratio_line("MPMC 1P/1C single: parex vs best of ck/rte", tmed("parex", MPMC, 1, false),
 		   best_of(tmed("ck_ring", MPMC, 1, false), tmed("rte_ring", MPMC, 1, false)),
-		   1.5, true, "ns/msg");
+		   1.0, true, "ns/msg");
 	ratio_line("spinning ping-pong p50: parex vs ck_ring", pmed("parex", PP_SPIN),
 		   pmed("ck_ring", PP_SPIN), 2.0, false, "ns");
 	ratio_line("(info) futex ping-pong p50: parex / pipe round trip",
@@ -751,5 +911,16 @@ int main(int argc, char **argv)
 		   0, true, "ns/msg");
 	ratio_line("(info) MPMC 1P/1C burst-32: parex vs rte_ring burst",
 		   tmed("parex", MPMC, 1, true), tmed("rte_ring", MPMC, 1, true), 0, true, "ns/msg");
+	for (int g = 0; sp_runs && g < PX_BENCH_NGAPS; g++) {
+		char what[96];
+		snprintf(what, sizeof what, "idle wake %d us p50: parex / pipe round trip",
+			 px_bench_gap_us(g));
+		ratio_line(what, median(sp50[SP_PAREX][g], sp_runs),
+			   median(sp50[SP_PIPE][g], sp_runs), 1.0, false, "ns");
+		snprintf(what, sizeof what, "idle wake %d us p99: parex / pipe round trip",
+			 px_bench_gap_us(g));
+		ratio_line(what, median(sp99[SP_PAREX][g], sp_runs),
+			   median(sp99[SP_PIPE][g], sp_runs), 1.0, false, "ns");
+	}
 	return 0;
 }

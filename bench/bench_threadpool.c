@@ -3,7 +3,7 @@
  *
  * Run: build-dir/bench/bench_threadpool [--rounds N] [--tasks N]
  *      [--pingpong N] [--spec SPEC] [--no-python] [--no-idle] [--verbose]
- *      [--only PEER] [--parts abc] [--wait-each]
+ *      [--only PEER] [--parts abcd] [--wait-each] [--sporadic N]
  * --only and --parts (say --only parex --parts a) narrow a run for
  * profiling one peer on one measurement. --wait-each makes parex's (a) wait
  * on and release each future in one pass instead of px_wait() on all, then
@@ -15,14 +15,22 @@
  *   (b) round trip: submit one task, wait for its int64 result, --pingpong
  *       times; reported as p50 and p99 latency;
  *   (c) idle: after some work, the process CPU time (getrusage) used during
- *       one idle second; parked workers should use none.
+ *       one idle second; parked workers should use none;
+ *   (d) sporadic (idle wake): sleep a gap (200 us, 1 ms, 5 ms), then one
+ *       round trip as in (b), --sporadic times per gap, so that every
+ *       request finds the workers parked; alternating with a round trip
+ *       over a pipe to a forked process blocked in read() after the same
+ *       gap, and Python's ThreadPoolExecutor(2) at the same gaps in its own
+ *       process; p50 and p99 per gap.
  * Peers, each built in only when found at configure time and otherwise
  * skipped with a printed line: GLib GThreadPool, libuv uv_queue_work,
  * OpenMP tasks, oneTBB task_group (bench_threadpool_tbb.cpp), and Python's
  * ThreadPoolExecutor(2) (bench_threadpool_py.py, reference only).
  * Rounds interleave the peers (parex, glib, uv, omp, tbb, python, parex, ...)
  * so that noise from the shared machine hits them alike; the table shows
- * medians over the rounds and the ratio parex/peer.
+ * medians over the rounds and the ratio parex/peer. Each round's figures
+ * are also printed as "RESULT measure peer value unit" lines
+ * (bench/bench_util.h) for bench/run_all.sh.
  *
  * Each peer uses its idiomatic fast path: GLib pushes onto an exclusive pool
  * and the last task signals a GCond; libuv queues preallocated uv_work_t and
@@ -59,6 +67,8 @@
 #include "bench_threadpool_tbb.h"
 #endif
 
+#include "bench_util.h"
+
 #define WORKERS 2
 
 /* Options ---------------------------------------------------------------- */
@@ -73,8 +83,9 @@ static int opt_python = 1;
 static int opt_idle = 1;
 static int opt_verbose;
 static const char *opt_only;        /* run this peer only */
-static const char *opt_parts = "abc"; /* measurements to run */
+static const char *opt_parts = "abcd"; /* measurements to run */
 static int opt_wait_each;
+static size_t opt_sporadic = 200; /* (d): round trips per gap */
 
 /* Helpers ---------------------------------------------------------------- */
 
@@ -639,8 +650,8 @@ static void usage(void)
 		"usage: bench_threadpool [--rounds N] [--tasks N] "
 		"[--pingpong N] [--py-tasks N] [--py-pingpong N]\n"
 		"       [--spec SPEC] [--no-python] [--no-idle] [--verbose]"
-		" [--only PEER] [--parts abc]\n"
-		"       [--wait-each]\n");
+		" [--only PEER] [--parts abcd]\n"
+		"       [--wait-each] [--sporadic N]\n");
 	exit(2);
 }
 
@@ -686,11 +697,14 @@ static void parse_args(int argc, char **argv)
 			opt_only = v, i++;
 		} else if (!strcmp(a, "--parts")) {
 			opt_parts = v, i++;
+		} else if (!strcmp(a, "--sporadic")) {
+			opt_sporadic = parse_count(v), i++;
 		} else {
 			usage();
 		}
 	}
-	if (opt_rounds > 1000 || strspn(opt_parts, "abc") != strlen(opt_parts))
+	if (opt_rounds > 1000 || opt_sporadic > 100000 ||
+	    strspn(opt_parts, "abcd") != strlen(opt_parts))
 		usage();
 	if (!strchr(opt_parts, 'c'))
 		opt_idle = 0;
@@ -737,6 +751,13 @@ static void run_round(int round, int64_t *lat)
 		p->p50us[p->runs] = p50;
 		p->p99us[p->runs] = p99;
 		p->runs++;
+		if (strchr(opt_parts, 'a'))
+			px_bench_result("tp.tiny_tasks", p->name, tps,
+					"tasks/s");
+		if (strchr(opt_parts, 'b') || is_python(p)) {
+			px_bench_result("tp.round_trip_p50", p->name, p50, "us");
+			px_bench_result("tp.round_trip_p99", p->name, p99, "us");
+		}
 		if (opt_verbose)
 			fprintf(stderr, "round %d %-7s %12.0f tasks/s  p50 %8.2f"
 				" us  p99 %8.2f us\n", round, p->name, tps, p50,
@@ -755,6 +776,131 @@ static void run_idle(struct peer *p)
 	c1 = cpu_ns();
 	p->idle_ms = (double)(c1 - c0) / 1e6;
 	p->idle_done = 1;
+	px_bench_result("tp.idle_cpu", p->name, p->idle_ms, "ms");
+}
+
+/* (d) sporadic ------------------------------------------------------------ */
+
+static void print_ratio(int width, double px, double peer);
+
+enum { SP_PAREX, SP_PIPE, SP_PYTHON, SP_PEERS };
+static const char *const sp_name[SP_PEERS] = {"parex", "pipe", "python"};
+static struct px_bench_echo sp_echo;
+static int sp_python; /* python takes part in (d) */
+/* per peer and gap, one p50 and one p99 (us) per round */
+static double *sp_p50[SP_PEERS][PX_BENCH_NGAPS];
+static double *sp_p99[SP_PEERS][PX_BENCH_NGAPS];
+static int sp_runs[SP_PEERS][PX_BENCH_NGAPS];
+
+static void sp_record(int peer, int g, int64_t *lat, size_t n)
+{
+	char m[64];
+	double p50 = (double)px_bench_quantile(lat, n, 0.50) / 1e3;
+	double p99 = (double)px_bench_quantile(lat, n, 0.99) / 1e3;
+	int k = sp_runs[peer][g]++;
+
+	sp_p50[peer][g][k] = p50;
+	sp_p99[peer][g][k] = p99;
+	snprintf(m, sizeof m, "tp.idle_wake_%dus_p50", px_bench_gap_us(g));
+	px_bench_result(m, sp_name[peer], p50, "us");
+	snprintf(m, sizeof m, "tp.idle_wake_%dus_p99", px_bench_gap_us(g));
+	px_bench_result(m, sp_name[peer], p99, "us");
+}
+
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+/* Runs the script's sporadic mode; it prints "GAP_US P50_US P99_US" per
+ * gap. Returns 0 when every gap was read. */
+static int py_sporadic(void)
+{
+	char cmd[1024];
+	FILE *p;
+	int got = 0, st;
+
+	snprintf(cmd, sizeof cmd, "'%s' '%s' sporadic %zu %d %d %d",
+		 PX_BENCH_PYTHON, PX_BENCH_PY_SCRIPT, opt_sporadic,
+		 px_bench_gap_us(0), px_bench_gap_us(1), px_bench_gap_us(2));
+	fflush(stdout);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+		int gap;
+		double a, b;
+		char m[64];
+		int k = sp_runs[SP_PYTHON][g];
+
+		if (fscanf(p, "%d %lf %lf", &gap, &a, &b) != 3 ||
+		    gap != px_bench_gap_us(g))
+			break;
+		sp_p50[SP_PYTHON][g][k] = a;
+		sp_p99[SP_PYTHON][g][k] = b;
+		sp_runs[SP_PYTHON][g]++;
+		snprintf(m, sizeof m, "tp.idle_wake_%dus_p50", gap);
+		px_bench_result(m, "python", a, "us");
+		snprintf(m, sizeof m, "tp.idle_wake_%dus_p99", gap);
+		px_bench_result(m, "python", b, "us");
+		got++;
+	}
+	st = pclose(p);
+	return got == PX_BENCH_NGAPS && st == 0 ? 0 : -1;
+}
+#endif
+
+/* One round of (d): per gap, opt_sporadic parex round trips, each after
+ * the gap, alternating with pipe round trips after the same gap. */
+static void run_sporadic(int64_t *lat_px, int64_t *lat_pipe)
+{
+	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+		int gap = px_bench_gap_us(g);
+
+		for (size_t i = 0; i < opt_sporadic; i++) {
+			px_bench_sleep_us(gap);
+			px_pingpong(1, &lat_px[i]);
+			px_bench_sleep_us(gap);
+			lat_pipe[i] = px_bench_echo_rtt(&sp_echo, (int64_t)i);
+			if (lat_pipe[i] < 0)
+				die("pipe round trip", "failed");
+		}
+		sp_record(SP_PAREX, g, lat_px, opt_sporadic);
+		sp_record(SP_PIPE, g, lat_pipe, opt_sporadic);
+	}
+#if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
+	if (sp_python && py_sporadic() != 0) {
+		printf("python: sporadic mode skipped: the script failed\n");
+		sp_python = 0;
+	}
+#endif
+}
+
+static void print_sporadic(void)
+{
+	printf("\n(d) idle wake: one round trip after each gap, %zu per gap "
+	       "(python: the same, in its process)\n", opt_sporadic);
+	printf("(parex/pipe <= 1: parex wakes a parked worker at least as "
+	       "fast as a pipe wakes a blocked process)\n");
+	printf("%-8s %8s %10s %10s %12s %12s\n", "peer", "gap us", "p50 us",
+	       "p99 us", "/pipe (p50)", "/pipe (p99)");
+	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+		double pipe50 = 0, pipe99 = 0;
+
+		if (sp_runs[SP_PIPE][g]) {
+			pipe50 = median(sp_p50[SP_PIPE][g], sp_runs[SP_PIPE][g]);
+			pipe99 = median(sp_p99[SP_PIPE][g], sp_runs[SP_PIPE][g]);
+		}
+		for (int k = 0; k < SP_PEERS; k++) {
+			double a, b;
+
+			if (!sp_runs[k][g])
+				continue;
+			a = median(sp_p50[k][g], sp_runs[k][g]);
+			b = median(sp_p99[k][g], sp_runs[k][g]);
+			printf("%-8s %8d %10.2f %10.2f", sp_name[k],
+			       px_bench_gap_us(g), a, b);
+			print_ratio(12, a, pipe50);
+			print_ratio(12, b, pipe99);
+			printf("\n");
+		}
+	}
 }
 
 /* Prints a parex/peer ratio, or a dash when either side did not run. */
@@ -843,26 +989,46 @@ static void print_tables(void)
 		}
 	}
 
+	if (strchr(opt_parts, 'd'))
+		print_sporadic();
+
 	printf("\ntargets:\n");
 	if (best_tps > 0 && px_tps > 0)
 		printf("  (a) parex >= 2x best peer (%s): %.2fx  %s\n", best,
 		       px_tps / best_tps,
 		       px_tps >= 2 * best_tps ? "met" : "NOT met");
 	if (glib_p50 > 0 && px_p50 > 0)
-		printf("  (b) parex p50 <= glib p50 / 5: %.2f us vs %.2f us "
+		printf("  (b) parex p50 <= glib p50 / 10: %.2f us vs %.2f us "
 		       "(%.3f)  %s\n", px_p50, glib_p50, px_p50 / glib_p50,
-		       px_p50 * 5 <= glib_p50 ? "met" : "NOT met");
+		       px_p50 * 10 <= glib_p50 ? "met" : "NOT met");
 	if (opt_idle && px->idle_done)
 		printf("  (c) parex idle CPU: %.2f ms in 1 s  %s\n",
 		       px->idle_ms, px->idle_ms < 5 ? "met (< 5 ms)" : "NOT met");
+	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+		int kp = sp_runs[SP_PAREX][g], kq = sp_runs[SP_PIPE][g];
+		double a50, a99, q50, q99;
+
+		if (!kp || !kq)
+			continue;
+		a50 = median(sp_p50[SP_PAREX][g], kp);
+		a99 = median(sp_p99[SP_PAREX][g], kp);
+		q50 = median(sp_p50[SP_PIPE][g], kq);
+		q99 = median(sp_p99[SP_PIPE][g], kq);
+		printf("  (d) gap %d us: parex/pipe p50 %.2f, p99 %.2f (<= 1)"
+		       "  %s\n", px_bench_gap_us(g), a50 / q50, a99 / q99,
+		       a50 <= q50 && a99 <= q99 ? "met" : "NOT met");
+	}
 }
 
 int main(int argc, char **argv)
 {
-	int64_t *lat;
+	int64_t *lat, *lat_sp = NULL, *lat_pipe = NULL;
 
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* (d)'s pipe peer is forked before any pool starts a thread. */
+	if (strchr(opt_parts, 'd') && px_bench_echo_start(&sp_echo) != 0)
+		die("fork", strerror(errno));
 	printf("bench_threadpool: %d workers each, %d rounds interleaved "
 	       "(medians), parex spec \"%s\"%s\n", WORKERS, opt_rounds,
 	       opt_spec, opt_wait_each ? ", parex waits each" : "");
@@ -887,6 +1053,18 @@ int main(int argc, char **argv)
 
 	px_fs = xmalloc(opt_tasks * sizeof *px_fs);
 	lat = xmalloc(opt_pingpong * sizeof *lat);
+	if (strchr(opt_parts, 'd')) {
+		sp_python = !peers[NPEERS - 1].absent;
+		for (int k = 0; k < SP_PEERS; k++)
+			for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+				sp_p50[k][g] = xmalloc((size_t)opt_rounds *
+						       sizeof(double));
+				sp_p99[k][g] = xmalloc((size_t)opt_rounds *
+						       sizeof(double));
+			}
+		lat_pipe = xmalloc(opt_sporadic * sizeof *lat_pipe);
+		lat_sp = xmalloc(opt_sporadic * sizeof *lat_sp);
+	}
 	px_setup();
 #ifdef PX_BENCH_HAVE_GLIB
 	glib_setup();
@@ -909,8 +1087,11 @@ int main(int argc, char **argv)
 		}
 	}
 
-	for (int r = 0; r < opt_rounds; r++)
+	for (int r = 0; r < opt_rounds; r++) {
 		run_round(r, lat);
+		if (strchr(opt_parts, 'd') && !peers[0].absent)
+			run_sporadic(lat_sp, lat_pipe);
+	}
 
 	if (opt_idle) {
 		/* Let every pool's threads park before the first idle
@@ -936,6 +1117,16 @@ int main(int argc, char **argv)
 #endif
 	free(lat);
 	free(px_fs);
+	if (strchr(opt_parts, 'd')) {
+		px_bench_echo_stop(&sp_echo);
+		free(lat_sp);
+		free(lat_pipe);
+		for (int k = 0; k < SP_PEERS; k++)
+			for (int g = 0; g < PX_BENCH_NGAPS; g++) {
+				free(sp_p50[k][g]);
+				free(sp_p99[k][g]);
+			}
+	}
 	for (size_t k = 0; k < NPEERS; k++) {
 		free(peers[k].tps);
 		free(peers[k].p50us);
