@@ -275,7 +275,20 @@ extern const struct px__backend_ops px__inline_backend;
 extern const struct px__backend_ops px__thread_backend;
 extern const struct px__backend_ops px__process_backend;
 
-/* Plain-memory px_executor_alloc/free for the in-process backends. */
+/*
+ * px_executor_submit() with the argument given in two parts, a then b,
+ * copied straight into the future: map() builds a chunk's argument (header,
+ * then records) there without staging it first. res_buf, if not NULL, is a
+ * malloc'd buffer of res_cap bytes attached to the future for its result
+ * (see px__future_result_buffer()); on failure the caller keeps it.
+ * Returns as px_executor_submit() (lib/executor.c).
+ */
+int px__submit_parts(px_executor *ex, px_task_fn fn, const void *a,
+		     size_t alen, const void *b, size_t blen, void *res_buf,
+		     uint32_t res_cap, const px_submit_opts *opts,
+		     px_future **out);
+
+/* Plain-memory px_executor_alloc/free for the in-process backends (heap.c). */
 int px__heap_alloc(px_executor *ex, size_t size, void **out);
 void px__heap_free(px_executor *ex, void *p);
 
