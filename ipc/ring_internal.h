@@ -6,6 +6,8 @@
 #define PX_RING_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <parex/ring.h>
@@ -105,9 +107,37 @@ int px__ring_check(const void *mem, size_t size, struct px__ring_geo *geo);
 void px__ring_handle_fill(struct px__ring_handle *h, struct px_ring *shm,
 			  const struct px__ring_geo *geo);
 
-/* Handle pages (ring.c): a private page, sealing it read-only, unmapping. */
+/* Handle pages (ring_layout.c): a private page, sealing it read-only,
+ * unmapping. */
 void *px__handle_page(void);
 void px__handle_seal(void *page);
 void px__handle_unmap(void *page);
+
+/* Geometry helpers shared by the ring's layout (ring_layout.c) and its
+ * operations (ring.c). */
+#define PX__HDR_SIZE (sizeof(struct px_ring))
+
+static inline bool px__is_spsc(const struct px__ring_geo *g)
+{
+	return (g->flags & PX_RING_SPSC) == PX_RING_SPSC;
+}
+
+static inline uint64_t px__idx(const struct px__ring_geo *g, uint64_t pos)
+{
+	return g->pow2 ? (pos & g->mask) : pos % g->capacity;
+}
+
+/* Vyukov mode: slot entries are a sequence word followed by the item. */
+static inline size_t px__entry_size(uint32_t stride)
+{
+	return sizeof(uint64_t) + stride;
+}
+
+static inline _Atomic uint64_t *px__entry_seq(px_ring *r, const struct px__ring_geo *g,
+					      uint64_t pos)
+{
+	return (_Atomic uint64_t *)(r->slots + px__idx(g, pos) *
+				    px__entry_size(g->stride));
+}
 
 #endif /* PX_RING_INTERNAL_H */
