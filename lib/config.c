@@ -28,12 +28,12 @@
 /* ---- the backend table ---------------------------------------------------- */
 
 static const struct px__backend builtin_backends[] = {
-	{ "inline", &px__inline_backend, "workers max_arg max_result" },
+	{ "inline", &px__inline_backend, "workers max_arg max_result trace" },
 	{ "thread", &px__thread_backend,
-	  "workers queue block max_arg max_result spin_us gil" },
+	  "workers queue block max_arg max_result spin_us gil trace" },
 	{ "process", &px__process_backend,
 	  "workers queue block max_arg max_result spin_us task_timeout_ms "
-	  "max_tasks_per_worker shm_size" },
+	  "max_tasks_per_worker shm_size trace" },
 };
 #define N_BUILTIN (sizeof(builtin_backends) / sizeof(builtin_backends[0]))
 
@@ -154,6 +154,7 @@ enum kind {
 	K_UINT,    /* an integer min..max */
 	K_SIZE,    /* an integer min..max with an optional K, M or G suffix */
 	K_BOOL,    /* 0/1, true/false, yes/no, on/off */
+	K_PATH,    /* a file name, stored as a string; "" for none */
 };
 
 struct key {
@@ -201,6 +202,11 @@ static const struct key keys[] = {
 	{ "shm_size", K_SIZE, FIELD(shm_size), 4096, 1ull << 40, "64M",
 	  "a size 4K..1T",
 	  "shared arena for arguments, results and `px_executor_alloc`", false },
+	{ "trace", K_PATH, FIELD(trace), 0, 0, "",
+	  "a file name (no commas or control characters)",
+	  "write the task timeline (Chrome trace-event JSON) to this file when "
+	  "the executor is destroyed; empty: `$PAREX_TRACE`, if set",
+	  false },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -314,6 +320,16 @@ static bool key_parse(const struct key *k, const char *value,
 	case K_BOOL:
 		ok = parse_bool(value, &u);
 		break;
+	case K_PATH:
+		/* A spec cannot carry a comma; a control character in a file
+		 * name is a mistake, not a wish. */
+		if (strlen(value) >= k->size || strchr(value, ','))
+			return false;
+		for (const char *q = value; *q; q++)
+			if (iscntrl((unsigned char)*q))
+				return false;
+		memcpy((char *)c + k->off, value, strlen(value) + 1);
+		return true;
 	}
 	if (ok)
 		field_store(c, k, u);
@@ -334,6 +350,10 @@ static void config_defaults(struct px__config *c)
 static void key_format(const struct key *k, const struct px__config *c,
 		       char *buf, size_t len)
 {
+	if (k->kind == K_PATH) {
+		snprintf(buf, len, "%s", (const char *)c + k->off);
+		return;
+	}
 	uint64_t u = field_load(c, k);
 	if (k->kind == K_COUNT && u == 0)
 		u = (uint64_t)px_available_parallelism();
@@ -401,7 +421,7 @@ int px__config_check(const struct px__config *cfg, const struct px__backend *b,
 	config_defaults(&d);
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key *k = &keys[i];
-		if (!k->strict || backend_uses(b, k->name) ||
+		if (!k->strict || k->kind == K_PATH || backend_uses(b, k->name) ||
 		    field_load(cfg, k) == field_load(&d, k))
 			continue;
 		if (msg && len) {
@@ -534,11 +554,18 @@ PX_API int px_config_format(const px_config *cfg, char *buf, size_t len)
 		return -EINVAL;
 	size_t need = 0;
 	bool first = true; /* the first key follows the backend's ':' */
-	char item[96];
+	char item[PX__TRACE_PATH_MAX + 64];
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key *k = &keys[i];
 		if (k->kind == K_BACKEND) {
 			snprintf(item, sizeof(item), "%s", cfg->c.backend);
+		} else if (k->kind == K_PATH) {
+			const char *v = (const char *)&cfg->c + k->off;
+			if (!*v)
+				continue; /* unset: as if absent */
+			snprintf(item, sizeof(item), "%s%s=%s", first ? ":" : ",",
+				 k->name, v);
+			first = false;
 		} else {
 			char v[32];
 			key_format(k, &cfg->c, v, sizeof(v));

@@ -89,11 +89,17 @@ int px__trace_open(struct px__trace **out, const char *path,
 	t->max_events = PX__TRACE_MAX_EVENTS_DEFAULT;
 	t->nchunks = (t->max_events + PX__TRACE_CHUNK - 1) / PX__TRACE_CHUNK;
 	t->chunks = calloc(t->nchunks, sizeof(*t->chunks));
-	if (!t->path || !t->chunks) {
+	t->fd = -1;
+	int err = -ENOMEM;
+	if (t->path && t->chunks) {
+		t->fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		err = t->fd < 0 ? -errno : 0;
+	}
+	if (err) {
 		free(t->path);
 		free(t->chunks);
 		free(t);
-		return -ENOMEM;
+		return err;
 	}
 	snprintf(t->label, sizeof(t->label), "%s", label);
 	snprintf(t->track_prefix, sizeof(t->track_prefix), "%s", track_prefix);
@@ -137,6 +143,29 @@ void px__trace_record(struct px__trace *t, const struct px__trace_event *ev)
 	 * the writer skips (end_ns 0). */
 }
 
+void px__trace_task(struct px__trace *t, int64_t submit_ns, uint64_t task,
+		    int worker, int pid, int64_t start_ns, int64_t end_ns,
+		    int outcome, unsigned flags)
+{
+	if (flags & PX__TRACE_NOT_RUN) {
+		start_ns = 0;
+		worker = -1;
+		if (!end_ns)
+			end_ns = px__now_ns();
+	}
+	struct px__trace_event ev = {
+		.submit_ns = submit_ns,
+		.start_ns = start_ns,
+		.end_ns = end_ns,
+		.task = task,
+		.worker = worker,
+		.pid = pid,
+		.outcome = outcome,
+		.flags = flags,
+	};
+	px__trace_record(t, &ev);
+}
+
 /* JSON string contents: the label and path are ours, but escape anyway. */
 static void put_json_string(FILE *fp, const char *s)
 {
@@ -176,17 +205,10 @@ static const char *outcome_name(const struct px__trace_event *ev)
 	return "error";
 }
 
-static void put_event(FILE *fp, const struct px__trace *t, int pid,
-		      const struct px__trace_event *ev)
+/* The args object of a task's event. */
+static void put_args(FILE *fp, const struct px__trace *t, int64_t start,
+		     const struct px__trace_event *ev)
 {
-	int64_t start = ev->flags & PX__TRACE_NOT_RUN ? ev->end_ns : ev->start_ns;
-	fprintf(fp, ",\n{\"name\":\"task %llu%s\",\"cat\":\"task\",\"ph\":\"X\","
-		"\"pid\":%d,\"tid\":%d,\"ts\":", (unsigned long long)ev->task,
-		ev->flags & PX__TRACE_CRASHED ? " (crashed)" : "", pid,
-		ev->worker + 1);
-	put_us(fp, start - t->t0);
-	fputs(",\"dur\":", fp);
-	put_us(fp, ev->end_ns - start);
 	fprintf(fp, ",\"args\":{\"task\":%llu,\"worker\":%d,\"outcome\":\"%s\","
 		"\"error\":%d", (unsigned long long)ev->task, ev->worker,
 		outcome_name(ev), (int)ev->outcome);
@@ -199,6 +221,38 @@ static void put_event(FILE *fp, const struct px__trace *t, int pid,
 		put_us(fp, start - ev->submit_ns);
 	}
 	fputs("}}", fp);
+}
+
+/*
+ * One task: a complete ("X") event on its worker's track, or, for a trace
+ * of overlapping operations, an async begin/end pair ("b"/"e", id = task
+ * number), which Perfetto stacks in rows instead of mis-nesting them.
+ */
+static void put_event(FILE *fp, const struct px__trace *t, int pid,
+		      const struct px__trace_event *ev)
+{
+	int64_t start = ev->flags & PX__TRACE_NOT_RUN ? ev->end_ns : ev->start_ns;
+	const char *crashed = ev->flags & PX__TRACE_CRASHED ? " (crashed)" : "";
+	unsigned long long id = (unsigned long long)ev->task;
+	if (t->async) {
+		fprintf(fp, ",\n{\"name\":\"op %llu\",\"cat\":\"io\",\"ph\":\"b\","
+			"\"id\":%llu,\"pid\":%d,\"tid\":%d,\"ts\":", id, id, pid,
+			ev->worker + 1);
+		put_us(fp, start - t->t0);
+		put_args(fp, t, start, ev);
+		fprintf(fp, ",\n{\"name\":\"op %llu\",\"cat\":\"io\",\"ph\":\"e\","
+			"\"id\":%llu,\"pid\":%d,\"tid\":%d,\"ts\":", id, id, pid,
+			ev->worker + 1);
+		put_us(fp, ev->end_ns - t->t0);
+		fputs("}", fp);
+		return;
+	}
+	fprintf(fp, ",\n{\"name\":\"task %llu%s\",\"cat\":\"task\",\"ph\":\"X\","
+		"\"pid\":%d,\"tid\":%d,\"ts\":", id, crashed, pid, ev->worker + 1);
+	put_us(fp, start - t->t0);
+	fputs(",\"dur\":", fp);
+	put_us(fp, ev->end_ns - start);
+	put_args(fp, t, start, ev);
 }
 
 /* Track names: one metadata event per worker index seen. */
@@ -227,17 +281,12 @@ static void put_tracks(FILE *fp, const struct px__trace *t, int pid,
 	}
 }
 
-static int write_file(const struct px__trace *t)
+static int write_file(struct px__trace *t)
 {
-	int fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	FILE *fp = fdopen(fd, "w");
-	if (!fp) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
+	FILE *fp = fdopen(t->fd, "w");
+	if (!fp)
+		return -errno; /* px__trace_finish closes the fd */
+	t->fd = -1; /* fclose closes it */
 	uint64_t claimed = atomic_load_explicit(&t->next, memory_order_relaxed);
 	uint64_t n = claimed < t->max_events ? claimed : t->max_events;
 	int pid = (int)getpid();
@@ -263,15 +312,28 @@ static int write_file(const struct px__trace *t)
 	return err;
 }
 
-int px__trace_finish(struct px__trace *t)
+static void trace_free(struct px__trace *t)
 {
-	if (!t)
-		return 0;
-	int err = write_file(t);
+	if (t->fd >= 0)
+		close(t->fd);
 	for (size_t i = 0; i < t->nchunks; i++)
 		free(t->chunks[i]);
 	free(t->chunks);
 	free(t->path);
 	free(t);
+}
+
+void px__trace_discard(struct px__trace *t)
+{
+	if (t)
+		trace_free(t);
+}
+
+int px__trace_finish(struct px__trace *t)
+{
+	if (!t)
+		return 0;
+	int err = write_file(t);
+	trace_free(t);
 	return err;
 }
