@@ -9,6 +9,7 @@
 #include <sched.h>
 
 #include "core.h"
+#include "trace.h"
 
 /* Fork detection ---------------------------------------------------------- */
 
@@ -159,5 +160,11 @@ void px__io_complete(px_io *io, px_future *f, int64_t res)
 	} else {
 		px_promise_set_error(f, (int)res, NULL);
 	}
+	/* One track per context; the operation spans its start to now. Read
+	 * back from the future (ours until the release below). */
+	if (io->trace)
+		px__trace_task(io->trace, f->trace_submit_ns, f->trace_task, 0, 0,
+			       f->trace_submit_ns, px__now_ns(), px_future_error(f),
+			       0);
 	px_future_release(f);
 }
