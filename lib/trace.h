@@ -33,6 +33,7 @@
 #ifndef PX_TRACE_H
 #define PX_TRACE_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,10 +69,14 @@ struct px__trace {
 	char track_prefix[16];/* "px-worker-", "px-proc-", "px-io-" */
 	int64_t t0;           /* timestamps are written relative to this */
 	uint64_t max_events;
-	_Atomic uint64_t next;     /* events claimed so far */
-	_Atomic uint64_t task_seq; /* task numbers handed out */
 	size_t nchunks;
 	_Atomic(struct px__trace_event *) *chunks;
+	/* Each counter on its own cache line: submitters bump task_seq,
+	 * workers (or the collector) bump next, and sharing a line would
+	 * bounce it between them on every task. */
+	alignas(64) _Atomic uint64_t next;     /* events claimed so far */
+	alignas(64) _Atomic uint64_t task_seq; /* task numbers handed out */
+	char pad_[56];
 };
 
 /*
