@@ -13,7 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 /* Options every demo takes. */
 typedef struct demo_opts {
@@ -23,6 +26,7 @@ typedef struct demo_opts {
 	const char *csv;         /* --csv FILE */
 	const char *json;        /* --json FILE */
 	const char *plot;        /* --plot FILE.png */
+	FILE *csv_f, *json_f;    /* opened by demo_parse, before any run */
 } demo_opts;
 
 typedef enum demo_opt_kind {
@@ -32,7 +36,8 @@ typedef enum demo_opt_kind {
 	DEMO_OPT_FLAG,   /* bool *dst, set to true; takes no value */
 } demo_opt_kind;
 
-/* A demo-specific option, --name VALUE or --name=VALUE. */
+/* A demo-specific option, --name VALUE or --name=VALUE (getopt_long: long
+ * options may be abbreviated to any unambiguous prefix). */
 typedef struct demo_option {
 	const char *name;
 	const char *metavar; /* "N", "MS", ... (unused for flags) */
@@ -43,13 +48,20 @@ typedef struct demo_option {
 } demo_option;
 
 /*
- * Parses argv: the common options, then the demo's own (extra, n of them).
- * about is printed first by --help (what the demo does and how to run it).
- * Returns 0 to go on, 1 after printing help (exit 0), or -1 after printing a
- * one-line error to stderr (exit 2).
+ * Parses argv with getopt_long: the common options (-b/--backend,
+ * -w/--workers, --csv, --json, --plot, -h/--help, -V/--version), then the
+ * demo's own (extra, n of them). about is printed first by --help (what the
+ * demo does and how to run it), demo_env_extra (may be NULL) after the
+ * common environment variables. The --csv and --json files are created here,
+ * so that a name that cannot be written fails before any measuring.
+ * Returns 0 to go on, 1 after printing help or the version (exit 0), or -1
+ * after printing a one-line error to stderr (exit 2).
  */
 int demo_parse(int argc, char **argv, const char *about,
 	       const demo_option *extra, int n, demo_opts *o);
+
+/* Lines "  NAME   what" for the environment variables the demo alone reads. */
+extern const char *demo_env_extra;
 
 /* The program's name for messages ("demo_cpu"). */
 extern const char *demo_prog;
@@ -60,8 +72,13 @@ void demo_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic clock, seconds. */
 double demo_now(void);
 
-/* Online CPUs (at least 1). */
+/* CPUs this process may run on: online CPUs, fewer under an affinity mask
+ * (taskset, a cpuset); at least 1. */
 int demo_cpus(void);
+
+/* The CPUs a cgroup CPU quota (v2 cpu.max, v1 cfs_quota_us) allows this
+ * process, the tightest up the hierarchy; NaN when there is none. */
+double demo_cpu_quota(void);
 
 /*
  * What the environment's configuration layers ($PAREX_CONFIG or
@@ -140,6 +157,52 @@ void demo_usage_stop_wall(demo_usage *u);
 /* Adds CPU time up to now (call after the workers are reaped). */
 void demo_usage_end_cpu(demo_usage *u);
 
+/* ---- repeated measurements and the machine's load ------------------------ */
+
+/* The q-quantile (0..1, linear between order statistics) of n values, and
+ * the median; NaN when n is 0. */
+double demo_quantile(const double *v, int n, double q);
+double demo_median(const double *v, int n);
+
+/*
+ * How busy the machine was while a demo ran: from /proc/stat, the CPUs that
+ * other programs used on average (all busy time minus this process tree's
+ * CPU time), the part the hypervisor stole, what remained for the demo, and
+ * the load average before and after. NaN where /proc/stat is unreadable.
+ */
+typedef struct demo_machine {
+	double t0, own0, busy0, total0, steal0; /* internal */
+	bool ok;                                /* internal */
+	double wall;                            /* seconds measured */
+	double others_cpus;    /* CPUs other programs used, on average */
+	double steal_cpus;     /* CPUs stolen by the hypervisor, on average */
+	double available_cpus; /* online CPUs - others_cpus, capped by
+				* demo_cpus() and the CPU quota */
+	double quota_cpus;     /* demo_cpu_quota(), NaN: none */
+	double load_before[3], load_after[3];
+} demo_machine;
+
+void demo_machine_begin(demo_machine *m);
+void demo_machine_end(demo_machine *m);
+
+/* {"cpus", "online_cpus", "model", "kernel", "load_before", "load_after",
+ * "run_wall_s", "others_cpus", "steal_cpus", "available_cpus",
+ * "quota_cpus"} for the JSON output. */
+json_t *demo_machine_json(const demo_machine *m);
+
+/* ---- CPython beside the demos -------------------------------------------- */
+
+/*
+ * Runs a Python script shipped with the demos (found next to the program,
+ * else in the source folder) with args (NULL-terminated), under
+ * $PAREX_DEMO_PYTHON (empty: none) or python3 from PATH, and parses the JSON
+ * object it prints. Returns it (the caller owns it), or NULL with a one-line
+ * reason in why (no interpreter, no script, the script failed: its last
+ * stderr line).
+ */
+json_t *demo_python_run(const char *script, const char *const *args, char *why,
+			size_t len);
+
 /* ---- the result table ---------------------------------------------------- */
 
 /* A column: name (also the CSV/JSON key), kind 's' string, 'i' integer,
@@ -170,12 +233,24 @@ void demo_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void demo_print_verdict(void);
 
 /*
- * Writes --csv and --json if asked (JSON: {"demo", "cpus", "rows",
- * "notes", "verdict", plus the extra key/values given as a JSON object
- * body, may be NULL}). Returns 0, or -1 after printing an error.
+ * Machine-readable verdicts: key -> "yes", "no", "inconclusive", ...,
+ * written as the JSON member "verdicts".
  */
-int demo_write_outputs(const demo_opts *o, const demo_table *t,
-		       const char *extra_json);
+void demo_verdict_field(const char *key, const char *value);
+
+/* Sets a top-level member of the JSON output (steals value; NULL: null). */
+void demo_json_set(const char *key, json_t *value);
+
+/* A JSON string for any C string (bytes that are not UTF-8 become '?'). */
+json_t *demo_json_str(const char *s);
+
+/*
+ * Writes --csv and --json if asked, into the files demo_parse opened (JSON,
+ * through jansson: {"demo", "cpus", "parex", members set by demo_json_set,
+ * "rows", "notes", "verdict", "verdicts"}). Numbers keep full precision.
+ * Returns 0, or -1 after printing an error.
+ */
+int demo_write_outputs(demo_opts *o, const demo_table *t);
 
 void demo_table_free(demo_table *t);
 

@@ -1,7 +1,7 @@
 /*
  * demos/demo_io.c - which backend suits I/O-bound work? Measured here.
  *
- * Run:   ./build/demos/demo_io                      (about 5-10 s)
+ * Run:   ./build/demos/demo_io                      (about 15 s)
  *        ./build/demos/demo_io --requests 500 --latency-ms 50 --csv io.csv --plot io.png
  *        ./build/demos/demo_io --url http://127.0.0.1:8080/ --requests 100
  *        PAREX_EXECUTOR=thread:workers=64 ./build/demos/demo_io   (pool by config)
@@ -10,7 +10,7 @@
  * The demo starts its own loopback HTTP server (a child process running a
  * parex io responder on io_uring: it answers every request after a fixed
  * latency, default 20 ms, and holds any number of connections at once), then
- * fetches N URLs (default 200):
+ * fetches N URLs (default 100), in --rounds interleaved rounds (default 3):
  *   - sequentially, one after the other, in this thread;
  *   - on the thread pool with K threads (default 16), each blocked in a
  *     plain socket exchange; also with CPython's GIL emulated (thread:gil=1),
@@ -19,8 +19,11 @@
  *   - from one thread with parex io: every request in flight at once;
  *   - and, to show the server and the client holding thousands of
  *     connections, a burst of 2000 requests with parex io.
- * It reports wall time, speedup over sequential, CPU time, peak RSS and the
- * threads and processes used, then a verdict computed from those numbers.
+ * It reports median wall time, speedup over sequential with its spread over
+ * the rounds, CPU time, peak RSS and the threads and processes used, then a
+ * verdict computed from those numbers that states a conclusion only beyond
+ * the spread. When python3 is present, cpython_io.py fetches from the same
+ * server sequentially and on a ThreadPoolExecutor, beside thread:gil=1.
  * With --url it fetches from a plain-HTTP server of your choice instead.
  */
 #include <arpa/inet.h>
@@ -55,7 +58,11 @@ static const char about[] =
 	"the measurements.\n"
 	"Usage: demo_io [options]   (--workers K: pool size, default 16)\n";
 
-static int64_t opt_n = 200, opt_burst = -1, opt_body = 256, opt_timeout_ms = 5000,
+static const char env_extra[] =
+	"  PAREX_DEMO_PYTHON  Python interpreter for the CPython comparison\n"
+	"                     (default: python3 on PATH; empty: skip it)\n";
+
+static int64_t opt_n = 100, opt_rounds = 3, opt_burst = -1, opt_body = 256, opt_timeout_ms = 5000,
 	       opt_max_reply = 256 * 1024;
 static double opt_latency_ms = 20, opt_burst_latency_ms = 1000;
 static char burst_url[64];
@@ -97,7 +104,7 @@ static int64_t http_frame(const void *reply, size_t len, void *arg)
 			size_t k = (size_t)(nl - l) - 15;
 			memcpy(num, l + 15, k < sizeof(num) - 1 ? k : sizeof(num) - 1);
 			long long v = atoll(num);
-			return v >= 0 ? (int64_t)head + v : -EPROTO;
+			return v >= 0 && v <= INT64_MAX - (int64_t)head ? (int64_t)head + v : -EPROTO;
 		}
 		l = nl + 2;
 	}
@@ -132,11 +139,32 @@ static int64_t fetch_blocking(const target *t, char *buf, size_t cap, int *statu
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	int64_t r = 0;
 	if (connect(fd, (const struct sockaddr *)&t->addr, t->alen)) {
-		r = errno == EINPROGRESS || errno == EAGAIN ? -ETIMEDOUT : -errno;
-		goto out;
+		if (errno == EINTR) {
+			/* A signal (a pool worker exiting) interrupted the
+			 * wait; the connection goes on: wait for it. */
+			struct pollfd pf = { .fd = fd, .events = POLLOUT };
+			int pr, soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			do
+				pr = poll(&pf, 1, (int)(t->timeout_ns / PX_MSEC));
+			while (pr < 0 && errno == EINTR);
+			if (pr == 0)
+				r = -ETIMEDOUT;
+			else if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl))
+				r = -errno;
+			else
+				r = -soerr;
+			if (r)
+				goto out;
+		} else {
+			r = errno == EINPROGRESS || errno == EAGAIN ? -ETIMEDOUT : -errno;
+			goto out;
+		}
 	}
 	for (size_t off = 0; off < t->req_len;) {
 		ssize_t n = send(fd, t->req + off, t->req_len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0) {
 			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
 			goto out;
@@ -157,6 +185,8 @@ static int64_t fetch_blocking(const target *t, char *buf, size_t cap, int *statu
 			goto out;
 		}
 		ssize_t n = recv(fd, buf + got, cap - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0) {
 			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
 			goto out;
@@ -562,9 +592,12 @@ static void run_io(int64_t n, const char *label, mode_out *m, const char **io_ba
 	free(bufs);
 }
 
+#define MAXR 32
+
 static const demo_col cols[] = {
 	{ "mode", 's', 0 },        { "requests", 'i', 0 },  { "concurrency", 'i', 0 },
-	{ "wall_s", 'f', 3 },      { "speedup", 'f', 2 },   { "req_per_s", 'f', 0 },
+	{ "runs", 'i', 0 },        { "wall_s", 'f', 3 },    { "speedup", 'f', 2 },
+	{ "speedup_lo", 'f', 2 },  { "speedup_hi", 'f', 2 }, { "req_per_s", 'f', 0 },
 	{ "cpu_s", 'f', 3 },       { "cpu_us_per_req", 'f', 1 },
 	{ "peak_rss_mb", 'f', 1 }, { "threads", 'i', 0 },   { "procs", 'i', 0 },
 	{ "errors", 'i', 0 },      { "server_peak_conns", 'f', 0 },
@@ -584,12 +617,104 @@ static double num(const demo_table *t, int row, const char *col)
 	return row < 0 ? NAN : demo_table_num(t, row, col);
 }
 
+/* ---- repeated measurements ------------------------------------------------ */
+
+/* A mode and its rounds: the wall time per request of each. */
+typedef struct iomode {
+	char label[128];
+	int kind; /* 0 sequential, 1 pool, 2 parex io */
+	const char *spec;
+	char specbuf[256];
+	int64_t reqs, conc;
+	int n;
+	double per[MAXR];
+	mode_out last; /* the last round's usage; errors over all rounds */
+	bool skipped;
+} iomode;
+
+static void mode_record(iomode *md, const mode_out *m)
+{
+	int64_t errors = md->last.errors + m->errors;
+	int first = md->last.first_error ? md->last.first_error : m->first_error;
+	md->last = *m;
+	md->last.errors = errors;
+	md->last.first_error = first;
+	if (md->n < MAXR)
+		md->per[md->n++] = m->u.wall / (double)md->reqs;
+}
+
+/* Median speedup of md over base, per request, and the middle half of the
+ * per-round ratios (rounds pair up: they ran in the same load episode). */
+static void mode_speedup(const iomode *md, const iomode *base, double *sp,
+			 double *lo, double *hi)
+{
+	*sp = *lo = *hi = NAN;
+	if (!base || !base->n || !md->n)
+		return;
+	int n = md->n < base->n ? md->n : base->n;
+	double ratio[MAXR];
+	for (int i = 0; i < n; i++)
+		ratio[i] = base->per[i] / md->per[i];
+	*sp = demo_median(base->per, base->n) / demo_median(md->per, md->n);
+	*lo = demo_quantile(ratio, n, 0.25);
+	*hi = demo_quantile(ratio, n, 0.75);
+	if (*sp < *lo)
+		*lo = *sp;
+	if (*sp > *hi)
+		*hi = *sp;
+}
+
+static void add_mode_row(demo_table *t, const iomode *md, const iomode *base,
+			 double peak)
+{
+	double sp, lo, hi;
+	mode_speedup(md, base, &sp, &lo, &hi);
+	double wall = demo_median(md->per, md->n) * (double)md->reqs;
+	const mode_out *m = &md->last;
+	demo_table_add(t, md->label, (int64_t)md->reqs, (int64_t)md->conc,
+		       (int64_t)md->n, wall, sp, lo, hi, (double)md->reqs / wall,
+		       m->u.cpu, m->u.cpu / (double)md->reqs * 1e6, m->u.peak_rss_mb,
+		       (int64_t)m->u.threads, (int64_t)m->u.procs, m->errors, peak,
+		       m->balance);
+	if (m->errors)
+		demo_note("%s: %lld of %lld requests failed, first: %s", md->label,
+			  (long long)m->errors, (long long)md->reqs * md->n,
+			  px_strerror(m->first_error));
+}
+
+/*
+ * Do more workers help this I/O? "yes" when the whole middle half of the
+ * rounds is at least 2x sequential, "no" when it stays under 1.2x with at
+ * least 4 waits to overlap, else inconclusive (why in reason).
+ */
+static const char *io_classify(const demo_table *t, int row, double ideal,
+			       char *reason, size_t len)
+{
+	double lo = demo_table_num(t, row, "speedup_lo"),
+	       hi = demo_table_num(t, row, "speedup_hi");
+	double runs = demo_table_num(t, row, "runs");
+	*reason = 0;
+	if (runs < 3) {
+		snprintf(reason, len, "only %.0f round(s) (use --rounds 3 or more)", runs);
+		return "inconclusive";
+	}
+	if (lo >= 2)
+		return "yes";
+	if (hi < 1.2 && ideal >= 4)
+		return "no";
+	snprintf(reason, len, "the middle half of the rounds spans %.2fx..%.2fx (more --rounds, or a quieter machine, may settle it)",
+		 lo, hi);
+	return "inconclusive";
+}
+
 int main(int argc, char **argv)
 {
 	bool no_burst = false;
 	const demo_option extra[] = {
-		{ "requests", "N", "URLs to fetch per mode (default 200)",
+		{ "requests", "N", "URLs to fetch per mode (default 100)",
 		  DEMO_OPT_INT, &opt_n, 1, 1000000 },
+		{ "rounds", "R", "interleaved rounds over every mode (default 3)",
+		  DEMO_OPT_INT, &opt_rounds, 1, MAXR },
 		{ "latency-ms", "MS", "the loopback server's answer delay (default 20)",
 		  DEMO_OPT_DOUBLE, &opt_latency_ms, 0, 60000 },
 		{ "url", "URL", "fetch http://host[:port]/path instead of the own server",
@@ -606,8 +731,9 @@ int main(int argc, char **argv)
 		{ "max-reply", "BYTES", "largest reply accepted (default 262144)",
 		  DEMO_OPT_INT, &opt_max_reply, 1024, 64 << 20 },
 	};
+	demo_env_extra = env_extra;
 	demo_opts o;
-	int pr = demo_parse(argc, argv, about, extra, 9, &o);
+	int pr = demo_parse(argc, argv, about, extra, 10, &o);
 	if (pr)
 		return pr > 0 ? 0 : 2;
 	demo_envcfg env;
@@ -706,58 +832,106 @@ int main(int argc, char **argv)
 	printf("\n");
 	fflush(stdout);
 
+	demo_machine mach;
+	demo_machine_begin(&mach);
 	demo_table *t = demo_table_new(cols, (int)(sizeof(cols) / sizeof(cols[0])));
-	px_io_responder_stats st1;
-	const server *srv = &servers[0];
-	double seq_per_req = NAN;
 	int fail = 0;
 	const char *io_backend = "?";
 
-	/* Each mode: measure, then read the server's peak so far. */
-#define ADD_ROW(label, reqs, conc, m)                                              \
-	do {                                                                        \
-		double per = (m).u.wall / (double)(reqs);                           \
-		double peak = NAN;                                                  \
-		if (!opt_url && !server_stats(srv, &st1))                           \
-			peak = (double)st1.peak;                                    \
-		demo_table_add(t, label, (int64_t)(reqs), (int64_t)(conc),          \
-			       (m).u.wall, seq_per_req / per, (double)(reqs) / (m).u.wall, \
-			       (m).u.cpu, (m).u.cpu / (double)(reqs) * 1e6,         \
-			       (m).u.peak_rss_mb, (int64_t)(m).u.threads,           \
-			       (int64_t)(m).u.procs, (m).errors, peak, (m).balance); \
-		if ((m).errors) {                                                   \
-			demo_note("%s: %lld of %lld requests failed, first: %s",     \
-				  label, (long long)(m).errors, (long long)(reqs),   \
-				  px_strerror((m).first_error));                     \
-			fail = 1;                                                   \
-		}                                                                   \
-	} while (0)
-
-	mode_out seq = { .balance = NAN };
-	run_sequential(opt_n, &seq);
-	seq_per_req = seq.u.wall / (double)opt_n;
-	ADD_ROW("sequential", opt_n, 1, seq);
-
-	char labels[8][128];
+	/* The modes, measured in rounds that visit each once, starting one
+	 * further along each time: a burst of other load hits them alike. */
+	iomode modes[10];
+	int nm = 0;
+	modes[nm++] = (iomode){ .kind = 0, .reqs = opt_n, .conc = 1 };
+	snprintf(modes[0].label, sizeof(modes[0].label), "sequential");
 	for (int b = 0; b < nent; b++) {
-		char lb[96], sbuf[256];
+		char lb[96];
+		iomode *md = &modes[nm++];
+		*md = (iomode){ .kind = 1, .reqs = opt_n, .conc = K };
 		demo_label(lb, sizeof(lb), entries[b], &env);
-		const char *spec = demo_spec(sbuf, sizeof(sbuf), entries[b],
-					     entries[b] || o.workers || !env.workers ? K : 0);
-		snprintf(labels[b], sizeof(labels[b]), "%s pool", lb);
-		mode_out m = { .balance = NAN };
-		if (run_pool(spec, labels[b], opt_n, &m) == PX_ENOBACKEND) {
-			demo_note("%s: the process backend is not built into this parex (PX_ENOBACKEND); its row is skipped",
-				  lb);
-			continue;
-		}
-		ADD_ROW(labels[b], opt_n, K, m);
+		snprintf(md->label, sizeof(md->label), "%s pool", lb);
+		md->spec = demo_spec(md->specbuf, sizeof(md->specbuf), entries[b],
+				     entries[b] || o.workers || !env.workers ? K : 0);
 	}
-	mode_out mio = { .balance = NAN };
-	run_io(io_n, "parex io, 1 thread", &mio, &io_backend);
-	char iolabel[64];
-	snprintf(iolabel, sizeof(iolabel), "parex io (%s)", io_backend);
-	ADD_ROW(iolabel, io_n, io_n, mio);
+	modes[nm++] = (iomode){ .kind = 2, .reqs = io_n, .conc = io_n };
+	snprintf(modes[nm - 1].label, sizeof(modes[nm - 1].label), "parex io");
+	for (int r = 0; r < opt_rounds; r++)
+		for (int k = 0; k < nm; k++) {
+			iomode *md = &modes[(k + r) % nm];
+			if (md->skipped)
+				continue;
+			mode_out m = { .balance = NAN };
+			if (md->kind == 0) {
+				run_sequential(md->reqs, &m);
+			} else if (md->kind == 1) {
+				if (run_pool(md->spec, md->label, md->reqs, &m) == PX_ENOBACKEND) {
+					md->skipped = true;
+					demo_note("%s: the process backend is not built into this parex (PX_ENOBACKEND); its row is skipped",
+						  md->label);
+					continue;
+				}
+			} else {
+				run_io(md->reqs, "parex io, 1 thread", &m, &io_backend);
+			}
+			mode_record(md, &m);
+		}
+	snprintf(modes[nm - 1].label, sizeof(modes[nm - 1].label), "parex io (%s)",
+		 io_backend);
+	px_io_responder_stats st1;
+	for (int k = 0; k < nm; k++) {
+		if (modes[k].skipped)
+			continue;
+		double peak = NAN;
+		if (modes[k].kind == 2 && !opt_url && !server_stats(&servers[0], &st1))
+			peak = (double)st1.peak;
+		add_mode_row(t, &modes[k], &modes[0], peak);
+		fail |= modes[k].last.errors != 0;
+	}
+
+	/* CPython's ThreadPoolExecutor against the same server. */
+	char pywhy[512] = "";
+	json_t *pydoc = NULL;
+	iomode pyseq = { .kind = 0, .conc = 1 }, pythr = { .kind = 1, .conc = K };
+	{
+		char a_u[600], a_n[32], a_s[32], a_w[16], a_r[16], a_t[32];
+		snprintf(a_u, sizeof(a_u), "%s", tgt.url);
+		snprintf(a_n, sizeof(a_n), "%lld", (long long)opt_n);
+		snprintf(a_s, sizeof(a_s), "%lld", (long long)(opt_n < 50 ? opt_n : 50));
+		snprintf(a_w, sizeof(a_w), "%d", K);
+		snprintf(a_r, sizeof(a_r), "%lld", (long long)opt_rounds);
+		snprintf(a_t, sizeof(a_t), "%g", (double)opt_timeout_ms / 1000);
+		const char *args[] = { "--url", a_u, "--requests", a_n,
+				       "--seq-requests", a_s, "--workers", a_w,
+				       "--rounds", a_r, "--timeout", a_t, NULL };
+		pydoc = demo_python_run("cpython_io.py", args, pywhy, sizeof(pywhy));
+	}
+	if (pydoc) {
+		json_t *a = json_object_get(json_object_get(pydoc, "sequential"), "per_request");
+		json_t *b = json_object_get(json_object_get(pydoc, "thread"), "per_request");
+		pyseq.reqs = json_integer_value(json_object_get(pydoc, "seq_requests"));
+		pythr.reqs = json_integer_value(json_object_get(pydoc, "requests"));
+		for (size_t i = 0; i < json_array_size(a) && pyseq.n < MAXR; i++)
+			pyseq.per[pyseq.n++] = json_number_value(json_array_get(a, i));
+		for (size_t i = 0; i < json_array_size(b) && pythr.n < MAXR; i++)
+			pythr.per[pythr.n++] = json_number_value(json_array_get(b, i));
+		snprintf(pyseq.label, sizeof(pyseq.label), "cpython sequential");
+		snprintf(pythr.label, sizeof(pythr.label), "cpython ThreadPoolExecutor");
+		pyseq.last.u.cpu = pythr.last.u.cpu = NAN;
+		pyseq.last.u.peak_rss_mb = pythr.last.u.peak_rss_mb = NAN;
+		pyseq.last.balance = pythr.last.balance = NAN;
+		if (pyseq.n && pythr.n) {
+			add_mode_row(t, &pyseq, &pyseq, NAN);
+			add_mode_row(t, &pythr, &pyseq, NAN);
+		} else {
+			snprintf(pywhy, sizeof(pywhy), "cpython_io.py gave no samples");
+		}
+		demo_json_set("cpython", json_pack("{s:s}", "version",
+						   json_string_value(json_object_get(pydoc, "python")) ?: "?"));
+		json_decref(pydoc);
+	}
+	if (!pyseq.n || !pythr.n)
+		demo_note("CPython comparison skipped: %s", pywhy);
+
 	if (opt_burst > 0) {
 		/* Against the burst's server when the demo runs its own; its
 		 * latency differs, so no speedup over sequential is shown. */
@@ -765,17 +939,20 @@ int main(int argc, char **argv)
 		if (burst_url[0]) {
 			parse_url(burst_url, &tgt);
 			tgt.max_reply = saved.max_reply;
-			srv = &servers[1];
 		}
 		tgt.timeout_ns = saved.timeout_ns + (int64_t)(opt_burst_latency_ms * 1e6);
 		mode_out mb = { .balance = NAN };
 		run_io(opt_burst, "parex io burst", &mb, &io_backend);
-		snprintf(iolabel, sizeof(iolabel), "parex io burst (%s)", io_backend);
-		seq_per_req = NAN;
-		ADD_ROW(iolabel, opt_burst, opt_burst, mb);
+		iomode bm = { .kind = 2, .reqs = opt_burst, .conc = opt_burst };
+		snprintf(bm.label, sizeof(bm.label), "parex io burst (%s)", io_backend);
+		mode_record(&bm, &mb);
+		double peak = NAN;
+		if (!opt_url && !server_stats(burst_url[0] ? &servers[1] : &servers[0], &st1))
+			peak = (double)st1.peak;
+		add_mode_row(t, &bm, NULL, peak);
+		fail |= mb.errors != 0;
 		tgt = saved;
 	}
-#undef ADD_ROW
 	demo_progress_clear();
 	server_stop();
 
@@ -790,51 +967,83 @@ int main(int argc, char **argv)
 	       opt_burst_latency_ms);
 
 	/* ---- verdict: computed from the table ---- */
+	demo_machine_end(&mach);
+	if (!isnan(mach.others_cpus) && mach.others_cpus >= 0.25)
+		demo_note("other programs used %.2f of the %d CPUs on average while this demo ran (from /proc/stat): waits still overlap, but CPU-heavy modes and the server may have been slowed",
+			  mach.others_cpus, demo_cpus());
 	int rs = 0;
 	double sw = num(t, rs, "wall_s"), scpu = num(t, rs, "cpu_s");
 	double cshare = scpu / sw;
-	demo_verdict("sequential: %lld requests took %.2f s, %.2f ms each, of which %.1f%% was CPU time%s",
-		     (long long)opt_n, sw, sw / (double)opt_n * 1e3, 100 * cshare,
+	demo_verdict("sequential: %lld requests took %.2f s (median of %.0f rounds), %.2f ms each, of which %.1f%% was CPU time%s",
+		     (long long)opt_n, sw, num(t, rs, "runs"), sw / (double)opt_n * 1e3,
+		     100 * cshare,
 		     cshare < 0.2 ? ": I/O-bound work is mostly waiting, and waiting needs no CPU"
 				  : ": this server answers so fast that the client's own CPU work is a large part of each request");
 	int rt = find(t, "thread pool"), rg = find(t, "thread:gil=1 pool"),
 	    rp = find(t, "process pool"), ri = find(t, "parex io ("),
-	    rb = find(t, "parex io burst");
+	    rb = find(t, "parex io burst"), rcp = find(t, "cpython ThreadPool");
 	double ideal = (double)(K < opt_n ? K : opt_n);
-	/* Did any concurrent mode beat sequential at all? */
-	bool any_faster = false;
-	for (int r = 1; r < demo_table_rows(t); r++)
-		if (num(t, r, "speedup") > 1.2)
-			any_faster = true;
-	if (demo_table_rows(t) > 1 && !any_faster)
-		demo_verdict("no concurrent mode beat sequential on this run: the limit is the server, which did not answer concurrent connections faster than one at a time");
-	if (rt >= 0)
-		demo_verdict("thread pool, %d threads: %.2fx the sequential speed (a pool of %d can overlap at most %.0f waits, so %.0fx is its ceiling)",
-			     K, num(t, rt, "speedup"), K, ideal, ideal);
+	char why[256];
+#define SPREAD(r) num(t, r, "speedup"), num(t, r, "speedup_lo"), num(t, r, "speedup_hi")
+	const char *vt = NULL, *vg = NULL, *vc = NULL;
+	if (rt >= 0) {
+		vt = io_classify(t, rt, ideal, why, sizeof(why));
+		demo_verdict_field("threads_help_io", vt);
+		demo_verdict("thread pool, %d threads: %.2fx the sequential speed (middle half of the rounds %.2f..%.2fx; a pool of %d overlaps at most %.0f waits, so %.0fx is its ceiling)%s%s",
+			     K, SPREAD(rt), K, ideal, ideal,
+			     !strcmp(vt, "yes") ? ": threads help I/O-bound work"
+			     : !strcmp(vt, "no") ? ": threads did not help here" : ": inconclusive on this run: ",
+			     why);
+	}
 	if (rg >= 0) {
-		double a = num(t, rg, "speedup"), b = num(t, rt, "speedup");
-		if (a >= 0.5 * ideal)
-			demo_verdict("with the GIL emulated, threads still reached %.2fx%s: blocking calls release the GIL, which is why Python threads do help I/O-bound work",
-				     a, rt >= 0 && fabs(a - b) < 0.25 * b ? " (about the same as without it)" : "");
-		else if (rt >= 0)
-			demo_verdict("with the GIL emulated, threads reached %.2fx, without it %.2fx (ceiling %.0fx)",
-				     a, b, ideal);
+		vg = io_classify(t, rg, ideal, why, sizeof(why));
+		demo_verdict_field("gil_threads_help_io", vg);
+		if (!strcmp(vg, "yes"))
+			demo_verdict("with the GIL emulated, threads still reached %.2fx (%.2f..%.2fx): blocking calls release the GIL, which is why Python threads do help I/O-bound work",
+				     SPREAD(rg));
+		else if (!strcmp(vg, "no"))
+			demo_verdict("with the GIL emulated, threads reached only %.2fx (%.2f..%.2fx): here the GIL was not released while waiting",
+				     SPREAD(rg));
 		else
-			demo_verdict("with the GIL emulated, threads reached %.2fx (ceiling %.0fx)",
-				     a, ideal);
+			demo_verdict("with the GIL emulated, threads reached %.2fx (%.2f..%.2fx): inconclusive on this run: %s",
+				     SPREAD(rg), why);
+	}
+	if (rcp >= 0) {
+		vc = io_classify(t, rcp, ideal, why, sizeof(why));
+		demo_verdict_field("cpython_threads_help_io", vc);
+		demo_verdict("CPython's ThreadPoolExecutor (%d threads, urllib) reached %.2fx its own sequential speed (%.2f..%.2fx)%s%s",
+			     K, SPREAD(rcp),
+			     !strcmp(vc, "inconclusive") ? ": inconclusive on this run: " : "",
+			     why);
+		const char *match = "inconclusive";
+		if (vg && strcmp(vg, "inconclusive") && strcmp(vc, "inconclusive"))
+			match = strcmp(vg, vc) ? "no" : "yes";
+		demo_verdict_field("emulation_matches_cpython", match);
+		if (!strcmp(match, "yes"))
+			demo_verdict("the emulation reproduced CPython on this run: threads under a GIL %s I/O in both",
+				     !strcmp(vc, "yes") ? "speed up" : "do not speed up");
+		else if (!strcmp(match, "no"))
+			demo_verdict("the emulation did NOT reproduce CPython on this run: CPython threads help I/O: %s, thread:gil=1: %s",
+				     vc, vg);
+		else
+			demo_verdict("whether the emulation reproduced CPython is inconclusive on this run (%s)",
+				     vg ? "one of the two verdicts above is inconclusive"
+					: "no thread:gil=1 pool ran");
 	}
 	if (rp >= 0) {
 		double sp = num(t, rp, "speedup"), bal = num(t, rp, "balance");
-		demo_verdict("process pool, %d processes: %.2fx, using %.0f processes and %.1f MiB of RSS in all",
-			     K, sp, num(t, rp, "procs"), num(t, rp, "peak_rss_mb"));
+		demo_verdict("process pool, %d processes: %.2fx (%.2f..%.2fx), using %.0f processes and %.1f MiB of RSS in all",
+			     K, SPREAD(rp), num(t, rp, "procs"), num(t, rp, "peak_rss_mb"));
 		if (sp < 0.5 * ideal && bal > 1.5)
 			demo_verdict("the process pool fell short of its %.0fx ceiling because it spread the requests unevenly: one worker ran %.1fx its fair share (balance %.2f) while others idled",
 				     ideal, bal, bal);
 		if (rt >= 0) {
 			double st = num(t, rt, "speedup");
+			bool overlap = num(t, rp, "speedup_lo") <= num(t, rt, "speedup_hi") &&
+				       num(t, rt, "speedup_lo") <= num(t, rp, "speedup_hi");
 			demo_verdict("against the thread pool, processes reached %.2fx vs %.2fx (%s) and cost %.1fx the memory (%.1f vs %.1f MiB) and %.1fx the CPU (%.3f vs %.3f s): for I/O, processes buy isolation, not speed",
 				     sp, st,
-				     fabs(sp - st) < 0.2 * st ? "about the same" :
+				     overlap ? "the same within the rounds' spread" :
 				     sp < st ? "slower" : "faster",
 				     num(t, rp, "peak_rss_mb") / num(t, rt, "peak_rss_mb"),
 				     num(t, rp, "peak_rss_mb"), num(t, rt, "peak_rss_mb"),
@@ -844,23 +1053,28 @@ int main(int argc, char **argv)
 	}
 	if (ri >= 0) {
 		double si = num(t, ri, "speedup");
-		demo_verdict("parex io from one thread: all %lld requests in flight at once, %.2fx the sequential speed, %.0f threads in the process, %.1f us of CPU per request",
-			     (long long)io_n, si, num(t, ri, "threads"),
+		demo_verdict("parex io from one thread: all %lld requests in flight at once, %.2fx the sequential speed (%.2f..%.2fx), %.0f threads in the process, %.1f us of CPU per request",
+			     (long long)io_n, SPREAD(ri), num(t, ri, "threads"),
 			     num(t, ri, "cpu_us_per_req"));
 		int best = rt >= 0 ? rt : rp;
 		if (best >= 0) {
 			double sb = num(t, best, "speedup");
-			if (si > 1.25 * sb)
-				demo_verdict("parex io beat the %d-worker pool %.2fx to %.2fx: a pool overlaps only as many waits as it has workers, io_uring overlaps them all",
+			const char *v = num(t, ri, "speedup_lo") > num(t, best, "speedup_hi") ? "yes"
+					: num(t, ri, "speedup_hi") < num(t, best, "speedup_lo") ? "no"
+					: "inconclusive";
+			demo_verdict_field("io_beats_pool", v);
+			if (!strcmp(v, "yes"))
+				demo_verdict("parex io beat the %d-worker pool %.2fx to %.2fx beyond the rounds' spread: a pool overlaps only as many waits as it has workers, io_uring overlaps them all",
 					     K, si, sb);
-			else if (sb > 1.25 * si)
-				demo_verdict("the %d-worker pool beat parex io here (%.2fx vs %.2fx)",
+			else if (!strcmp(v, "no"))
+				demo_verdict("the %d-worker pool beat parex io here beyond the rounds' spread (%.2fx vs %.2fx)",
 					     K, sb, si);
 			else
-				demo_verdict("parex io and the %d-worker pool were about as fast (%.2fx vs %.2fx); io needs no threads per wait",
+				demo_verdict("parex io and the %d-worker pool were as fast within the rounds' spread (%.2fx vs %.2fx); io needs no thread per wait",
 					     K, si, sb);
 		}
 	}
+#undef SPREAD
 	if (rb >= 0 && num(t, rb, "errors") == 0) {
 		double peak = num(t, rb, "server_peak_conns");
 		char held[160] = "";
@@ -874,11 +1088,12 @@ int main(int argc, char **argv)
 	}
 	demo_print_verdict();
 
-	char extra_json[640];
-	snprintf(extra_json, sizeof(extra_json),
-		 "\"url\": \"%s\", \"latency_ms\": %g, \"own_server\": %s",
-		 tgt.url, opt_url ? 0.0 : opt_latency_ms, opt_url ? "false" : "true");
-	int rc = demo_write_outputs(&o, t, extra_json) ? 1 : fail;
+	demo_json_set("machine", demo_machine_json(&mach));
+	demo_json_set("rounds", json_integer(opt_rounds));
+	demo_json_set("url", demo_json_str(tgt.url));
+	demo_json_set("latency_ms", json_real(opt_url ? 0.0 : opt_latency_ms));
+	demo_json_set("own_server", json_boolean(!opt_url));
+	int rc = demo_write_outputs(&o, t) ? 1 : fail;
 	if (o.plot) {
 		char data[4096];
 		size_t len = 0;

@@ -464,7 +464,7 @@ int main(int argc, char **argv)
 	demo_table_print(t);
 	printf("\nqueued_at_close: items still in the queue when it was closed (then drained).\n");
 	demo_print_verdict();
-	int rc = demo_write_outputs(&o, t, NULL) ? 1 : bad;
+	int rc = demo_write_outputs(&o, t) ? 1 : bad;
 	if (o.plot) {
 		char data[512];
 		size_t len = 0;

@@ -335,7 +335,7 @@ int main(int argc, char **argv)
 	demo_table_print(t);
 	printf("\nlost = expected - count; ns_per_inc = wall time / expected increments (all workers).\n");
 	demo_print_verdict();
-	int rc = demo_write_outputs(&o, t, NULL) ? 1 : bad;
+	int rc = demo_write_outputs(&o, t) ? 1 : bad;
 	if (o.plot) {
 		char data[1024];
 		size_t len = 0;

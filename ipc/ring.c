@@ -42,20 +42,33 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ipc_util.h"
 #include "ring_internal.h"
 
 #define PX__HDR_SIZE (sizeof(struct px_ring))
 
-static inline bool px__is_spsc(const px_ring *r)
+/*
+ * Trust: everything in the shared ring is writable by every process that
+ * maps it. Geometry (g) comes from the caller's handle (a private copy
+ * validated at attach); positions, cached indices and sequence words come
+ * from shared memory and are only ever used modulo the private capacity, or
+ * compared: a corrupt value can misdeliver items but never move an access
+ * outside the slot array or the caller's buffer. Every retry loop of a
+ * non-blocking call is bounded by PX__RING_RETRIES.
+ */
+#define PX__RING_RETRIES 4096
+
+static inline bool px__is_spsc(const struct px__ring_geo *g)
 {
-	return (r->ro.flags & PX_RING_SPSC) == PX_RING_SPSC;
+	return (g->flags & PX_RING_SPSC) == PX_RING_SPSC;
 }
 
-static inline uint64_t px__idx(const px_ring *r, uint64_t pos)
+static inline uint64_t px__idx(const struct px__ring_geo *g, uint64_t pos)
 {
-	return r->ro.pow2 ? (pos & r->ro.mask) : pos % r->ro.capacity;
+	return g->pow2 ? (pos & g->mask) : pos % g->capacity;
 }
 
 /* Vyukov mode: slot entries are a sequence word followed by the item. */
@@ -64,15 +77,17 @@ static inline size_t px__entry_size(uint32_t stride)
 	return sizeof(uint64_t) + stride;
 }
 
-static inline _Atomic uint64_t *px__entry_seq(px_ring *r, uint64_t pos)
+static inline _Atomic uint64_t *px__entry_seq(px_ring *r, const struct px__ring_geo *g,
+					      uint64_t pos)
 {
-	return (_Atomic uint64_t *)(r->slots + px__idx(r, pos) *
-				    px__entry_size(r->ro.stride));
+	return (_Atomic uint64_t *)(r->slots + px__idx(g, pos) *
+				    px__entry_size(g->stride));
 }
 
-static inline unsigned char *px__spsc_slot(px_ring *r, uint64_t idx)
+static inline unsigned char *px__spsc_slot(px_ring *r, const struct px__ring_geo *g,
+					   uint64_t idx)
 {
-	return r->slots + idx * r->ro.stride;
+	return r->slots + idx * g->stride;
 }
 
 /* Fixed-size copies for the common item sizes: a memcpy call costs more
@@ -126,17 +141,18 @@ int px_ring_init(void *mem, size_t size, uint32_t capacity, uint32_t slot_size,
 	px_ring *r = mem;
 	memset(r, 0, PX__HDR_SIZE);
 	r->ro.version = PX__RING_VERSION;
-	r->ro.flags = flags;
 	r->ro.memsize = (uint64_t)need;
-	r->ro.capacity = capacity;
-	r->ro.slot_size = slot_size;
-	r->ro.stride = (slot_size + 7u) & ~7u;
-	r->ro.pow2 = (capacity & (capacity - 1)) == 0;
-	r->ro.mask = r->ro.pow2 ? capacity - 1 : 0;
+	struct px__ring_geo *g = &r->ro.geo;
+	g->flags = flags;
+	g->capacity = capacity;
+	g->slot_size = slot_size;
+	g->stride = (slot_size + 7u) & ~7u;
+	g->pow2 = (capacity & (capacity - 1)) == 0;
+	g->mask = g->pow2 ? capacity - 1 : 0;
 	atomic_init(&r->ro.spin, PX_RING_SPIN_DEFAULT);
-	if (!px__is_spsc(r)) {
+	if (!px__is_spsc(g)) {
 		for (uint64_t i = 0; i < capacity; i++)
-			atomic_init(px__entry_seq(r, i), 2 * i);
+			atomic_init(px__entry_seq(r, g, i), 2 * i);
 	}
 	px__ipc_waker_prepare();
 	/* Release: pairs with the acquire in px_ring_attach(); an attacher
@@ -145,28 +161,93 @@ int px_ring_init(void *mem, size_t size, uint32_t capacity, uint32_t slot_size,
 	return 0;
 }
 
-int px_ring_attach(px_ring **out, void *mem, size_t size)
+int px__ring_check(const void *mem, size_t size, struct px__ring_geo *geo)
 {
-	if (!out || !mem || ((uintptr_t)mem % PX_RING_ALIGN) != 0)
-		return -EINVAL;
 	if (size < PX__HDR_SIZE)
 		return -EBADMSG;
-	px_ring *r = mem;
+	px_ring *r = (px_ring *)mem;
 	/* Acquire: pairs with the release in px_ring_init(). */
 	uint64_t magic = atomic_load_explicit(&r->ro.magic, memory_order_acquire);
 	if (magic != PX__RING_MAGIC)
 		return PX_EBADMAGIC;
-	if (r->ro.version != PX__RING_VERSION)
+	/* One read of each field into a private copy: a peer rewriting the
+	 * header now cannot make what we check differ from what we use. */
+	uint32_t version = __atomic_load_n(&r->ro.version, __ATOMIC_RELAXED);
+	if (version != PX__RING_VERSION)
 		return PX_EVERSION;
-	ssize_t need = px_ring_memsize(r->ro.capacity, r->ro.slot_size, r->ro.flags);
-	if (need < 0 || (uint64_t)need != r->ro.memsize ||
-	    r->ro.stride != ((r->ro.slot_size + 7u) & ~7u))
+	struct px__ring_geo g;
+	g.flags = __atomic_load_n(&r->ro.geo.flags, __ATOMIC_RELAXED);
+	g.capacity = __atomic_load_n(&r->ro.geo.capacity, __ATOMIC_RELAXED);
+	g.slot_size = __atomic_load_n(&r->ro.geo.slot_size, __ATOMIC_RELAXED);
+	g.stride = __atomic_load_n(&r->ro.geo.stride, __ATOMIC_RELAXED);
+	g.mask = __atomic_load_n(&r->ro.geo.mask, __ATOMIC_RELAXED);
+	g.pow2 = __atomic_load_n(&r->ro.geo.pow2, __ATOMIC_RELAXED);
+	uint64_t memsize = __atomic_load_n(&r->ro.memsize, __ATOMIC_RELAXED);
+	ssize_t need = px_ring_memsize(g.capacity, g.slot_size, g.flags);
+	if (need < 0 || (uint64_t)need != memsize)
+		return -EBADMSG;
+	bool pow2 = (g.capacity & (g.capacity - 1)) == 0;
+	if (g.stride != ((g.slot_size + 7u) & ~7u) || g.pow2 != (uint32_t)pow2 ||
+	    g.mask != (pow2 ? g.capacity - 1 : 0))
 		return -EBADMSG;
 	if ((size_t)need > size)
 		return -EBADMSG; /* the mapping is shorter than the ring */
-	px__ipc_waker_prepare();
-	*out = r;
+	*geo = g;
 	return 0;
+}
+
+void px__ring_handle_fill(struct px__ring_handle *h, px_ring *shm,
+			  const struct px__ring_geo *geo)
+{
+	h->hmagic = PX__RING_HMAGIC;
+	h->shm = shm;
+	h->geo = *geo;
+}
+
+/* A private page for a handle: mmap, not malloc, so that a handle a
+ * process never detaches (it may live as long as the process) is not a
+ * leak to LeakSanitizer, and so that it can be made read-only. */
+void *px__handle_page(void)
+{
+	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Seals a handle page: the process's own stray writes cannot change it. */
+void px__handle_seal(void *page)
+{
+	mprotect(page, (size_t)sysconf(_SC_PAGESIZE), PROT_READ);
+}
+
+void px__handle_unmap(void *page)
+{
+	munmap(page, (size_t)sysconf(_SC_PAGESIZE));
+}
+
+int px_ring_attach(px_ring **out, void *mem, size_t size)
+{
+	if (!out || !mem || ((uintptr_t)mem % PX_RING_ALIGN) != 0)
+		return -EINVAL;
+	struct px__ring_geo g;
+	int e = px__ring_check(mem, size, &g);
+	if (e)
+		return e;
+	struct px__ring_handle *h = px__handle_page();
+	if (!h)
+		return -ENOMEM;
+	px__ring_handle_fill(h, mem, &g);
+	px__handle_seal(h);
+	px__ipc_waker_prepare();
+	*out = (px_ring *)(void *)h;
+	return 0;
+}
+
+void px_ring_detach(px_ring *r)
+{
+	const struct px__ring_geo *g;
+	if (r && px__ring_resolve(r, &g) != r)
+		px__handle_unmap(r);
 }
 
 /*
@@ -206,86 +287,92 @@ static inline void px__ring_wake(struct px__ring_wait *w, uint32_t n)
  * Relaxed load of next: only its value matters here, the items it guards
  * are read by whoever takes them, through their own acquire.
  */
-static inline void px__ring_wake_vy(px_ring *r, struct px__ring_wait *w,
-				    uint32_t n, uint64_t next, uint64_t ready)
+static inline void px__ring_wake_vy(px_ring *r, const struct px__ring_geo *g,
+				    struct px__ring_wait *w, uint32_t n,
+				    uint64_t next, uint64_t ready)
 {
 	if (px__waiters_seen(&w->waiters) == 0)
 		return;
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_acq_rel);
-	if (atomic_load_explicit(px__entry_seq(r, next), memory_order_relaxed) == ready)
+	if (atomic_load_explicit(px__entry_seq(r, g, next), memory_order_relaxed) == ready)
 		n = INT_MAX;
 	px__futex_wake_shared(&w->seq, n > INT_MAX ? INT_MAX : (int)n);
 }
 
 /* ---- SPSC: Lamport ring with cached indices --------------------------- */
 
-static void px__spsc_copy_in(px_ring *r, uint64_t pos, const unsigned char *src,
-			     uint32_t m)
+/* m <= capacity (the callers bound it), so the copies stay in the ring. */
+static void px__spsc_copy_in(px_ring *r, const struct px__ring_geo *g, uint64_t pos,
+			     const unsigned char *src, uint32_t m)
 {
-	uint32_t cap = r->ro.capacity, ss = r->ro.slot_size, st = r->ro.stride;
-	uint64_t idx = px__idx(r, pos);
+	uint32_t cap = g->capacity, ss = g->slot_size, st = g->stride;
+	uint64_t idx = px__idx(g, pos);
 	if (ss == st) {
 		uint64_t first = cap - idx < m ? cap - idx : m;
 		if (m == 1) {
-			px__copy(px__spsc_slot(r, idx), src, ss);
+			px__copy(px__spsc_slot(r, g, idx), src, ss);
 			return;
 		}
-		memcpy(px__spsc_slot(r, idx), src, first * ss);
+		memcpy(px__spsc_slot(r, g, idx), src, first * ss);
 		if (first < m)
-			memcpy(px__spsc_slot(r, 0), src + first * ss, (m - first) * ss);
+			memcpy(px__spsc_slot(r, g, 0), src + first * ss, (m - first) * ss);
 		return;
 	}
 	for (uint32_t k = 0; k < m; k++) {
-		memcpy(px__spsc_slot(r, idx), src + (size_t)k * ss, ss);
+		memcpy(px__spsc_slot(r, g, idx), src + (size_t)k * ss, ss);
 		if (++idx == cap)
 			idx = 0;
 	}
 }
 
-static void px__spsc_copy_out(px_ring *r, uint64_t pos, unsigned char *dst,
-			      uint32_t m)
+static void px__spsc_copy_out(px_ring *r, const struct px__ring_geo *g, uint64_t pos,
+			      unsigned char *dst, uint32_t m)
 {
-	uint32_t cap = r->ro.capacity, ss = r->ro.slot_size, st = r->ro.stride;
-	uint64_t idx = px__idx(r, pos);
+	uint32_t cap = g->capacity, ss = g->slot_size, st = g->stride;
+	uint64_t idx = px__idx(g, pos);
 	if (ss == st) {
 		uint64_t first = cap - idx < m ? cap - idx : m;
 		if (m == 1) {
-			px__copy(dst, px__spsc_slot(r, idx), ss);
+			px__copy(dst, px__spsc_slot(r, g, idx), ss);
 			return;
 		}
-		memcpy(dst, px__spsc_slot(r, idx), first * ss);
+		memcpy(dst, px__spsc_slot(r, g, idx), first * ss);
 		if (first < m)
-			memcpy(dst + first * ss, px__spsc_slot(r, 0), (m - first) * ss);
+			memcpy(dst + first * ss, px__spsc_slot(r, g, 0), (m - first) * ss);
 		return;
 	}
 	for (uint32_t k = 0; k < m; k++) {
-		memcpy(dst + (size_t)k * ss, px__spsc_slot(r, idx), ss);
+		memcpy(dst + (size_t)k * ss, px__spsc_slot(r, g, idx), ss);
 		if (++idx == cap)
 			idx = 0;
 	}
 }
 
-static int px__spsc_push(px_ring *r, const void *items, uint32_t n)
+static int px__spsc_push(px_ring *r, const struct px__ring_geo *g, const void *items,
+			 uint32_t n)
 {
 	/* Relaxed: tail is ours, nobody else writes it. */
 	uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
 	/* Relaxed: a late view of closed only delays -EPIPE by an item. */
 	if (atomic_load_explicit(&r->ro.closed, memory_order_relaxed))
 		return -EPIPE;
-	uint32_t cap = r->ro.capacity;
-	uint64_t room = cap - (t - r->prod.cached_head);
+	uint32_t cap = g->capacity;
+	/* A head past tail or more than a lap behind is corrupt: no room. */
+	uint64_t used = t - r->prod.cached_head;
+	uint64_t room = used <= cap ? cap - used : 0;
 	if (room < n) {
 		/* Acquire: pairs with the consumer's release store of head in
 		 * px__spsc_pop(); slots below head have been read out and may
 		 * be overwritten. */
 		r->prod.cached_head =
 			atomic_load_explicit(&r->cons.head, memory_order_acquire);
-		room = cap - (t - r->prod.cached_head);
+		used = t - r->prod.cached_head;
+		room = used <= cap ? cap - used : 0;
 	}
 	uint32_t m = room < n ? (uint32_t)room : n;
 	if (m == 0)
 		return 0;
-	px__spsc_copy_in(r, t, items, m);
+	px__spsc_copy_in(r, g, t, items, m);
 	/* Release: pairs with the consumer's acquire load of tail; the items
 	 * written above are visible to a consumer that sees the new tail. */
 	atomic_store_explicit(&r->prod.tail, t + m, memory_order_release);
@@ -306,7 +393,8 @@ static int px__empty_result(px_ring *r, uint64_t head)
 	return head >= t ? PX_EEOF : 0;
 }
 
-static int px__spsc_pop(px_ring *r, void *items, uint32_t n)
+static int px__spsc_pop(px_ring *r, const struct px__ring_geo *g, void *items,
+			uint32_t n)
 {
 	/* Relaxed: head is ours. */
 	uint64_t h = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
@@ -318,10 +406,14 @@ static int px__spsc_pop(px_ring *r, void *items, uint32_t n)
 			atomic_load_explicit(&r->prod.tail, memory_order_acquire);
 		avail = r->cons.cached_tail - h;
 	}
+	/* More than a lap available is corrupt (a peer wrote the indices):
+	 * never read more than the ring holds. */
+	if (avail > g->capacity)
+		avail = g->capacity;
 	uint32_t m = avail < n ? (uint32_t)avail : n;
 	if (m == 0)
 		return px__empty_result(r, h);
-	px__spsc_copy_out(r, h, items, m);
+	px__spsc_copy_out(r, g, h, items, m);
 	/* Release: pairs with the producer's acquire load of head; our reads
 	 * of the slots happen before the producer reuses them. */
 	atomic_store_explicit(&r->cons.head, h + m, memory_order_release);
@@ -331,14 +423,20 @@ static int px__spsc_pop(px_ring *r, void *items, uint32_t n)
 
 /* ---- Vyukov bounded queue (MPMC, SP/MC, MP/SC) ------------------------ */
 
-static int px__vy_push(px_ring *r, const void *items, uint32_t n)
+static int px__vy_push(px_ring *r, const struct px__ring_geo *g, const void *items,
+		       uint32_t n)
 {
-	bool sp = r->ro.flags & PX_RING_SP;
+	bool sp = g->flags & PX_RING_SP;
 	/* Relaxed: the position is validated by the slot's sequence word
 	 * (acquire below) and, with several producers, by the CAS. */
 	uint64_t pos = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
 	uint32_t m;
-	for (;;) {
+	for (uint32_t tries = 0;; tries++) {
+		/* Each retry means another producer claimed a position, or
+		 * the shared indices are corrupt: give up after a bounded
+		 * number (0: no room now) so that try calls never block. */
+		if (tries == PX__RING_RETRIES)
+			return 0;
 		if (sp ? atomic_load_explicit(&r->ro.closed, memory_order_relaxed)
 		       : (pos & PX__RING_CLOSED_BIT) != 0)
 			return -EPIPE;
@@ -348,7 +446,7 @@ static int px__vy_push(px_ring *r, const void *items, uint32_t n)
 			 * seq = 2 * (pos + capacity) in px__vy_pop(): its read of
 			 * the slot happened before we overwrite it. */
 			uint64_t seq = atomic_load_explicit(
-				px__entry_seq(r, pos + m), memory_order_acquire);
+				px__entry_seq(r, g, pos + m), memory_order_acquire);
 			dif = (int64_t)(seq - 2 * (pos + m));
 			if (dif != 0)
 				break;
@@ -375,33 +473,37 @@ static int px__vy_push(px_ring *r, const void *items, uint32_t n)
 			break;
 	}
 	const unsigned char *src = items;
-	uint32_t ss = r->ro.slot_size;
+	uint32_t ss = g->slot_size;
 	for (uint32_t k = 0; k < m; k++) {
-		_Atomic uint64_t *seq = px__entry_seq(r, pos + k);
+		_Atomic uint64_t *seq = px__entry_seq(r, g, pos + k);
 		px__copy((unsigned char *)(seq + 1), src + (size_t)k * ss, ss);
 		/* Release: pairs with the consumer's acquire load of seq; the
 		 * item is visible to the consumer that sees pos + 1. */
 		atomic_store_explicit(seq, 2 * (pos + k) + 1, memory_order_release);
 	}
 	/* The next position is ready for consumers when its item is in. */
-	px__ring_wake_vy(r, &r->ne, m, pos + m, 2 * (pos + m) + 1);
+	px__ring_wake_vy(r, g, &r->ne, m, pos + m, 2 * (pos + m) + 1);
 	return (int)m;
 }
 
-static int px__vy_pop(px_ring *r, void *items, uint32_t n)
+static int px__vy_pop(px_ring *r, const struct px__ring_geo *g, void *items,
+		      uint32_t n)
 {
-	bool sc = r->ro.flags & PX_RING_SC;
-	uint64_t cap = r->ro.capacity;
+	bool sc = g->flags & PX_RING_SC;
+	uint64_t cap = g->capacity;
 	/* Relaxed: validated by the slot's sequence word and the CAS. */
 	uint64_t pos = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
 	uint32_t m;
-	for (;;) {
+	for (uint32_t tries = 0;; tries++) {
+		/* Bounded as in px__vy_push(); 0 reads as empty. */
+		if (tries == PX__RING_RETRIES)
+			return 0;
 		int64_t dif = 0;
 		for (m = 0; m < n; m++) {
 			/* Acquire: pairs with the producer's release store of
 			 * seq = 2 * pos + 1 in px__vy_push(). */
 			uint64_t seq = atomic_load_explicit(
-				px__entry_seq(r, pos + m), memory_order_acquire);
+				px__entry_seq(r, g, pos + m), memory_order_acquire);
 			dif = (int64_t)(seq - (2 * (pos + m) + 1));
 			if (dif != 0)
 				break;
@@ -425,9 +527,9 @@ static int px__vy_pop(px_ring *r, void *items, uint32_t n)
 			break;
 	}
 	unsigned char *dst = items;
-	uint32_t ss = r->ro.slot_size;
+	uint32_t ss = g->slot_size;
 	for (uint32_t k = 0; k < m; k++) {
-		_Atomic uint64_t *seq = px__entry_seq(r, pos + k);
+		_Atomic uint64_t *seq = px__entry_seq(r, g, pos + k);
 		px__copy(dst + (size_t)k * ss, (unsigned char *)(seq + 1), ss);
 		/* Release: pairs with the producer's acquire load of seq in
 		 * px__vy_push(); our read of the item happens before the
@@ -435,18 +537,22 @@ static int px__vy_pop(px_ring *r, void *items, uint32_t n)
 		atomic_store_explicit(seq, 2 * (pos + k + cap), memory_order_release);
 	}
 	/* The next position is ready for producers when it was read out. */
-	px__ring_wake_vy(r, &r->nf, m, pos + m, 2 * (pos + m + cap));
+	px__ring_wake_vy(r, g, &r->nf, m, pos + m, 2 * (pos + m + cap));
 	return (int)m;
 }
 
-static inline int px__push(px_ring *r, const void *items, uint32_t n)
+static inline int px__push(px_ring *r, const struct px__ring_geo *g,
+			   const void *items, uint32_t n)
 {
-	return px__is_spsc(r) ? px__spsc_push(r, items, n) : px__vy_push(r, items, n);
+	return px__is_spsc(g) ? px__spsc_push(r, g, items, n)
+			      : px__vy_push(r, g, items, n);
 }
 
-static inline int px__pop(px_ring *r, void *items, uint32_t n)
+static inline int px__pop(px_ring *r, const struct px__ring_geo *g, void *items,
+			  uint32_t n)
 {
-	return px__is_spsc(r) ? px__spsc_pop(r, items, n) : px__vy_pop(r, items, n);
+	return px__is_spsc(g) ? px__spsc_pop(r, g, items, n)
+			      : px__vy_pop(r, g, items, n);
 }
 
 /* ---- public operations ------------------------------------------------ */
@@ -454,27 +560,29 @@ static inline int px__pop(px_ring *r, void *items, uint32_t n)
 /* Single-item SPSC operations: the same steps as px__spsc_push/pop with
  * n = 1, minus the burst bookkeeping (wrap split, counts), since at a few
  * nanoseconds per item every branch shows. */
-static inline int px__spsc_push1(px_ring *r, const void *item)
+static inline int px__spsc_push1(px_ring *r, const struct px__ring_geo *g,
+				 const void *item)
 {
 	/* Orders as in px__spsc_push(). */
 	uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
 	if (atomic_load_explicit(&r->ro.closed, memory_order_relaxed))
 		return -EPIPE;
-	if (t - r->prod.cached_head >= r->ro.capacity) {
+	/* A corrupt head (past tail, or a lap behind) reads as full. */
+	if (t - r->prod.cached_head >= g->capacity) {
 		/* Acquire: pairs with the consumer's release store of head. */
 		r->prod.cached_head =
 			atomic_load_explicit(&r->cons.head, memory_order_acquire);
-		if (t - r->prod.cached_head >= r->ro.capacity)
+		if (t - r->prod.cached_head >= g->capacity)
 			return -EAGAIN;
 	}
-	px__copy(px__spsc_slot(r, px__idx(r, t)), item, r->ro.slot_size);
+	px__copy(px__spsc_slot(r, g, px__idx(g, t)), item, g->slot_size);
 	/* Release: pairs with the consumer's acquire load of tail. */
 	atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release);
 	px__ring_wake(&r->ne, 1);
 	return 0;
 }
 
-static inline int px__spsc_pop1(px_ring *r, void *item)
+static inline int px__spsc_pop1(px_ring *r, const struct px__ring_geo *g, void *item)
 {
 	/* Orders as in px__spsc_pop(). */
 	uint64_t h = atomic_load_explicit(&r->cons.head, memory_order_relaxed);
@@ -487,7 +595,7 @@ static inline int px__spsc_pop1(px_ring *r, void *item)
 			return e ? e : -EAGAIN;
 		}
 	}
-	px__copy(item, px__spsc_slot(r, px__idx(r, h)), r->ro.slot_size);
+	px__copy(item, px__spsc_slot(r, g, px__idx(g, h)), g->slot_size);
 	/* Release: pairs with the producer's acquire load of head. */
 	atomic_store_explicit(&r->cons.head, h + 1, memory_order_release);
 	px__ring_wake(&r->nf, 1);
@@ -498,9 +606,11 @@ int px_ring_try_push(px_ring *r, const void *item)
 {
 	if (!r || !item)
 		return -EINVAL;
-	if (px__is_spsc(r))
-		return px__spsc_push1(r, item);
-	int ret = px__vy_push(r, item, 1);
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
+	if (px__is_spsc(g))
+		return px__spsc_push1(r, g, item);
+	int ret = px__vy_push(r, g, item, 1);
 	return ret == 0 ? -EAGAIN : (ret > 0 ? 0 : ret);
 }
 
@@ -508,9 +618,11 @@ int px_ring_try_pop(px_ring *r, void *item)
 {
 	if (!r || !item)
 		return -EINVAL;
-	if (px__is_spsc(r))
-		return px__spsc_pop1(r, item);
-	int ret = px__vy_pop(r, item, 1);
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
+	if (px__is_spsc(g))
+		return px__spsc_pop1(r, g, item);
+	int ret = px__vy_pop(r, g, item, 1);
 	return ret == 0 ? -EAGAIN : (ret > 0 ? 0 : ret);
 }
 
@@ -520,7 +632,9 @@ int px_ring_try_push_burst(px_ring *r, const void *items, uint32_t n)
 		return -EINVAL;
 	if (n > (uint32_t)INT_MAX)
 		n = INT_MAX;
-	return n ? px__push(r, items, n) : 0;
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
+	return n ? px__push(r, g, items, n) : 0;
 }
 
 int px_ring_try_pop_burst(px_ring *r, void *items, uint32_t n)
@@ -529,7 +643,9 @@ int px_ring_try_pop_burst(px_ring *r, void *items, uint32_t n)
 		return -EINVAL;
 	if (n > (uint32_t)INT_MAX)
 		n = INT_MAX;
-	return n ? px__pop(r, items, n) : 0;
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
+	return n ? px__pop(r, g, items, n) : 0;
 }
 
 /*
@@ -539,7 +655,9 @@ int px_ring_try_pop_burst(px_ring *r, void *items, uint32_t n)
 static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 			  int64_t timeout_ns)
 {
-	int ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
+	int ret = push ? px__push(r, g, items, n) : px__pop(r, g, items, n);
 	if (ret != 0)
 		return ret;
 	if (timeout_ns == 0)
@@ -550,7 +668,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 	uint32_t spins = atomic_load_explicit(&r->ro.spin, memory_order_relaxed);
 	for (uint32_t i = 0; i < spins; i++) {
 		px__cpu_relax();
-		ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+		ret = push ? px__push(r, g, items, n) : px__pop(r, g, items, n);
 		if (ret != 0)
 			return ret;
 		if (atomic_load_explicit(&r->ro.kick_gen, memory_order_relaxed) != gen)
@@ -568,7 +686,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 		/* Acquire: pairs with the release increment in
 		 * px__ring_wake(), px_ring_close() and px_ring_kick(). */
 		uint32_t v = atomic_load_explicit(&w->seq, memory_order_acquire);
-		ret = push ? px__push(r, items, n) : px__pop(r, items, n);
+		ret = push ? px__push(r, g, items, n) : px__pop(r, g, items, n);
 		if (ret != 0)
 			break;
 		if (atomic_load_explicit(&r->ro.kick_gen, memory_order_acquire) != gen) {
@@ -639,7 +757,9 @@ int px_ring_close(px_ring *r)
 {
 	if (!r)
 		return -EINVAL;
-	if (!(r->ro.flags & PX_RING_SP)) {
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
+	if (!(g->flags & PX_RING_SP)) {
 		/* Several producers: set the closed bit in tail itself, so
 		 * every producer's claim CAS is ordered against the close:
 		 * a claim either precedes it (and the consumers' end-of-stream
@@ -657,15 +777,20 @@ int px_ring_close(px_ring *r)
 
 bool px_ring_is_closed(const px_ring *r)
 {
+	if (!r)
+		return false;
+	const struct px__ring_geo *g;
+	px_ring *s = px__ring_resolve(r, &g);
 	/* Acquire: pairs with the release store in px_ring_close(). */
-	return r && atomic_load_explicit(&((px_ring *)r)->ro.closed,
-					 memory_order_acquire);
+	return atomic_load_explicit(&s->ro.closed, memory_order_acquire);
 }
 
 int px_ring_kick(px_ring *r)
 {
 	if (!r)
 		return -EINVAL;
+	const struct px__ring_geo *g;
+	r = px__ring_resolve(r, &g);
 	/* Release: pairs with the acquire loads of kick_gen in
 	 * px__ring_block(). */
 	atomic_fetch_add_explicit(&r->ro.kick_gen, 1, memory_order_release);
@@ -677,28 +802,33 @@ uint32_t px_ring_count(const px_ring *r)
 {
 	if (!r)
 		return 0;
-	px_ring *rw = (px_ring *)r;
+	const struct px__ring_geo *g;
+	px_ring *rw = px__ring_resolve(r, &g);
 	/* Acquire both, head first: head never passes tail, so reading head
 	 * before tail never yields a negative count (only a stale one). */
 	uint64_t h = atomic_load_explicit(&rw->cons.head, memory_order_acquire);
 	uint64_t t = atomic_load_explicit(&rw->prod.tail, memory_order_acquire) &
 		     ~PX__RING_CLOSED_BIT;
 	uint64_t c = t > h ? t - h : 0;
-	return c > r->ro.capacity ? r->ro.capacity : (uint32_t)c;
+	return c > g->capacity ? g->capacity : (uint32_t)c;
 }
 
 uint32_t px_ring_capacity(const px_ring *r)
 {
-	return r ? r->ro.capacity : 0;
+	const struct px__ring_geo *g;
+	return r ? (px__ring_resolve(r, &g), g->capacity) : 0;
 }
 
 uint32_t px_ring_slot_size(const px_ring *r)
 {
-	return r ? r->ro.slot_size : 0;
+	const struct px__ring_geo *g;
+	return r ? (px__ring_resolve(r, &g), g->slot_size) : 0;
 }
 
 void px_ring_set_spin(px_ring *r, uint32_t spins)
 {
+	const struct px__ring_geo *g;
 	if (r)
-		atomic_store_explicit(&r->ro.spin, spins, memory_order_relaxed);
+		atomic_store_explicit(&px__ring_resolve(r, &g)->ro.spin, spins,
+				      memory_order_relaxed);
 }

@@ -138,7 +138,7 @@ int px_shm_create_anon(px_shm **out, size_t size)
 		return -E2BIG;
 	*out = NULL;
 	size_t total = px__shm_total(size);
-	int fd = memfd_create("parex-shm", MFD_CLOEXEC);
+	int fd = memfd_create("parex-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	void *map;
 	if (fd >= 0) {
 		if (ftruncate(fd, (off_t)total) < 0) {
@@ -146,6 +146,10 @@ int px_shm_create_anon(px_shm **out, size_t size)
 			close(fd);
 			return err;
 		}
+		/* Fix the size: a process we pass the descriptor to cannot
+		 * truncate the segment under our mapping (SIGBUS). Best
+		 * effort: a kernel without seals still works. */
+		(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 		map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	} else {
 		/* No memfd (old kernel, seccomp): plain shared anonymous

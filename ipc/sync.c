@@ -245,6 +245,11 @@ int px_cond_notify_all(px_cond *c)
 
 /* ---- px_sem: the value is the futex word ------------------------------- */
 
+/* Every CAS loop on a word in shared memory gives up after this many
+ * failures: only a peer rewriting the word without end can cause that many,
+ * and it must not make a call that never sleeps spin for ever. */
+#define PX__SYNC_RETRIES 4096
+
 struct px__sem {
 	_Atomic uint32_t value;
 	_Atomic uint32_t waiters;
@@ -264,7 +269,7 @@ int px_sem_init(px_sem *s, uint32_t value)
 static bool px__sem_take(struct px__sem *s)
 {
 	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-	while (v > 0) {
+	for (uint32_t tries = 0; v > 0 && tries < PX__SYNC_RETRIES; tries++) {
 		/* Acquire: pairs with the release in px_sem_post(); what the
 		 * poster did before posting happens before our unit. */
 		if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1,
@@ -311,15 +316,21 @@ int px_sem_post(px_sem *sp, uint32_t n)
 {
 	if (!sp || n == 0)
 		return -EINVAL;
+	if (n > PX_SEM_VALUE_MAX)
+		return -EOVERFLOW; /* even on a semaphore at 0 */
 	struct px__sem *s = PX__SEM(sp);
 	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-	do {
+	for (uint32_t tries = 0;; tries++) {
 		if (v > PX_SEM_VALUE_MAX - n)
 			return -EOVERFLOW;
+		if (tries == PX__SYNC_RETRIES)
+			return -EAGAIN;
 		/* Release: pairs with the acquire in px__sem_take(). */
-	} while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + n,
-							 memory_order_release,
-							 memory_order_relaxed));
+		if (atomic_compare_exchange_weak_explicit(&s->value, &v, v + n,
+							  memory_order_release,
+							  memory_order_relaxed))
+			break;
+	}
 	/* Pairs with px__waiter_register() in px_sem_wait(). */
 	if (px__waiters_seen(&s->waiters))
 		px__futex_wake_shared(&s->value, n > INT_MAX ? INT_MAX : (int)n);
@@ -356,15 +367,19 @@ int px_event_set(px_event *ep)
 		return -EINVAL;
 	struct px__event *e = PX__EVENT(ep);
 	uint32_t w = atomic_load_explicit(&e->word, memory_order_relaxed);
-	do {
+	for (uint32_t tries = 0;; tries++) {
 		if (w & 1u)
 			return 0; /* already set: nobody can be waiting for it */
+		if (tries == PX__SYNC_RETRIES)
+			return -EAGAIN;
 		/* Release: pairs with the waiter's acquire load of word. The
 		 * set count changes too, so a waiter that sleeps through a
 		 * set/clear pair still sees that a set happened. */
-	} while (!atomic_compare_exchange_weak_explicit(&e->word, &w, (w + 2u) | 1u,
-							 memory_order_release,
-							 memory_order_relaxed));
+		if (atomic_compare_exchange_weak_explicit(&e->word, &w, (w + 2u) | 1u,
+							  memory_order_release,
+							  memory_order_relaxed))
+			break;
+	}
 	/* Pairs with px__waiter_register() in px_event_wait(). */
 	if (px__waiters_seen(&e->waiters))
 		px__futex_wake_shared(&e->word, INT_MAX);
@@ -530,24 +545,29 @@ int px_counter_init(px_counter *c, int64_t value)
 }
 
 /* Seq_cst throughout: a counter is often used as a flag between processes,
- * and callers should not have to reason about weaker orders. */
+ * and callers should not have to reason about weaker orders. A NULL counter
+ * is refused as documented in sync.h: nothing happens, the value is 0. */
 int64_t px_counter_add(px_counter *c, int64_t delta)
 {
+	if (!c)
+		return 0;
 	return (int64_t)((uint64_t)atomic_fetch_add(PX__COUNTER(c), delta) +
 			 (uint64_t)delta);
 }
 
 int64_t px_counter_get(const px_counter *c)
 {
-	return atomic_load(PX__COUNTER((px_counter *)c));
+	return c ? atomic_load(PX__COUNTER((px_counter *)c)) : 0;
 }
 
 int64_t px_counter_exchange(px_counter *c, int64_t value)
 {
-	return atomic_exchange(PX__COUNTER(c), value);
+	return c ? atomic_exchange(PX__COUNTER(c), value) : 0;
 }
 
 bool px_counter_cas(px_counter *c, int64_t *expected, int64_t desired)
 {
+	if (!c || !expected)
+		return false;
 	return atomic_compare_exchange_strong(PX__COUNTER(c), expected, desired);
 }

@@ -4,13 +4,17 @@
 # Uses apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 
-build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
+# libjansson-dev: JSON output of the demos (optional for the library itself).
+build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libjansson-dev)
 # g++: the C++ header and linkage tests; binutils (readelf, nm): the ABI
-# check; mandoc, groff-base, man-db: man pages are linted and rendered.
-test_pkgs=(libcmocka-dev valgrind python3 g++ binutils mandoc groff-base man-db)
+# check; mandoc, groff-base, man-db: man pages are linted and rendered;
+# clang and its runtime libraries (libFuzzer, sanitizers): scripts/fuzz.sh.
+test_pkgs=(libcmocka-dev valgrind python3 g++ binutils mandoc groff-base man-db
+	clang libclang-rt-14-dev)
 # Optional peers for bench/ (skipped cleanly by CMake when absent).
 bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3)
-demo_pkgs=(gnuplot-nox)
+# python3: the CPython comparisons and report.html (skipped without it).
+demo_pkgs=(gnuplot-nox python3)
 
 want=("${build_pkgs[@]}")
 for kind in "$@"; do

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # scripts/test.sh - builds parex and runs the whole test suite three times:
-# plain, under ThreadSanitizer, and under AddressSanitizer+UBSan.
+# plain, under ThreadSanitizer, and under AddressSanitizer+UBSan; then runs
+# the libFuzzer targets for a bounded time (scripts/fuzz.sh).
 # Installs missing Debian packages first (scripts/deps.sh).
-# Usage: scripts/test.sh [plain|tsan|asan ...]   (default: all three)
+# Usage: scripts/test.sh [plain|tsan|asan|fuzz ...]   (default: all four)
+# PX_FUZZ_SECONDS sets the fuzz variant's seconds per target (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 
 jobs=$(nproc)
 variants=("$@")
-[ ${#variants[@]} -eq 0 ] && variants=(plain tsan asan)
+[ ${#variants[@]} -eq 0 ] && variants=(plain tsan asan fuzz)
 
 status=0
 for v in "${variants[@]}"; do
+	if [ "$v" = fuzz ]; then
+		scripts/fuzz.sh "${PX_FUZZ_SECONDS:-30}" || status=1
+		continue
+	fi
 	case "$v" in
 	plain) san=""; scale=1; bench=ON; type=Release ;;
 	tsan) san="thread"; scale=0.1; bench=OFF; type=RelWithDebInfo ;;
 	asan) san="address,undefined"; scale=0.1; bench=OFF; type=RelWithDebInfo ;;
-	*) echo "test.sh: unknown variant '$v' (plain, tsan, asan)" >&2; exit 2 ;;
+	*) echo "test.sh: unknown variant '$v' (plain, tsan, asan, fuzz)" >&2; exit 2 ;;
 	esac
 	dir="build-test-$v"
 	echo "=== $v: configure and build ($dir)"

@@ -13,7 +13,12 @@
  *    the test's go;
  *  - queue arena size classes: small messages carved before a large one
  *    must not leave an empty queue unable to take a max_msg message;
- *  - px_cond_wait with a timeout too large for a deadline.
+ *  - px_cond_wait with a timeout too large for a deadline;
+ *  - hostile headers: a peer that writes the shared header or slots (before
+ *    attach, or after it) never makes a call through a handle touch memory
+ *    outside the ring / queue or the caller's buffer, nor makes a try call
+ *    spin. Buffers are heap blocks of the exact size, so AddressSanitizer
+ *    reports any access past them.
  *
  * Children report through their exit status; a child still running after
  * its time limit counts as hung (the parent kills it).
@@ -35,6 +40,9 @@
 #include <parex/sync.h>
 
 #include "test_ipc_common.h"
+/* The shared layout is a cross-process contract: the hostile-header tests
+ * write its fields by name. */
+#include "../ipc/ring_internal.h"
 
 /* ---- a party held between its claim and its sequence store ------------ */
 
@@ -369,6 +377,375 @@ static void test_cond_wait_huge_timeout_waits(void **state)
 	ipc_shared_free(cp, sizeof *cp);
 }
 
+
+/* ---- hostile headers ---------------------------------------------------- */
+
+/* The queue header's fields (queue.c; layout version 1): offsets in bytes. */
+enum {
+	QOFF_MAX_MSG = 68,
+	QOFF_BUMP = 128,
+	QOFF_FREE_HEAD = 256,
+};
+
+/* Heap memory of exactly the ring's size (a multiple of 128), so that an
+ * access past the ring is an ASan report. */
+static unsigned char *ring_mem(uint32_t cap, uint32_t slot, unsigned flags,
+			       size_t *size)
+{
+	ssize_t need = px_ring_memsize(cap, slot, flags);
+	assert_true(need > 0);
+	unsigned char *mem = aligned_alloc(PX__RING_LINE, (size_t)need);
+	assert_non_null(mem);
+	assert_int_equal(px_ring_init(mem, (size_t)need, cap, slot, flags), 0);
+	*size = (size_t)need;
+	return mem;
+}
+
+static void test_ring_attach_refuses_mask_that_disagrees_with_capacity(void **state)
+{
+	(void)state;
+	size_t size;
+	unsigned char *mem = ring_mem(64, 8, PX_RING_SPSC, &size);
+	px_ring *hdr = (px_ring *)mem;
+	hdr->ro.geo.mask = 127;
+	px_ring *r = NULL;
+	assert_int_equal(px_ring_attach(&r, mem, size), -EBADMSG);
+	hdr->ro.geo.mask = 63;
+	hdr->ro.geo.stride = 16;
+	assert_int_equal(px_ring_attach(&r, mem, size), -EBADMSG);
+	hdr->ro.geo.stride = 8;
+	hdr->ro.geo.flags = 0x10 | PX_RING_SPSC;
+	assert_int_equal(px_ring_attach(&r, mem, size), -EBADMSG);
+	hdr->ro.geo.flags = PX_RING_SPSC;
+	hdr->ro.geo.capacity = 128; /* memsize no longer matches */
+	assert_int_equal(px_ring_attach(&r, mem, size), -EBADMSG);
+	hdr->ro.geo.capacity = 64;
+	assert_int_equal(px_ring_attach(&r, mem, size), 0);
+	px_ring_detach(r);
+	free(mem);
+}
+
+static void test_ring_attach_refuses_pow2_flag_on_other_capacity(void **state)
+{
+	(void)state;
+	size_t size;
+	unsigned char *mem = ring_mem(100, 8, PX_RING_MPMC, &size);
+	px_ring *hdr = (px_ring *)mem;
+	hdr->ro.geo.pow2 = 1;
+	px_ring *r = NULL;
+	assert_int_equal(px_ring_attach(&r, mem, size), -EBADMSG);
+	hdr->ro.geo.pow2 = 0;
+	hdr->ro.geo.mask = 99;
+	assert_int_equal(px_ring_attach(&r, mem, size), -EBADMSG);
+	free(mem);
+}
+
+/* Runs fn(arg) in a child with an alarm: a call that should not block but
+ * does ends the child by SIGALRM, which the parent sees. */
+static int run_with_alarm(int (*fn)(void *), void *arg, unsigned seconds)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(seconds);
+		_exit(fn(arg));
+	}
+	return ipc_wait_ms(pid, (int)seconds * 1000 + 5000);
+}
+
+struct geo_arg {
+	px_ring *r;
+	unsigned char *mem;
+};
+
+/* Rewrites the geometry after attach: mask and capacity past the ring, the
+ * pow2 flag on; then every operation through the handle. */
+static int geo_rewritten_child(void *p)
+{
+	struct geo_arg *a = p;
+	px_ring *hdr = (px_ring *)a->mem;
+	hdr->ro.geo.capacity = 1u << 20;
+	hdr->ro.geo.mask = (1u << 20) - 1;
+	hdr->ro.geo.pow2 = 1;
+	hdr->ro.geo.slot_size = 4096;
+	hdr->ro.geo.stride = 4096;
+	uint64_t items[300] = {0};
+	for (int i = 0; i < 300; i++) {
+		if (px_ring_try_push(a->r, &items[0]) < 0)
+			break;
+	}
+	if (px_ring_try_push_burst(a->r, items, 300) < 0)
+		return 1;
+	if (px_ring_count(a->r) > 100 || px_ring_capacity(a->r) != 100 ||
+	    px_ring_slot_size(a->r) != 8)
+		return 2;
+	for (int i = 0; i < 300; i++) {
+		int e = px_ring_try_pop(a->r, &items[0]);
+		if (e == -EAGAIN)
+			break;
+		if (e)
+			return 3;
+	}
+	if (px_ring_try_pop_burst(a->r, items, 300) < 0)
+		return 4;
+	int e = px_ring_push(a->r, items, 1000000);
+	if (e != 0 && e != -ETIMEDOUT)
+		return 5;
+	e = px_ring_pop(a->r, items, 1000000);
+	if (e != 0 && e != -ETIMEDOUT)
+		return 6;
+	return 0;
+}
+
+static void test_ring_header_rewritten_after_attach_moves_no_access(void **state)
+{
+	(void)state;
+	unsigned flags[] = {PX_RING_SPSC, PX_RING_MPMC};
+	for (int m = 0; m < 2; m++) {
+		size_t size;
+		unsigned char *mem = ring_mem(100, 8, flags[m], &size);
+		struct geo_arg a = {.mem = mem};
+		assert_int_equal(px_ring_attach(&a.r, mem, size), 0);
+		assert_int_equal(run_with_alarm(geo_rewritten_child, &a, 10), 0);
+		px_ring_detach(a.r);
+		free(mem);
+	}
+}
+
+/* A Vyukov ring whose sequence words all claim "taken by another
+ * producer" (ahead of tail) and whose tail never moves: a try call used to
+ * reload tail for ever. */
+static int seq_ahead_child(void *p)
+{
+	struct geo_arg *a = p;
+	px_ring *hdr = (px_ring *)a->mem;
+	for (uint32_t i = 0; i < 16; i++) {
+		uint64_t *seq = (uint64_t *)(void *)(hdr->slots + i * (8 + 8));
+		*seq = UINT64_C(1) << 40;
+	}
+	uint64_t v = 7;
+	if (px_ring_try_push(a->r, &v) != -EAGAIN)
+		return 1;
+	if (px_ring_try_pop(a->r, &v) != -EAGAIN)
+		return 2;
+	if (px_ring_try_push_burst(a->r, &v, 1) != 0)
+		return 3;
+	if (px_ring_push(a->r, &v, 20 * 1000 * 1000) != -ETIMEDOUT)
+		return 4;
+	return 0;
+}
+
+static void test_ring_try_push_returns_when_slots_never_free(void **state)
+{
+	(void)state;
+	unsigned flags[] = {PX_RING_MPMC, PX_RING_SP, PX_RING_SC};
+	for (int m = 0; m < 3; m++) {
+		size_t size;
+		unsigned char *mem = ring_mem(16, 8, flags[m], &size);
+		struct geo_arg a = {.mem = mem};
+		assert_int_equal(px_ring_attach(&a.r, mem, size), 0);
+		assert_int_equal(run_with_alarm(seq_ahead_child, &a, 10), 0);
+		px_ring_detach(a.r);
+		free(mem);
+	}
+}
+
+/* SPSC indices a lap or more apart: a burst never moves more than the
+ * ring holds (the caller's buffer is larger than the ring). */
+static void test_ring_spsc_corrupt_indices_stay_in_ring(void **state)
+{
+	(void)state;
+	size_t size;
+	unsigned char *mem = ring_mem(8, 8, PX_RING_SPSC, &size);
+	px_ring *r;
+	assert_int_equal(px_ring_attach(&r, mem, size), 0);
+	px_ring *hdr = (px_ring *)mem;
+	uint64_t *buf = calloc(64, sizeof *buf);
+	atomic_store(&hdr->prod.tail, 1000);
+	int n = px_ring_try_pop_burst(r, buf, 64);
+	assert_true(n >= 0 && n <= 8);
+	atomic_store(&hdr->cons.head, 5000); /* head past tail: no room */
+	hdr->prod.cached_head = 5000;
+	assert_int_equal(px_ring_try_push_burst(r, buf, 64), 0);
+	assert_int_equal(px_ring_try_push(r, buf), -EAGAIN);
+	hdr->prod.cached_head = 0; /* a stale cache two laps behind */
+	atomic_store(&hdr->cons.head, 0);
+	atomic_store(&hdr->prod.tail, 3);
+	n = px_ring_try_push_burst(r, buf, 64);
+	assert_int_equal(n, 5);
+	free(buf);
+	px_ring_detach(r);
+	free(mem);
+}
+
+/* ---- queue ---- */
+
+static unsigned char *queue_mem(const px_queue_config *c, size_t *size)
+{
+	ssize_t need = px_queue_memsize(c);
+	assert_true(need > 0);
+	size_t sz = ((size_t)need + 127) & ~(size_t)127;
+	unsigned char *mem = aligned_alloc(PX__RING_LINE, sz);
+	assert_non_null(mem);
+	assert_int_equal(px_queue_init(mem, (size_t)need, c), 0);
+	*size = (size_t)need;
+	return mem;
+}
+
+/* The reviewer's case: max_msg lowered in the header after a 200-byte
+ * message was queued; the attacher's 150-byte buffer used to receive 200
+ * bytes. */
+static void test_queue_get_refuses_message_longer_than_max_msg(void **state)
+{
+	(void)state;
+	px_queue_config c = {.capacity = 4, .max_msg = 200};
+	size_t size;
+	unsigned char *mem = queue_mem(&c, &size);
+	px_queue *q;
+	assert_int_equal(px_queue_attach(&q, mem, size), 0);
+	unsigned char msg[200];
+	memset(msg, 0x5a, sizeof msg);
+	assert_int_equal(px_queue_put(q, msg, sizeof msg, 0), 0);
+	assert_int_equal(px_queue_put(q, msg, 20, 0), 0);
+	px_queue_detach(q);
+	*(uint32_t *)(void *)(mem + QOFF_MAX_MSG) = 150;
+	assert_int_equal(px_queue_attach(&q, mem, size), 0);
+	assert_int_equal(px_queue_max_msg(q), 150);
+	unsigned char *buf = malloc(150);
+	assert_int_equal(px_queue_get(q, buf, 150, 0), -EBADMSG);
+	assert_int_equal(px_queue_get(q, buf, 150, 0), 20); /* the next one */
+	assert_int_equal(px_queue_get(q, buf, 150, 0), -EAGAIN);
+	free(buf);
+	px_queue_detach(q);
+	free(mem);
+}
+
+/* The header rewritten after attach (max_msg raised, offsets moved): the
+ * handle keeps the values it validated. */
+static void test_queue_header_rewritten_after_attach_is_not_used(void **state)
+{
+	(void)state;
+	px_queue_config c = {.capacity = 4, .max_msg = 300};
+	size_t size;
+	unsigned char *mem = queue_mem(&c, &size);
+	px_queue *q;
+	assert_int_equal(px_queue_attach(&q, mem, size), 0);
+	unsigned char msg[300];
+	memset(msg, 1, sizeof msg);
+	assert_int_equal(px_queue_put(q, msg, 300, 0), 0);
+	/* Everything from the memsize on: offsets, units, sizes. */
+	memset(mem + 16, 0xff, 64);
+	assert_int_equal(px_queue_max_msg(q), 300);
+	assert_int_equal(px_queue_put(q, msg, 301, 0), -EMSGSIZE);
+	unsigned char *buf = malloc(300);
+	assert_int_equal(px_queue_get(q, buf, 300, 0), 300);
+	assert_memory_equal(buf, msg, 300);
+	assert_int_equal(px_queue_put(q, msg, 300, 0), 0);
+	assert_int_equal(px_queue_get(q, buf, 300, 0), 300);
+	free(buf);
+	px_queue_detach(q);
+	free(mem);
+}
+
+/* Descriptors whose length, class or block are garbage are dropped. */
+static void test_queue_get_drops_descriptor_outside_arena(void **state)
+{
+	(void)state;
+	px_queue_config c = {.capacity = 8, .max_msg = 1000, .flags = PX_RING_SPSC};
+	size_t size;
+	unsigned char *mem = queue_mem(&c, &size);
+	px_queue *q;
+	assert_int_equal(px_queue_attach(&q, mem, size), 0);
+	unsigned char msg[1000] = {0};
+	unsigned char *buf = malloc(1000);
+	/* Descriptor slots of the SPSC ring: the queue's ring starts at the
+	 * first 128-byte line after the queue header (640 bytes). */
+	px_ring *ring = (px_ring *)(void *)(mem + 640);
+	assert_int_equal(ring->ro.geo.slot_size, 64);
+	struct {
+		uint32_t len, cls;
+		uint64_t unit;
+	} bad[] = {
+		{100, 1, 1u << 30},   /* block far outside the arena */
+		{100, 30, 0},         /* no such class */
+		{900, 1, 0},          /* longer than its 128-byte block */
+		{60, UINT32_MAX, 0},  /* inline, longer than 48 */
+		{5000, 4, 0},         /* longer than max_msg */
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		assert_int_equal(px_queue_put(q, msg, 500, 0), 0);
+		memcpy(ring->slots + (k % 8) * 64, &bad[k], sizeof bad[k]);
+		assert_int_equal(px_queue_get(q, buf, 1000, 0), -EBADMSG);
+	}
+	/* Still works afterwards (the dropped blocks leak). */
+	assert_int_equal(px_queue_put(q, msg, 40, 0), 0);
+	assert_int_equal(px_queue_get(q, buf, 1000, 0), 40);
+	free(buf);
+	px_queue_detach(q);
+	free(mem);
+}
+
+struct q_arg {
+	px_queue *q;
+	unsigned char *mem;
+};
+
+/* Free-list heads naming blocks outside the arena, and a bump pointer
+ * near UINT64_MAX (a sum that wraps): allocation fails cleanly. */
+static int arena_corrupt_child(void *p)
+{
+	struct q_arg *a = p;
+	uint64_t *heads = (uint64_t *)(void *)(a->mem + QOFF_FREE_HEAD);
+	for (int c = 0; c < 24; c++)
+		heads[c] = UINT64_C(0x0000000500000000) | 0xfffffff0u;
+	*(uint64_t *)(void *)(a->mem + QOFF_BUMP) = UINT64_MAX - 3;
+	unsigned char msg[1000] = {0};
+	if (px_queue_put(a->q, msg, 1000, 0) != -EAGAIN)
+		return 1;
+	if (px_queue_put(a->q, msg, 100, 20 * 1000 * 1000) != -ETIMEDOUT)
+		return 2;
+	if (px_queue_put(a->q, msg, 10, 0) != 0) /* inline still works */
+		return 3;
+	return 0;
+}
+
+static void test_queue_corrupt_arena_fails_put_cleanly(void **state)
+{
+	(void)state;
+	px_queue_config c = {.capacity = 4, .max_msg = 1000};
+	size_t size;
+	unsigned char *mem = queue_mem(&c, &size);
+	struct q_arg a = {.mem = mem};
+	assert_int_equal(px_queue_attach(&a.q, mem, size), 0);
+	assert_int_equal(run_with_alarm(arena_corrupt_child, &a, 10), 0);
+	px_queue_detach(a.q);
+	free(mem);
+}
+
+static void test_queue_attach_refuses_inconsistent_header(void **state)
+{
+	(void)state;
+	px_queue_config c = {.capacity = 4, .max_msg = 1000};
+	size_t size;
+	unsigned char *mem = queue_mem(&c, &size);
+	px_queue *q;
+	/* Each field of the geometry in turn, then the ring inside. */
+	static const size_t offs[] = {16, 24, 32, 40, 48, 56, 64, 72, 76};
+	for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++) {
+		uint32_t *f = (uint32_t *)(void *)(mem + offs[k]);
+		uint32_t old = *f;
+		*f ^= 0x40;
+		assert_int_equal(px_queue_attach(&q, mem, size), -EBADMSG);
+		*f = old;
+	}
+	px_ring *ring = (px_ring *)(void *)(mem + 640);
+	ring->ro.geo.slot_size = 32;
+	ring->ro.geo.stride = 32;
+	ring->ro.memsize = (uint64_t)px_ring_memsize(4, 32, 0);
+	assert_int_equal(px_queue_attach(&q, mem, size), -EBADMSG);
+	free(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +754,16 @@ int main(void)
 		cmocka_unit_test(test_queue_default_arena_never_runs_out),
 		cmocka_unit_test(test_queue_small_arena_empty_queue_fits_any_size),
 		cmocka_unit_test(test_cond_wait_huge_timeout_waits),
+		cmocka_unit_test(test_ring_attach_refuses_mask_that_disagrees_with_capacity),
+		cmocka_unit_test(test_ring_attach_refuses_pow2_flag_on_other_capacity),
+		cmocka_unit_test(test_ring_header_rewritten_after_attach_moves_no_access),
+		cmocka_unit_test(test_ring_try_push_returns_when_slots_never_free),
+		cmocka_unit_test(test_ring_spsc_corrupt_indices_stay_in_ring),
+		cmocka_unit_test(test_queue_get_refuses_message_longer_than_max_msg),
+		cmocka_unit_test(test_queue_header_rewritten_after_attach_is_not_used),
+		cmocka_unit_test(test_queue_get_drops_descriptor_outside_arena),
+		cmocka_unit_test(test_queue_corrupt_arena_fails_put_cleanly),
+		cmocka_unit_test(test_queue_attach_refuses_inconsistent_header),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -276,7 +276,9 @@ PX_API int px_executor_workers(const px_executor *ex);
  */
 PX_API int px_executor_alloc(px_executor *ex, size_t size, void **out);
 
-/* Frees memory from px_executor_alloc(). Accepts NULL. */
+/* Frees memory from px_executor_alloc() on ex. Accepts NULL. Any other
+ * pointer (another executor's, interior, freed already) is ignored, on
+ * every backend. */
 PX_API void px_executor_free(px_executor *ex, void *p);
 
 #ifdef __cplusplus

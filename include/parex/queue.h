@@ -20,6 +20,19 @@
  * A process that dies in the middle of a put or get can lose that message
  * and its arena block (never corrupt others); in a multi-producer or
  * multi-consumer queue it can stall the queue as described in ring.h.
+ *
+ * Handles and trust: as with rings (see ring.h), px_queue_attach() returns a
+ * handle holding a private, validated copy of the queue's geometry; the
+ * memory itself used as a px_queue * after px_queue_init() trusts its
+ * header. Through a handle, a process sharing the memory that writes
+ * anything into it at any time can lose, garble, duplicate or invent
+ * messages, use up the arena and stall or empty the queue, but cannot make
+ * a call read or write outside the queue's memory or the caller's buffers
+ * (a message longer than max_msg, or whose block lies outside the arena, is
+ * refused with -EBADMSG), nor make a call with timeout 0 block.
+ *
+ * NULL: every px_queue_* call refuses a NULL queue or buffer with -EINVAL
+ * (the query functions return 0 or false; detach and set_spin do nothing).
  */
 #ifndef PAREX_QUEUE_H
 #define PAREX_QUEUE_H
@@ -76,10 +89,18 @@ PX_API int px_queue_init(void *mem, size_t size, const px_queue_config *cfg);
 
 /*
  * Checks that mem (size bytes, an upper bound) holds a queue made by
- * px_queue_init() and stores it in *out. Returns 0, -EINVAL, PX_EBADMAGIC,
- * PX_EVERSION, -EBADMSG (truncated or inconsistent).
+ * px_queue_init() - every header field against the others, the ring inside
+ * and size - and stores a handle for it in *out; the caller owns the handle
+ * (px_queue_detach()), mem stays the caller's. Returns 0, -EINVAL,
+ * PX_EBADMAGIC, PX_EVERSION, -EBADMSG (truncated or inconsistent), -ENOMEM.
  */
 PX_API int px_queue_attach(px_queue **out, void *mem, size_t size);
+
+/*
+ * Frees a handle from px_queue_attach(); the queue is untouched. NULL, or
+ * the queue's memory itself, is a no-op.
+ */
+PX_API void px_queue_detach(px_queue *q);
 
 /*
  * Puts a copy of len bytes at msg (len may be 0), waiting up to timeout_ns
@@ -102,7 +123,9 @@ PX_API int px_queue_putv(px_queue *q, const struct iovec *iov, int iovcnt,
  * queue's max_msg so that any message fits), waiting up to timeout_ns
  * (0: do not wait). Returns the message length (>= 0), -EINVAL (NULL buf or
  * cap < max_msg), -EAGAIN (timeout 0 and empty), -ETIMEDOUT, PX_EEOF (closed
- * and drained), -EINTR (px_queue_kick()).
+ * and drained), -EINTR (px_queue_kick()), -EBADMSG (the next descriptor was
+ * corrupt - longer than max_msg or its block, or a block outside the arena -
+ * and was dropped; nothing was written to buf).
  */
 PX_API ssize_t px_queue_get(px_queue *q, void *buf, size_t cap,
 			    int64_t timeout_ns);

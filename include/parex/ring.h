@@ -5,10 +5,35 @@
  * Layout is a contract between processes, so, as with DPDK's rte_ring, the
  * caller sizes the memory with px_ring_memsize(), initialises it once with
  * px_ring_init() and, in every other process (or at another address),
- * attaches with px_ring_attach(), which checks magic, version and size.
- * A px_ring * is simply the start of that memory; the ring holds no pointers,
- * so each process may map it at a different address. Nothing to destroy:
- * the ring lives as long as its memory.
+ * attaches with px_ring_attach(), which checks magic, version and every
+ * header field against the others and the mapping's size. The ring holds no
+ * pointers, so each process may map it at a different address; the ring
+ * lives as long as its memory.
+ *
+ * Two kinds of px_ring *:
+ *   - the memory itself ((px_ring *)mem after px_ring_init()): the ring's
+ *     geometry is read from the shared header on every call, so this trusts
+ *     every process that maps the memory (threads of one process, or
+ *     processes that trust each other);
+ *   - a handle from px_ring_attach(): a private, read-only copy of the
+ *     validated geometry plus the ring's address. Free it with
+ *     px_ring_detach() (or let it live as long as the process).
+ *
+ * Trust model (handles): memory shared with another process is input from
+ * that process. A peer that writes anything at any time into the ring
+ * (buggy, hostile, or killed half-way through a write) can lose, duplicate
+ * or garble items, fill or empty the ring, or stall it (blocking calls then
+ * wait until their timeout). It can never make a call through a handle read
+ * or write outside the ring's memory or the caller's buffers, and never make
+ * a non-blocking call block: positions and indices read from shared memory
+ * are used only modulo the private capacity, and every retry loop of a try
+ * call is bounded (a try call that cannot claim a slot in a bounded number
+ * of attempts, i.e. a corrupt ring or pathological contention, answers as
+ * if the ring were full or empty). See ipc/README.md.
+ *
+ * NULL: every call refuses a NULL ring or buffer with -EINVAL; the query
+ * functions (is_closed, count, capacity, slot_size) return false or 0, and
+ * px_ring_set_spin() and px_ring_detach() do nothing.
  *
  * Capacity means what the caller asked for: a ring of capacity 1000 holds
  * 1000 items (no power of two, no "count - 1").
@@ -92,28 +117,39 @@ PX_API int px_ring_init(void *mem, size_t size, uint32_t capacity,
 
 /*
  * Checks that mem (size bytes: the mapping's size, an upper bound) holds a
- * ring made by px_ring_init() and stores it in *out. Returns 0, -EINVAL
- * (NULL, misaligned), PX_EBADMAGIC, PX_EVERSION, -EBADMSG when the ring's
- * recorded size exceeds size (truncated) or its header is inconsistent.
+ * ring made by px_ring_init() and stores a handle for it in *out (see
+ * "Two kinds" above); the caller owns the handle, mem stays the caller's.
+ * Returns 0, -EINVAL (NULL, misaligned), PX_EBADMAGIC, PX_EVERSION,
+ * -EBADMSG when the ring's recorded size exceeds size (truncated) or its
+ * header is inconsistent (capacity, slot size, stride, mask and mode must
+ * agree with each other and with the recorded size), -ENOMEM.
  */
 PX_API int px_ring_attach(px_ring **out, void *mem, size_t size);
 
 /*
+ * Frees a handle from px_ring_attach(); the ring and its memory are
+ * untouched. A NULL r, or r that is the ring's memory itself, is a no-op.
+ */
+PX_API void px_ring_detach(px_ring *r);
+
+/*
  * Pushes one item (slot_size bytes copied from item) without blocking.
- * Returns 0, -EAGAIN when full, -EPIPE when closed.
+ * Returns 0, -EAGAIN when full (or no slot could be claimed in a bounded
+ * number of attempts), -EPIPE when closed, -EINVAL for NULL.
  */
 PX_API int px_ring_try_push(px_ring *r, const void *item);
 
 /*
  * Pops one item into item (slot_size bytes) without blocking. Returns 0,
- * -EAGAIN when empty, PX_EEOF when closed and empty.
+ * -EAGAIN when empty (or no slot could be claimed in a bounded number of
+ * attempts), PX_EEOF when closed and empty, -EINVAL for NULL.
  */
 PX_API int px_ring_try_pop(px_ring *r, void *item);
 
 /*
  * Pushes one item, waiting up to timeout_ns for room. Returns 0,
  * -ETIMEDOUT, -EPIPE when closed (before or while waiting), -EINTR after
- * px_ring_kick().
+ * px_ring_kick(), -EINVAL for NULL.
  */
 PX_API int px_ring_push(px_ring *r, const void *item, int64_t timeout_ns);
 

@@ -24,6 +24,26 @@
  * child inherits a copy of the handle and the mapping: it may use the data
  * and call px_shm_close() on its copy, which unmaps but never unlinks (only
  * the creating process unlinks).
+ *
+ * Trust: the segment's bytes, header included, are writable by every process
+ * that maps it. px_shm_open() / px_shm_open_fd() check the header (magic,
+ * version, sizes against each other and against the object's real size) and
+ * keep private copies of the sizes; later changes to the header are never
+ * read again, so a peer cannot make px_shm_data() / px_shm_size() lie.
+ * Anonymous segments are sealed against resizing (F_SEAL_SHRINK and
+ * F_SEAL_GROW on the memfd), so a peer holding the descriptor cannot
+ * truncate them under the mapping. A named object, or a descriptor from
+ * elsewhere that is not sealed, can be truncated by any process allowed to
+ * open it, and touching the lost pages then raises SIGBUS: share named
+ * segments only with processes that may write them. px_shm_is_stale()
+ * believes the creator pid and start time the header records. What the
+ * caller builds in the data (rings, queues, sync objects) has its own trust
+ * rules: see ring.h, queue.h, sync.h.
+ *
+ * NULL: functions returning int refuse NULL pointers with -EINVAL, except
+ * px_shm_close() (NULL is a no-op, returning 0); px_shm_data(),
+ * px_shm_size(), px_shm_name() and px_shm_fd() return NULL, 0, NULL and
+ * -EBADF.
  */
 #ifndef PAREX_SHM_H
 #define PAREX_SHM_H

@@ -20,6 +20,22 @@
  * Dying holders: px_lock and px_rlock are robust (below). For the others a
  * process that dies while it holds a semaphore unit or is inside a barrier
  * simply never gives it back, as with POSIX semaphores; nothing is corrupted.
+ *
+ * Trust: an object in shared memory is input from every process that maps
+ * it. px_sem, px_event, px_barrier and px_counter are plain words: a peer
+ * that writes garbage into one can make it report any value, release or
+ * stall waiters (a blocking call then waits until its timeout), but these
+ * objects hold no indices or lengths, so no call reads or writes outside
+ * the object, and a call with timeout 0 never blocks (a compare-and-swap
+ * loop that a peer keeps failing gives up with -EAGAIN). px_lock, px_rlock
+ * and px_cond are glibc pthread objects: a peer that corrupts one can make
+ * calls on it fail, block or be refused by the C library; share them only
+ * between processes that trust each other.
+ *
+ * NULL: every function refuses a NULL object (or other NULL pointer) with
+ * -EINVAL; those that return a value rather than an error (px_sem_value,
+ * px_event_is_set, px_barrier_waiting, px_counter_*) do nothing and return
+ * 0 or false.
  */
 #ifndef PAREX_SYNC_H
 #define PAREX_SYNC_H
@@ -112,7 +128,9 @@ PX_API int px_sem_trywait(px_sem *s);
 
 /*
  * Gives back n units (n >= 1), waking up to n waiters. Returns 0, -EINVAL,
- * -EOVERFLOW (the value would exceed PX_SEM_VALUE_MAX; nothing changes).
+ * -EOVERFLOW (the value would exceed PX_SEM_VALUE_MAX, also for any n above
+ * PX_SEM_VALUE_MAX; nothing changes), -EAGAIN (the value kept changing under
+ * a bounded number of attempts: only a peer rewriting it does that).
  */
 PX_API int px_sem_post(px_sem *s, uint32_t n);
 
@@ -127,7 +145,8 @@ typedef struct px_event {
 /* Initialises e, set or clear. Returns 0, -EINVAL. */
 PX_API int px_event_init(px_event *e, bool set);
 
-/* Sets the flag and wakes every waiter. Returns 0, -EINVAL. */
+/* Sets the flag and wakes every waiter. Returns 0, -EINVAL, -EAGAIN (as
+ * px_sem_post()). */
 PX_API int px_event_set(px_event *e);
 
 /* Clears the flag. Returns 0, -EINVAL. */
@@ -205,18 +224,19 @@ typedef struct px_counter {
 /* Initialises c to value. Returns 0, -EINVAL. */
 PX_API int px_counter_init(px_counter *c, int64_t value);
 
-/* Adds delta (wrapping) and returns the new value. */
+/* Adds delta (wrapping) and returns the new value (0 for NULL c). */
 PX_API int64_t px_counter_add(px_counter *c, int64_t delta);
 
-/* The current value. */
+/* The current value (0 for NULL c). */
 PX_API int64_t px_counter_get(const px_counter *c);
 
-/* Stores value; returns the previous value. */
+/* Stores value; returns the previous value (0 for NULL c: nothing stored). */
 PX_API int64_t px_counter_exchange(px_counter *c, int64_t value);
 
 /*
  * Stores desired if the counter holds *expected and returns true; otherwise
- * writes the current value to *expected and returns false.
+ * writes the current value to *expected and returns false. NULL c or
+ * expected: returns false, changes nothing.
  */
 PX_API bool px_counter_cas(px_counter *c, int64_t *expected, int64_t desired);
 
