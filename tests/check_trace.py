@@ -3,7 +3,8 @@
 JSON, lib/trace.c) the way Perfetto would read it, plus what parex promises.
 
 Run: check_trace.py FILE [--tasks N] [--not-run N] [--crashed N]
-                         [--errors N] [--process] [--io] [--max-worker W]
+                         [--errors N] [--timed-out N] [--cancelled N]
+                         [--process] [--io] [--max-worker W]
 
 Checks that FILE parses as JSON with a traceEvents list; that every task
 (or I/O operation) appears exactly once (task numbers unique, 0..N-1 when
@@ -35,6 +36,8 @@ def main():
     ap.add_argument("--not-run", type=int)
     ap.add_argument("--crashed", type=int)
     ap.add_argument("--errors", type=int)
+    ap.add_argument("--timed-out", type=int)
+    ap.add_argument("--cancelled", type=int)
     ap.add_argument("--max-worker", type=int)
     ap.add_argument("--process", action="store_true")
     ap.add_argument("--io", action="store_true")
@@ -108,7 +111,9 @@ def main():
     for want, what, pred in (
             (a.not_run, "not run", lambda g: g["worker"] < 0),
             (a.crashed, "crashed", lambda g: g["outcome"] == "crashed"),
-            (a.errors, "failed", lambda g: g["outcome"] == "error")):
+            (a.errors, "failed", lambda g: g["outcome"] == "error"),
+            (a.timed_out, "timed out", lambda g: g["outcome"] == "timed out"),
+            (a.cancelled, "cancelled", lambda g: g["outcome"] == "cancelled")):
         if want is not None and count(pred) != want:
             problems.append("%d tasks %s, expected %d" % (count(pred), what, want))
 

@@ -260,6 +260,61 @@ static void crashed_task_is_marked(void **state)
 			       NULL), 0);
 }
 
+/* On the process backend, a task killed for its timeout ran until the kill:
+ * it appears once, on its worker's track, timed out. */
+static void timed_out_task_is_marked(void **state)
+{
+	(void)state;
+	if (!cur->process)
+		skip();
+	char path[128];
+	path_in_dir(path, sizeof(path), "to.json");
+	px_executor *ex = open_traced(path);
+	px_future *f;
+	int64_t ns = 10 * PX_SEC;
+	px_submit_opts so = { .timeout_ns = 50 * PX_MSEC };
+	assert_int_equal(px_executor_submit(ex, nap, &ns, sizeof(ns), &so, &f), 0);
+	assert_int_equal(px_future_wait(f, -1), 0);
+	assert_int_equal(px_future_error(f), -ETIMEDOUT);
+	px_future_release(f);
+	px_executor_destroy(ex);
+	assert_int_equal(check(path, "--tasks", "1", "--timed-out", "1", "--not-run",
+			       "0", "--process", NULL), 0);
+}
+
+/* shutdown(cancel_pending) drops the queued tasks: each appears once, on
+ * the "not run" track, cancelled. */
+static void shutdown_cancelled_tasks_are_not_run(void **state)
+{
+	(void)state;
+	if (!cur->concurrent)
+		skip();
+	char path[128], spec[300];
+	path_in_dir(path, sizeof(path), "s.json");
+	snprintf(spec, sizeof(spec), ":workers=1,trace=%s", path);
+	px_executor *ex;
+	assert_int_equal(px_executor_open(&ex, spec, NULL, 0), 0);
+	enum { N = 8 };
+	px_future *fs[N];
+	int64_t ns = 100 * PX_MSEC;
+	for (int i = 0; i < N; i++)
+		assert_int_equal(px_executor_submit(ex, nap, &ns, sizeof(ns), NULL,
+						    &fs[i]), 0);
+	assert_int_equal(px_executor_shutdown(ex, true, true), 0);
+	int cancelled = 0;
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(px_future_wait(fs[i], -1), 0);
+		cancelled += px_future_error(fs[i]) == -ECANCELED;
+		px_future_release(fs[i]);
+	}
+	/* One worker, 100 ms each: most were still queued. */
+	assert_true(cancelled >= 1);
+	px_executor_destroy(ex);
+	assert_int_equal(check(path, "--tasks", num(0, N), "--not-run",
+			       num(1, cancelled), "--cancelled", num(2, cancelled),
+			       NULL), 0);
+}
+
 /* Tracing off (no key, PAREX_TRACE unset or empty) writes no file. */
 static void tracing_off_writes_nothing(void **state)
 {
@@ -356,6 +411,10 @@ static void bad_trace_path_fails_create(void **state)
 					use_backend, clean_dir),            \
 	cmocka_unit_test_setup_teardown(crashed_task_is_marked, use_backend,  \
 					clean_dir),                         \
+	cmocka_unit_test_setup_teardown(timed_out_task_is_marked, use_backend, \
+					clean_dir),                         \
+	cmocka_unit_test_setup_teardown(shutdown_cancelled_tasks_are_not_run, \
+					use_backend, clean_dir),            \
 	cmocka_unit_test_setup_teardown(tracing_off_writes_nothing,           \
 					use_backend, clean_dir),            \
 	cmocka_unit_test_setup_teardown(env_traces_and_numbers_files,         \
