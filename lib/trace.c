@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -185,14 +186,69 @@ static void put_json_string(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
-/* Microseconds since t0, as Chrome's `ts`/`dur` (fractions keep ns). */
-static void put_us(FILE *fp, int64_t ns)
+/*
+ * An event is formatted by hand into a line buffer and written with one
+ * fwrite: a trace holds up to millions of events, written in one go at the
+ * end, and printf's parsing and per-call stdio overhead dominated that.
+ * An event's line is well under its capacity (names and numbers are short;
+ * the one string, the outcome, is ours).
+ */
+struct line {
+	size_t n;
+	char b[512];
+};
+
+static void put_s(struct line *l, const char *s)
 {
-	if (ns < 0) {
-		fputc('-', fp);
-		ns = -ns;
+	size_t len = strlen(s);
+	if (len > sizeof(l->b) - l->n)
+		len = sizeof(l->b) - l->n;
+	memcpy(l->b + l->n, s, len);
+	l->n += len;
+}
+
+static void put_c(struct line *l, char c)
+{
+	if (l->n < sizeof(l->b))
+		l->b[l->n++] = c;
+}
+
+static void put_u64(struct line *l, uint64_t v)
+{
+	char b[24];
+	int i = (int)sizeof(b);
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i < (int)sizeof(b))
+		put_c(l, b[i++]);
+}
+
+static void put_i64(struct line *l, int64_t v)
+{
+	if (v < 0) {
+		put_c(l, '-');
+		put_u64(l, -(uint64_t)v);
+	} else {
+		put_u64(l, (uint64_t)v);
 	}
-	fprintf(fp, "%lld.%03lld", (long long)(ns / 1000), (long long)(ns % 1000));
+}
+
+/* Microseconds, as Chrome's `ts`/`dur` (three decimals keep the ns). */
+static void put_us(struct line *l, int64_t ns)
+{
+	uint64_t u = (uint64_t)ns;
+	if (ns < 0) {
+		put_c(l, '-');
+		u = -(uint64_t)ns;
+	}
+	put_u64(l, u / 1000);
+	unsigned f = (unsigned)(u % 1000);
+	put_c(l, '.');
+	put_c(l, (char)('0' + f / 100));
+	put_c(l, (char)('0' + f / 10 % 10));
+	put_c(l, (char)('0' + f % 10));
 }
 
 static const char *outcome_name(const struct px__trace_event *ev)
@@ -209,21 +265,49 @@ static const char *outcome_name(const struct px__trace_event *ev)
 }
 
 /* The args object of a task's event. */
-static void put_args(FILE *fp, const struct px__trace *t, int64_t start,
+static void put_args(struct line *l, const struct px__trace *t, int64_t start,
 		     const struct px__trace_event *ev)
 {
-	fprintf(fp, ",\"args\":{\"task\":%llu,\"worker\":%d,\"outcome\":\"%s\","
-		"\"error\":%d", (unsigned long long)ev->task, ev->worker,
-		outcome_name(ev), (int)ev->outcome);
-	if (ev->pid)
-		fprintf(fp, ",\"pid\":%d", (int)ev->pid);
-	if (ev->submit_ns) {
-		fputs(",\"submit_us\":", fp);
-		put_us(fp, ev->submit_ns - t->t0);
-		fputs(",\"queued_us\":", fp);
-		put_us(fp, start - ev->submit_ns);
+	put_s(l, ",\"args\":{\"task\":");
+	put_u64(l, ev->task);
+	put_s(l, ",\"worker\":");
+	put_i64(l, ev->worker);
+	put_s(l, ",\"outcome\":\"");
+	put_s(l, outcome_name(ev));
+	put_s(l, "\",\"error\":");
+	put_i64(l, ev->outcome);
+	if (ev->pid) {
+		put_s(l, ",\"pid\":");
+		put_i64(l, ev->pid);
 	}
-	fputs("}}", fp);
+	if (ev->submit_ns) {
+		put_s(l, ",\"submit_us\":");
+		put_us(l, ev->submit_ns - t->t0);
+		put_s(l, ",\"queued_us\":");
+		put_us(l, start - ev->submit_ns);
+	}
+	put_s(l, "}}");
+}
+
+/* The common head of an event: name, category and phase, ids, "ts": */
+static void put_head(struct line *l, const char *name, uint64_t num,
+		     const char *suffix, const char *cat_ph, bool id, int pid,
+		     int tid)
+{
+	put_s(l, ",\n{\"name\":\"");
+	put_s(l, name);
+	put_u64(l, num);
+	put_s(l, suffix);
+	put_s(l, cat_ph);
+	if (id) {
+		put_s(l, ",\"id\":");
+		put_u64(l, num);
+	}
+	put_s(l, ",\"pid\":");
+	put_i64(l, pid);
+	put_s(l, ",\"tid\":");
+	put_i64(l, tid);
+	put_s(l, ",\"ts\":");
 }
 
 /*
@@ -234,28 +318,29 @@ static void put_args(FILE *fp, const struct px__trace *t, int64_t start,
 static void put_event(FILE *fp, const struct px__trace *t, int pid,
 		      const struct px__trace_event *ev)
 {
+	struct line l;
+	l.n = 0;
 	int64_t start = ev->flags & PX__TRACE_NOT_RUN ? ev->end_ns : ev->start_ns;
 	const char *crashed = ev->flags & PX__TRACE_CRASHED ? " (crashed)" : "";
-	unsigned long long id = (unsigned long long)ev->task;
 	if (t->async) {
-		fprintf(fp, ",\n{\"name\":\"op %llu\",\"cat\":\"io\",\"ph\":\"b\","
-			"\"id\":%llu,\"pid\":%d,\"tid\":%d,\"ts\":", id, id, pid,
-			ev->worker + 1);
-		put_us(fp, start - t->t0);
-		put_args(fp, t, start, ev);
-		fprintf(fp, ",\n{\"name\":\"op %llu\",\"cat\":\"io\",\"ph\":\"e\","
-			"\"id\":%llu,\"pid\":%d,\"tid\":%d,\"ts\":", id, id, pid,
-			ev->worker + 1);
-		put_us(fp, ev->end_ns - t->t0);
-		fputs("}", fp);
-		return;
+		put_head(&l, "op ", ev->task, "", "\",\"cat\":\"io\",\"ph\":\"b\"",
+			 true, pid, ev->worker + 1);
+		put_us(&l, start - t->t0);
+		put_args(&l, t, start, ev);
+		put_head(&l, "op ", ev->task, "", "\",\"cat\":\"io\",\"ph\":\"e\"",
+			 true, pid, ev->worker + 1);
+		put_us(&l, ev->end_ns - t->t0);
+		put_c(&l, '}');
+	} else {
+		put_head(&l, "task ", ev->task, crashed,
+			 "\",\"cat\":\"task\",\"ph\":\"X\"", false, pid,
+			 ev->worker + 1);
+		put_us(&l, start - t->t0);
+		put_s(&l, ",\"dur\":");
+		put_us(&l, ev->end_ns - start);
+		put_args(&l, t, start, ev);
 	}
-	fprintf(fp, ",\n{\"name\":\"task %llu%s\",\"cat\":\"task\",\"ph\":\"X\","
-		"\"pid\":%d,\"tid\":%d,\"ts\":", id, crashed, pid, ev->worker + 1);
-	put_us(fp, start - t->t0);
-	fputs(",\"dur\":", fp);
-	put_us(fp, ev->end_ns - start);
-	put_args(fp, t, start, ev);
+	fwrite(l.b, 1, l.n, fp);
 }
 
 /* Track names: one metadata event per worker index seen. */
@@ -290,6 +375,7 @@ static int write_file(struct px__trace *t)
 	if (!fp)
 		return -errno; /* px__trace_finish closes the fd */
 	t->fd = -1; /* fclose closes it */
+	__fsetlocking(fp, FSETLOCKING_BYCALLER); /* this thread alone writes */
 	uint64_t claimed = atomic_load_explicit(&t->next, memory_order_relaxed);
 	uint64_t n = claimed < t->max_events ? claimed : t->max_events;
 	int pid = (int)getpid();
