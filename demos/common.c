@@ -89,15 +89,9 @@ double demo_now(void)
 
 int demo_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	/* A CPU affinity mask (taskset, a cpuset) leaves fewer to use. */
-	cpu_set_t set;
-	if (!sched_getaffinity(0, sizeof(set), &set)) {
-		int k = CPU_COUNT(&set);
-		if (k > 0 && k < n)
-			n = k;
-	}
-	return n > 0 ? (int)n : 1;
+	/* The CPUs this process may run on (affinity mask), capped by a
+	 * cgroup CPU quota: what parex itself sizes its pools by. */
+	return px_available_parallelism();
 }
 
 /* quota/period from a cgroup file: v2 cpu.max ("max 100000" or "50000

@@ -72,8 +72,8 @@ void demo_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic clock, seconds. */
 double demo_now(void);
 
-/* CPUs this process may run on: online CPUs, fewer under an affinity mask
- * (taskset, a cpuset); at least 1. */
+/* CPUs this process may run on: px_available_parallelism() (the affinity
+ * mask, capped by a cgroup v2 CPU quota); at least 1. */
 int demo_cpus(void);
 
 /* The CPUs a cgroup CPU quota (v2 cpu.max, v1 cfs_quota_us) allows this

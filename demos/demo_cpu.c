@@ -872,9 +872,15 @@ int main(int argc, char **argv)
 		const char *cvt = classify(pt, pu, &mpy, !strcmp(cvp, "yes"), wt, sizeof(wt));
 		demo_verdict_field("cpython_threads_scale", cvt);
 		demo_verdict_field("cpython_processes_scale", cvp);
+		/* parex beside CPython at CPython's workers count (at most 4),
+		 * not at wref, which is larger on more than 4 CPUs. */
+		conf *cgw = gil ? find_conf(cs, ncf, gil, py.workers, coarse) : NULL;
+		conf *cpw = proc ? find_conf(cs, ncf, proc, py.workers, coarse) : NULL;
+		double gw = cgw ? estimate(bc, cgw).med : NAN;
+		double pw = cpw ? estimate(bc, cpw).med : NAN;
 		demo_verdict("CPython %s, same kernel: ThreadPoolExecutor %.2fx (%.2f..%.2f; thread:gil=1 %.2fx), ProcessPoolExecutor %.2fx (%.2f..%.2f; process pool %.2fx), %d workers",
-			     py.version, pt.med, pt.lo, pt.hi, eg.med, pp.med, pp.lo,
-			     pp.hi, ep.med, py.workers);
+			     py.version, pt.med, pt.lo, pt.hi, gw, pp.med, pp.lo,
+			     pp.hi, pw, py.workers);
 		const char *match = "inconclusive";
 		char why[600] = "";
 		if (vg && vp && strcmp(vg, "inconclusive") && strcmp(vp, "inconclusive") &&

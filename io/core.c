@@ -163,8 +163,8 @@ void px__io_complete(px_io *io, px_future *f, int64_t res)
 	} else {
 		px_promise_set_error(f, (int)res, NULL);
 	}
-	/* One track per context; the operation spans its start to its completion. Read
-	 * back from the future (ours until the release below). */
+	/* One track per context; the operation spans its start to its
+	 * completion, read back from the future (ours until the release). */
 	if (io->trace)
 		px__trace_task(io->trace, f->trace_submit_ns, f->trace_task, 0, 0,
 			       f->trace_submit_ns, end_ns, px_future_error(f), 0);

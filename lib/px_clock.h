@@ -33,6 +33,18 @@ static inline int64_t px__now_ns(void)
 }
 
 /*
+ * The deadline timeout_ns (>= 0) after the clock reading `start`, saturating:
+ * PX__NO_DEADLINE when the sum would not fit. The one place parex adds a
+ * timeout to a time.
+ */
+static inline int64_t px__deadline_add(int64_t start, int64_t timeout_ns)
+{
+	if (timeout_ns >= PX__NO_DEADLINE - start)
+		return PX__NO_DEADLINE;
+	return start + timeout_ns;
+}
+
+/*
  * The deadline timeout_ns from now. A negative timeout (PX_FOREVER) and one
  * too large to add to the clock both give PX__NO_DEADLINE; 0 gives "now"
  * (already passed: poll once).
@@ -41,11 +53,7 @@ static inline int64_t px__deadline_after(int64_t timeout_ns)
 {
 	if (timeout_ns < 0)
 		return PX__NO_DEADLINE;
-	int64_t now = px__now_ns();
-
-	if (timeout_ns >= PX__NO_DEADLINE - now)
-		return PX__NO_DEADLINE;
-	return now + timeout_ns;
+	return px__deadline_add(px__now_ns(), timeout_ns);
 }
 
 /*
@@ -114,7 +122,7 @@ static inline void px__spin_init(struct px__spin *s, int64_t ns)
 {
 	int64_t now = px__now_ns();
 
-	s->until = ns >= PX__NO_DEADLINE - now ? PX__NO_DEADLINE : now + ns;
+	s->until = px__deadline_add(now, ns);
 	s->next_yield = now + PX__SPIN_YIELD_NS;
 	s->i = 0;
 }

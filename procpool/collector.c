@@ -473,13 +473,6 @@ static void handle_fs(struct pp_pool *p)
 
 /* The deadline timeout_ns after start, saturating like px__deadline_after():
  * a sum past the clock's range is no deadline, never one in the past. */
-static int64_t deadline_from(int64_t start, int64_t timeout_ns)
-{
-	if (timeout_ns >= PX__NO_DEADLINE - start)
-		return PX__NO_DEADLINE;
-	return start + timeout_ns;
-}
-
 /* Kills tasks past their timeout; returns the nearest deadline (or
  * PX__NO_DEADLINE). Only a worker's oldest task can be running. */
 static int64_t check_timeouts(struct pp_pool *p)
@@ -506,12 +499,12 @@ static int64_t check_timeouts(struct pp_pool *p)
 		uint64_t word = atomic_load_explicit(&rec->word, memory_order_acquire);
 		if (word == rword(s, R_QUEUED)) {
 			/* Not started yet: it cannot end before now + timeout. */
-			next = px__deadline_min(next, deadline_from(now, e->timeout_ns));
+			next = px__deadline_min(next, px__deadline_add(now, e->timeout_ns));
 			continue;
 		}
 		if (word != rword(s, R_RUNNING))
 			continue;
-		int64_t dl = deadline_from(
+		int64_t dl = px__deadline_add(
 			atomic_load_explicit(&rec->start_ns, memory_order_relaxed),
 			e->timeout_ns);
 		if (now < dl) {

@@ -7,6 +7,7 @@ taken from $PAREX_EXECUTOR or parex.conf. Never checks timings.
 
 Usage: test_demos.py DEMO_DIR CASE   (CASE: cpu, io, io_refused, race,
        pipeline, badinput, config, plot, options, json_url, nopython,
+       cpython_workers,
        report)
 The report case also renders report.html with headless chromium where it
 is installed (and says SKIP otherwise).
@@ -340,6 +341,40 @@ elif case == "affinity":
             for k, v in doc["verdicts"].items():
                 if v == "no":
                     fail(f"pinned demo_cpu: {k} = no, blamed on the backend")
+elif case == "cpython_workers":
+    # CPython runs on at most 4 workers while the parex rows the verdict
+    # compares it with are at min(CPUs, sweep); on a machine with more than
+    # 4 CPUs the two differ. The CPython line must quote parex at CPython's
+    # own workers count. A stand-in interpreter reports 1 worker (the
+    # sweep has 1 and 2 here), so the quoted figures must be the 1-worker
+    # rows, not the 2-worker ones.
+    fake = os.path.join(tmp, "fakepy")
+    samples = {"wall": [1.0, 1.0, 1.0], "cpu": [1.0, 1.0, 1.0]}
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\ncat <<'END'\n" + json.dumps(
+            {"python": "0.fake", "workers": 1, "tasks": 4, "elems": 100,
+             "sequential": samples, "thread": samples, "process": samples})
+            + "\nEND\n")
+    os.chmod(fake, 0o755)
+    rows, p = check_ok("demo_cpu", ["--seconds", "0.02", "--tiny", "64",
+                                     "--budget", "1", "--min-rounds", "3"], 2,
+                       env={"PAREX_DEMO_PYTHON": fake})
+    m = re.search(r"thread:gil=1 ([0-9.]+|nan)x\), ProcessPoolExecutor .*?"
+                  r"process pool ([0-9.]+|nan)x\), (\d+) workers", p.stdout)
+    if not m:
+        fail("demo_cpu: no CPython verdict line with a stand-in interpreter")
+    else:
+        # The large tasks: the first granularity, whose baseline row is first.
+        coarse = int(rows[0]["tasks"])
+        want = {}
+        for r in rows:
+            if r["workers"] == m.group(3) and int(r["tasks"]) == coarse:
+                want[r["backend"]] = "%.2f" % float(r["speedup"])
+        got = {"thread:gil=1": m.group(1), "process": m.group(2)}
+        for b, v in got.items():
+            if b in want and want[b] != v:
+                fail(f"demo_cpu: the CPython line quotes {b} at {v}x, but its "
+                     f"{m.group(3)}-worker row says {want[b]}x")
 elif case == "nopython":
     # No interpreter: the CPython comparison is skipped with one line.
     empty = tempfile.mkdtemp(dir=tmp)

@@ -35,7 +35,12 @@
 extern "C" {
 #endif
 
-/* Timeouts are relative, in nanoseconds; PX_FOREVER waits without limit. */
+/*
+ * Timeouts are relative, in nanoseconds. PX_FOREVER (any negative value)
+ * waits without limit, and so does a timeout too large to add to the clock
+ * (INT64_MAX - 1, say): "practically forever" never wraps into "now".
+ * 0 polls once without waiting.
+ */
 #define PX_FOREVER ((int64_t)-1)
 #define PX_MSEC ((int64_t)1000000)
 #define PX_SEC ((int64_t)1000000000)
@@ -46,7 +51,7 @@ enum {
 	PX_EBADMAGIC = -4003,   /* shared segment: wrong magic number */
 	PX_EVERSION = -4004,    /* shared segment: layout version differs */
 	PX_EEOF = -4005,        /* queue closed and drained: end of stream */
-	PX_ENOBACKEND = -4006,  /* backend known but not built in */
+	PX_ENOBACKEND = -4006,  /* no longer returned: every backend is built in */
 	PX_EFORKED = -4040      /* I/O context inherited across fork() */
 };
 

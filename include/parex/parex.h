@@ -4,6 +4,7 @@
 #ifndef PAREX_H
 #define PAREX_H
 
+#include <parex/channel.h>
 #include <parex/common.h>
 #include <parex/executor.h>
 #include <parex/future.h>
