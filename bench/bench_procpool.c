@@ -12,7 +12,9 @@
  *       worker's pipe, one read() per result), or ProcessPoolExecutor.submit;
  *       submit all, then wait for all and check the sum; tasks/s.
  *   (b) map: --map records through px_executor_map (default chunking, and
- *       chunk 256), a fork+pipe pool that batches up to 256 records per
+ *       chunk 256) and px_executor_map_stream (default chunks and bound:
+ *       records from a source callback, results summed by the sink), a
+ *       fork+pipe pool that batches up to 256 records per
  *       write() and reads results in bulk, and ProcessPoolExecutor.map with
  *       chunksize 1 and 256; records/s.
  *   (c) ping-pong: submit one task, wait for its result, --pingpong times;
@@ -24,8 +26,9 @@
  * batched pipe, python, then again) so the shared machine's noise hits them
  * alike; the tables show medians over rounds and parex/peer ratios, and the
  * issue's targets: submit >= 3x the naive pipe pool and >= 150x Python's
- * submit; map >= the batched pipe pool; ping-pong p50 <= 1/6 of the pipe
- * round trip.
+ * submit; map >= the batched pipe pool; map_stream >= 0.8x map; ping-pong
+ * p50 <= 1/6 of the pipe round trip. The map rows show the spread (min and
+ * max over the rounds) next to the median.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -180,6 +183,50 @@ static double px_map(px_executor *ex, size_t n, size_t chunk, int64_t *in,
 	for (size_t i = 0; i < n; i++)
 		if (out[i] != in[i] + 1)
 			die("parex map", "wrong result");
+	return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+/* map_stream: the source counts 0..n-1, the sink sums the results. */
+struct stream_io {
+	int64_t next, n, sum;
+};
+
+static int64_t stream_source(void *recs, size_t max, void *arg)
+{
+	struct stream_io *s = arg;
+	int64_t *out = recs;
+	size_t k = 0;
+	for (; k < max && s->next < s->n; k++)
+		out[k] = s->next++;
+	return (int64_t)k;
+}
+
+static int stream_sink(size_t first, size_t count, const void *results,
+		       const int *codes, void *arg)
+{
+	struct stream_io *s = arg;
+	const int64_t *res = results;
+	(void)first;
+	for (size_t i = 0; i < count; i++) {
+		if (codes[i])
+			return codes[i];
+		s->sum += res[i];
+	}
+	return 0;
+}
+
+static double px_map_stream(px_executor *ex, size_t n)
+{
+	struct stream_io s = { 0, (int64_t)n, 0 };
+	int64_t t0 = now_ns();
+	int r = px_executor_map_stream(ex, inc_task, sizeof(int64_t),
+				       stream_source, sizeof(int64_t),
+				       stream_sink, &s, NULL);
+	int64_t t1 = now_ns();
+	if (r)
+		die("px_executor_map_stream", px_strerror(r));
+	if (s.sum != (int64_t)n * ((int64_t)n + 1) / 2)
+		die("parex map_stream", "wrong sum");
 	return (double)n / ((double)(t1 - t0) / 1e9);
 }
 
@@ -422,6 +469,22 @@ static void row(const struct series *s, const char *unit, double scale)
 	printf("  %-40s %12.3f %s\n", s->name, median(s->v, s->n) / scale, unit);
 }
 
+/* A row with the spread: median, then min and max over the rounds. */
+static void row_spread(const struct series *s, const char *unit, double scale)
+{
+	if (!s->n) {
+		row(s, unit, scale);
+		return;
+	}
+	double lo = s->v[0], hi = s->v[0];
+	for (int i = 1; i < s->n; i++) {
+		lo = s->v[i] < lo ? s->v[i] : lo;
+		hi = s->v[i] > hi ? s->v[i] : hi;
+	}
+	printf("  %-40s %12.3f %s (%.3f..%.3f)\n", s->name,
+	       median(s->v, s->n) / scale, unit, lo / scale, hi / scale);
+}
+
 static void ratio(const char *what, double num, double den, double target,
 		  const char *cmp)
 {
@@ -464,6 +527,8 @@ int main(int argc, char **argv)
 		      m_px = { "parex process: map (default chunks)" },
 		      m_px256 = { "parex process: map (chunk 256)" },
 		      m_pt = { "parex thread (reference): map" },
+		      m_pxs = { "parex process: map_stream" },
+		      m_pts = { "parex thread (reference): map_stream" },
 		      m_batch = { "fork+pipe pool, 256 records/write" },
 		      m_py1 = { "python map chunksize=1" },
 		      m_py256 = { "python map chunksize=256" },
@@ -493,12 +558,14 @@ int main(int argc, char **argv)
 	for (int r = 0; r < opt_rounds; r++) {
 		add(&s_px, px_submit(proc, opt_tasks, fs));
 		add(&m_px, px_map(proc, opt_map, 0, in, out));
+		add(&m_pxs, px_map_stream(proc, opt_map));
 		add(&m_px256, px_map(proc, opt_map, 256, in, out));
 		px_pingpong(proc, opt_pingpong, lat);
 		pingpong_stats(lat, opt_pingpong, &p_px50, &p_px99);
 
 		add(&s_pt, px_submit(thr, opt_tasks, fs));
 		add(&m_pt, px_map(thr, opt_map, 0, in, out));
+		add(&m_pts, px_map_stream(thr, opt_map));
 		px_pingpong(thr, opt_pingpong, lat);
 		pingpong_stats(lat, opt_pingpong, &p_pt50, &p_pt99);
 
@@ -533,9 +600,11 @@ int main(int argc, char **argv)
 	row(&s_pys, "M tasks/s", 1e6);
 	printf("\n(b) map: %zu records (python %zu with chunksize 1, %zu with 256)\n",
 	       opt_map, opt_py_map1, opt_py_map256);
-	row(&m_px, "M records/s", 1e6);
-	row(&m_px256, "M records/s", 1e6);
-	row(&m_pt, "M records/s", 1e6);
+	row_spread(&m_px, "M records/s", 1e6);
+	row_spread(&m_pxs, "M records/s", 1e6);
+	row_spread(&m_px256, "M records/s", 1e6);
+	row_spread(&m_pt, "M records/s", 1e6);
+	row_spread(&m_pts, "M records/s", 1e6);
 	row(&m_batch, "M records/s", 1e6);
 	row(&m_py1, "M records/s", 1e6);
 	row(&m_py256, "M records/s", 1e6);
@@ -563,6 +632,10 @@ int main(int argc, char **argv)
 	      median(m_batch.v, m_batch.n), 1, ">=");
 	ratio("map: parex process / python map chunksize=256", px_m,
 	      m_py256.n ? median(m_py256.v, m_py256.n) : 0, 1, ">=");
+	ratio("map_stream / map: parex process", median(m_pxs.v, m_pxs.n), px_m,
+	      0.8, ">=");
+	ratio("map_stream / map: parex thread", median(m_pts.v, m_pts.n),
+	      median(m_pt.v, m_pt.n), 0.8, ">=");
 	ratio("ping-pong p50: parex process / pipe round trip",
 	      median(p_px50.v, p_px50.n), median(p_pipe50.v, p_pipe50.n), 1.0 / 6,
 	      "<=");

@@ -154,6 +154,7 @@ enum kind {
 	K_UINT,    /* an integer min..max */
 	K_SIZE,    /* an integer min..max with an optional K, M or G suffix */
 	K_BOOL,    /* 0/1, true/false, yes/no, on/off */
+	K_WORD,    /* one of the words of expect ("a or b"), as a string */
 	K_PATH,    /* a file name, stored as a string; "" for none */
 };
 
@@ -202,6 +203,15 @@ static const struct key keys[] = {
 	{ "shm_size", K_SIZE, FIELD(shm_size), 4096, 1ull << 40, "64M",
 	  "a size 4K..1T",
 	  "shared arena for arguments, results and `px_executor_alloc`", false },
+	{ "local", K_WORD, FIELD(local), 0, 0, "process", "process or thread",
+	  "`mpi` (libparex-mpi): the pool each serving rank runs its tasks on; "
+	  "`thread` loses crash isolation (a crashing task ends the job)",
+	  false },
+	{ "workers_per_rank", K_COUNT, FIELD(workers_per_rank), 1, 4096, "auto",
+	  "an integer 1..4096, or auto",
+	  "`mpi` (libparex-mpi): workers of each serving rank's local pool; "
+	  "`auto`: that rank's `px_available_parallelism()`",
+	  false },
 	{ "trace", K_PATH, FIELD(trace), 0, 0, "",
 	  "a file name (no commas or control characters)",
 	  "write the task timeline (Chrome trace-event JSON) to this file when "
@@ -294,6 +304,17 @@ static uint64_t field_load(const struct px__config *c, const struct key *k)
 	return v;
 }
 
+/* Whether v is one of the words of list ("a or b"; "or" itself is not). */
+static bool word_in(const char *list, const char *v)
+{
+	size_t n = strlen(v);
+	for (const char *p = list; n && (p = strstr(p, v)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || !p[n]) &&
+		    strcmp(v, "or"))
+			return true;
+	return false;
+}
+
 /* Parses value for k into c. false if it is not a good value. */
 static bool key_parse(const struct key *k, const char *value,
 		      struct px__config *c)
@@ -330,6 +351,11 @@ static bool key_parse(const struct key *k, const char *value,
 				return false;
 		memcpy((char *)c + k->off, value, strlen(value) + 1);
 		return true;
+	case K_WORD:
+		if (!word_in(k->expect, value) || strlen(value) >= k->size)
+			return false;
+		snprintf((char *)c + k->off, k->size, "%s", value);
+		return true;
 	}
 	if (ok)
 		field_store(c, k, u);
@@ -350,7 +376,7 @@ static void config_defaults(struct px__config *c)
 static void key_format(const struct key *k, const struct px__config *c,
 		       char *buf, size_t len)
 {
-	if (k->kind == K_PATH) {
+	if (k->kind == K_WORD || k->kind == K_PATH) {
 		snprintf(buf, len, "%s", (const char *)c + k->off);
 		return;
 	}

@@ -16,7 +16,7 @@ static const struct px_errtext px_codes[] = {
 	{ PX_EWORKERDIED, "worker process died while running the task" },
 	{ PX_ESHUTDOWN, "executor is shut down" },
 	{ PX_EBADMAGIC, "shared segment has a wrong magic number" },
-	{ PX_EVERSION, "shared segment has another layout version" },
+	{ PX_EVERSION, "version mismatch (shared segment layout, or program build between MPI ranks)" },
 	{ PX_EEOF, "end of stream" },
 	{ PX_ENOBACKEND, "backend not built into this library" },
 	/* ipc: -4020 .. -4039 */

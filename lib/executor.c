@@ -3,6 +3,7 @@
  * allocation, map() on top of submit(), and dispatch to the backend ops.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -272,6 +273,11 @@ static int chunk_task(px_task *t, const void *arg, size_t len)
 	return e;
 }
 
+PX_API px_task_fn px__map_chunk_task(void)
+{
+	return chunk_task;
+}
+
 /*
  * How many bytes of chunks (argument and result) map() keeps submitted ahead
  * of the one it collects. Enough to keep every worker fed; bounded so that a
@@ -320,22 +326,43 @@ static void spare_put(struct map_run *m, void *buf)
 		free(buf);
 }
 
-static int map_submit(struct map_run *m, size_t c, bool nowait)
+/* Submits one chunk of cnt records at recs, with a recycled result buffer
+ * when m keeps them. */
+static int map_submit_recs(struct map_run *m, const unsigned char *recs,
+			   size_t cnt, bool nowait, px_future **out)
 {
-	size_t cnt = chunk_len(m, c);
 	struct chunk_hdr h = { m->fn, (uint32_t)cnt, (uint32_t)m->arg_size,
 			       (uint32_t)m->result_size, 0 };
 	px_submit_opts so = { .flags = nowait ? PX_SUBMIT_NOWAIT : 0 };
 	void *buf = NULL;
 	if (m->spare)
 		buf = m->nspare ? m->spare[--m->nspare] : malloc(m->buf_len);
-	int r = submit_parts(m->ex, chunk_task, &h, sizeof(h),
-			     m->args + c * m->chunk * m->arg_size,
+	int r = submit_parts(m->ex, chunk_task, &h, sizeof(h), recs,
 			     cnt * m->arg_size, buf, (uint32_t)m->buf_len, &so,
-			     &m->fs[c]);
+			     out);
 	if (r && buf)
 		spare_put(m, buf);
 	return r;
+}
+
+static int map_submit(struct map_run *m, size_t c, bool nowait)
+{
+	return map_submit_recs(m, m->args + c * m->chunk * m->arg_size,
+			       chunk_len(m, c), nowait, &m->fs[c]);
+}
+
+/* Takes a collected chunk's result buffer back for the next chunk, if it
+ * succeeded with a full chunk's output (so the buffer holds at least
+ * buf_len bytes). The task is done with f's result: its completion
+ * (release) happened before our wait returned (acquire), and only map holds
+ * the future now. */
+static void map_recycle(struct map_run *m, px_future *f, int ferr, size_t rlen)
+{
+	if (m->spare && !ferr && rlen == m->buf_len && f->result != f->res_inline) {
+		spare_put(m, f->result);
+		f->result = f->res_inline;
+		f->result_len = 0;
+	}
 }
 
 /* Waits for chunk c, copies its records out and drops its future. 0 or
@@ -377,17 +404,8 @@ static int map_collect(struct map_run *m, size_t c)
 				m->first_err = code;
 		}
 	}
-	px_future *f = m->fs[c];
-	if (m->spare && !ferr && rlen == m->buf_len && f->result != f->res_inline) {
-		/* Take the buffer back for the next chunk (it holds at least
-		 * buf_len bytes). The task is done with f's result: its
-		 * completion (release) happened before our wait returned
-		 * (acquire), and only map holds the future now. */
-		spare_put(m, f->result);
-		f->result = f->res_inline;
-		f->result_len = 0;
-	}
-	px_future_release(f);
+	map_recycle(m, m->fs[c], ferr, rlen);
+	px_future_release(m->fs[c]);
 	m->fs[c] = NULL;
 	m->done_recs += cnt;
 	if (m->opts && m->opts->progress)
@@ -541,6 +559,294 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 	int submit_err = 0;
 	r = map_pump(&m, ahead, &sub, &col, &submit_err);
 	return map_finish(&m, sub, col, r, submit_err);
+}
+
+/* map_stream --------------------------------------------------------------
+ *
+ * map()'s chunks, chunk_task and recycled result buffers, over a ring of
+ * the chunks in flight instead of an array of all of them: records are read
+ * from the source into a staging buffer of one chunk, submitted, and handed
+ * to the sink straight from the collected chunk's result. Memory is the
+ * ring, the staging buffer and the chunks in flight, whatever the count.
+ */
+
+struct stream_chunk {
+	px_future *f;
+	size_t count;
+};
+
+struct stream_run {
+	/* ex, fn, sizes, chunk (the largest), spares, deadline, first_err */
+	struct map_run m;
+	px_map_source_fn source;
+	px_map_sink_fn sink;
+	void *arg;
+	struct stream_chunk *ring;
+	size_t ring_cap, head, nin; /* slots; oldest in flight; in flight */
+	size_t max_in_flight;
+	size_t in_flight;           /* records read, not delivered (staged too) */
+	size_t delivered;           /* records delivered: the next one's index */
+	size_t nsub;                /* chunks submitted */
+	bool fixed_chunk;
+	unsigned char *stage;       /* records read, not yet submitted */
+	size_t staged;
+	bool source_done;
+	int source_err, sink_err;
+	int *codes;                 /* one chunk's codes, for the sink */
+	unsigned char *zeros;       /* one chunk of zero results */
+};
+
+/* The size the next chunk is filled to. Without a fixed chunk the first
+ * ones are small, so that a short stream still spreads over the workers,
+ * and double every `workers` chunks up to the largest. */
+static size_t stream_goal(const struct stream_run *s)
+{
+	size_t cap = s->m.chunk;
+	if (s->fixed_chunk)
+		return cap;
+	size_t k = s->nsub / (size_t)s->m.ex->cfg.workers;
+	return k < 32 && ((size_t)1 << k) < cap ? (size_t)1 << k : cap;
+}
+
+/* Reads from the source until the next chunk is full, the source ends or
+ * fails, or the in-flight bound is reached. Returns whether the staged
+ * records make a chunk to submit now. */
+static bool stream_fill(struct stream_run *s)
+{
+	size_t goal = stream_goal(s);
+	size_t room = s->max_in_flight - s->in_flight;
+	size_t want = goal < s->staged + room ? goal : s->staged + room;
+	while (!s->source_done && s->staged < want) {
+		size_t max = want - s->staged;
+		int64_t got = s->source(s->stage + s->staged * s->m.arg_size,
+					max, s->arg);
+		if (got < 0 || (uint64_t)got > max) {
+			s->source_err = got < 0 && got >= INT_MIN ? (int)got : -EINVAL;
+			s->source_done = true;
+		} else if (got == 0) {
+			s->source_done = true;
+		} else {
+			s->staged += (size_t)got;
+			s->in_flight += (size_t)got;
+		}
+	}
+	return s->staged && (s->staged == goal || s->source_done);
+}
+
+static int stream_submit(struct stream_run *s, bool nowait)
+{
+	size_t slot = (s->head + s->nin) % s->ring_cap;
+	int r = map_submit_recs(&s->m, s->stage, s->staged, nowait,
+				&s->ring[slot].f);
+	if (r)
+		return r;
+	s->ring[slot].count = s->staged;
+	s->nin++;
+	s->nsub++;
+	s->staged = 0;
+	return 0;
+}
+
+/* Hands count records to the sink; a stop is kept in sink_err. */
+static void stream_deliver(struct stream_run *s, size_t count,
+			   const void *results)
+{
+	if (!s->sink_err) {
+		int e = s->sink(s->delivered, count, results, s->codes, s->arg);
+		if (e)
+			s->sink_err = e > 0 ? -e : e;
+	}
+	s->delivered += count;
+	s->in_flight -= count;
+}
+
+/* Waits for the oldest chunk in flight and delivers it. 0, -ETIMEDOUT, or
+ * the sink's stop. */
+static int stream_collect(struct stream_run *s)
+{
+	struct map_run *m = &s->m;
+	struct stream_chunk *c = &s->ring[s->head];
+	int w = px_future_wait(c->f, px__deadline_left(m->deadline));
+	if (w)
+		return w;
+	size_t cnt = c->count, rsz = m->result_size;
+	int ferr = px_future_error(c->f);
+	size_t rlen = 0;
+	const unsigned char *res = ferr ? NULL : px_future_result(c->f, &rlen);
+	if (!ferr && rlen != cnt * m->stride)
+		ferr = -EPROTO;
+	for (size_t i = 0; i < cnt; i++) {
+		int32_t code = ferr;
+		if (!ferr)
+			memcpy(&code, res + cnt * rsz + i * sizeof(code),
+			       sizeof(code));
+		s->codes[i] = code;
+		if (code && !m->first_err)
+			m->first_err = code;
+	}
+	stream_deliver(s, cnt, ferr ? s->zeros : res);
+	map_recycle(m, c->f, ferr, rlen);
+	px_future_release(c->f);
+	c->f = NULL;
+	s->head = (s->head + 1) % s->ring_cap;
+	s->nin--;
+	return s->sink_err;
+}
+
+/* map_pump's loop over the ring: fill and submit while the ring and the
+ * in-flight bound allow, collect the oldest, until the source is done and
+ * everything delivered. Returns 0, -ETIMEDOUT or the sink's stop; a
+ * submit's error lands in *submit_err. */
+static int stream_pump(struct stream_run *s, int *submit_err)
+{
+	bool timed = s->m.deadline != PX__NO_DEADLINE;
+	for (;;) {
+		if (timed && px__deadline_passed(s->m.deadline))
+			return -ETIMEDOUT;
+		/* The deadline is checked per chunk submitted too: on the
+		 * inline backend a chunk runs in its submit, so the waits never
+		 * time out. */
+		while (s->nin < s->ring_cap && !*submit_err &&
+		       !(timed && px__deadline_passed(s->m.deadline)) &&
+		       stream_fill(s)) {
+			int r = stream_submit(s, timed);
+			if (r == -EAGAIN)
+				break;
+			if (r)
+				*submit_err = r;
+		}
+		if (s->nin) {
+			int r = stream_collect(s);
+			if (r)
+				return r;
+		} else if (*submit_err || (s->source_done && !s->staged)) {
+			return 0;
+		} else if (px__deadline_passed(s->m.deadline)) {
+			return -ETIMEDOUT;
+		} else {
+			/* Full of other work, none of ours in flight. */
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* Delivers the records that will not run with code err: those in flight
+ * (cancelled if not started) and those staged. */
+static void stream_fail_rest(struct stream_run *s, int err)
+{
+	for (size_t i = 0; i < s->m.chunk; i++)
+		s->codes[i] = err;
+	for (; s->nin; s->nin--, s->head = (s->head + 1) % s->ring_cap) {
+		struct stream_chunk *c = &s->ring[s->head];
+		px_future_cancel(c->f, 0);
+		px_future_release(c->f);
+		c->f = NULL;
+		stream_deliver(s, c->count, s->zeros);
+	}
+	if (s->staged)
+		stream_deliver(s, s->staged, s->zeros);
+	s->staged = 0;
+}
+
+static void stream_free(struct stream_run *s)
+{
+	free(s->ring);
+	free(s->stage);
+	free(s->codes);
+	free(s->zeros);
+	while (s->m.nspare)
+		free(s->m.spare[--s->m.nspare]);
+	free(s->m.spare);
+}
+
+/* Sizes the chunks, the in-flight bound and the ring, and allocates. */
+static int stream_setup(struct stream_run *s, const px_map_stream_opts *opts)
+{
+	struct map_run *m = &s->m;
+	px_map_opts mo = { .chunk = opts && opts->chunk ? opts->chunk : SIZE_MAX };
+	int r = map_chunk_size(m->ex, SIZE_MAX, m->arg_size, m->result_size,
+			       &mo, &m->chunk);
+	if (r)
+		return r;
+	s->fixed_chunk = opts && opts->chunk;
+	size_t min_chunks = 2 * (size_t)m->ex->cfg.workers + 2;
+	size_t maxin = opts ? opts->max_in_flight : 0;
+	if (maxin == 0) {
+		/* As map() keeps ahead: MAP_AHEAD_BYTES of chunks, at least
+		 * two per worker. */
+		size_t ahead = MAP_AHEAD_BYTES / (sizeof(struct chunk_hdr) +
+						  m->chunk * (m->arg_size + m->stride));
+		if (ahead < min_chunks)
+			ahead = min_chunks;
+		maxin = ahead * m->chunk;
+	} else if (!s->fixed_chunk && m->chunk > maxin / min_chunks) {
+		/* A tight bound: chunks small enough that several fit. */
+		m->chunk = maxin / min_chunks ? maxin / min_chunks : 1;
+	}
+	if (m->chunk > maxin)
+		m->chunk = maxin;
+	s->max_in_flight = maxin;
+	size_t ring = maxin / m->chunk + 1;
+	if (ring < min_chunks)
+		ring = min_chunks;
+	if (ring > maxin)
+		ring = maxin;
+	if (ring > 65536)
+		ring = 65536;
+	s->ring_cap = ring;
+	m->buf_len = m->chunk * m->stride;
+	if (m->buf_len > PX__RES_INLINE) {
+		/* Recycled as in map_ahead(); without the array, chunks get
+		 * their own. */
+		m->spare_cap = ring + 1;
+		m->spare = malloc(m->spare_cap * sizeof(*m->spare));
+	}
+	s->ring = calloc(ring, sizeof(*s->ring));
+	s->stage = malloc(m->chunk * m->arg_size + 1);
+	s->codes = malloc(m->chunk * sizeof(*s->codes));
+	s->zeros = calloc(m->chunk * m->result_size + 1, 1);
+	if (!s->ring || !s->stage || !s->codes || !s->zeros)
+		return -ENOMEM;
+	return 0;
+}
+
+PX_API int px_executor_map_stream(px_executor *ex, px_task_fn fn,
+				  size_t arg_size, px_map_source_fn source,
+				  size_t result_size, px_map_sink_fn sink,
+				  void *arg, const px_map_stream_opts *opts)
+{
+	if (!ex || !fn || !source || !sink)
+		return -EINVAL;
+	struct stream_run s = {
+		.m = { .ex = ex, .fn = fn, .arg_size = arg_size,
+		       .result_size = result_size,
+		       .stride = sizeof(int32_t) + result_size,
+		       .deadline = px__deadline_after(
+			       opts && opts->timeout_ns > 0 ? opts->timeout_ns : -1) },
+		.source = source, .sink = sink, .arg = arg,
+	};
+	int r = stream_setup(&s, opts);
+	if (r) {
+		stream_free(&s);
+		return r;
+	}
+	int submit_err = 0;
+	r = stream_pump(&s, &submit_err);
+	if (r == -ETIMEDOUT)
+		stream_fail_rest(&s, r);
+	else if (!r && submit_err)
+		stream_fail_rest(&s, submit_err);
+	else if (r) /* the sink stopped: cancel, deliver nothing more */
+		stream_fail_rest(&s, r);
+	stream_free(&s);
+	if (s.sink_err)
+		return s.sink_err;
+	if (r)
+		return r;
+	if (submit_err)
+		return submit_err;
+	return s.source_err ? s.source_err : s.m.first_err;
 }
 
 PX_API int px_executor_shutdown(px_executor *ex, bool wait, bool cancel_pending)

@@ -44,6 +44,8 @@ struct px__config {
 	int64_t task_timeout_ms;       /* process: 0 = none */
 	uint64_t max_tasks_per_worker; /* process: recycle after N; 0 = never */
 	uint64_t shm_size;             /* process: shared arena bytes */
+	int workers_per_rank;          /* mpi: 0 = px_available_parallelism() */
+	char local[PX__BACKEND_NAME_MAX]; /* mpi: the serving ranks' pool */
 	px_worker_init_fn init;
 	void *init_arg;
 	char trace[PX__TRACE_PATH_MAX]; /* task timeline file; "": $PAREX_TRACE */
@@ -144,11 +146,11 @@ struct px__counts {
 };
 
 /* Adds c's counters into out's completed/failed/cancelled/busy_ns. */
-void px__counts_add(px_executor_stats *out, const struct px__counts *c);
+PX_API void px__counts_add(px_executor_stats *out, const struct px__counts *c);
 
 /* Counts one outcome (err 0: completed; -ECANCELED: cancelled; else failed)
  * into c, from its single writer. */
-void px__counts_record(struct px__counts *c, int err);
+PX_API void px__counts_record(struct px__counts *c, int err);
 
 /*
  * Storage for len bytes of f's result, for its producer to fill before
@@ -158,7 +160,7 @@ void px__counts_record(struct px__counts *c, int err);
  * capacity in result_len while pending. Otherwise res_inline or a fresh
  * malloc (freed with the future). NULL on ENOMEM or past UINT32_MAX.
  */
-void *px__future_result_buffer(px_future *f, size_t len);
+PX_API void *px__future_result_buffer(px_future *f, size_t len);
 
 /* Task ops for backends that run tasks in-process on a px_future. */
 extern const struct px__task_ops px__future_task_ops;
@@ -177,15 +179,15 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
  * Initialises the common part of a backend's executor; backends call it first
  * in ops->create, before starting workers.
  */
-void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
-		       const struct px__config *cfg);
+PX_API void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
+			      const struct px__config *cfg);
 
 /*
  * Ends the common part of a backend's executor: writes its task timeline
  * (lib/trace.h), if any. Backends call it as they free the executor, once
  * no worker can run a task of it any more (joined, or the last one out).
  */
-void px__executor_fini(px_executor *ex);
+PX_API void px__executor_fini(px_executor *ex);
 
 /*
  * Completes a queued (never started) task as cancelled if it still can be,
@@ -232,6 +234,14 @@ struct px__backend {
  */
 #define PX__BACKENDS_EXTRA 8
 PX_API int px__backend_register(const struct px__backend *b);
+
+/*
+ * map()'s chunk task (lib/executor.c). Its argument begins with the record
+ * function, a px_task_fn, which a backend running tasks in another address
+ * space (libparex-mpi) must translate. Exported (PAREX_PRIVATE) for backend
+ * libraries only, like the px__ functions above marked PX_API.
+ */
+PX_API px_task_fn px__map_chunk_task(void);
 
 /* The backend called name, built in or registered; NULL if unknown. */
 const struct px__backend *px__backend_find(const char *name);

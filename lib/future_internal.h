@@ -134,7 +134,7 @@ px_future *px__future_new(void);
 int px__future_store_result(px_future *f, const void *data, size_t len);
 
 /* Replaces f's message with a copy of msg (NULL clears). Before completion. */
-void px__future_store_message(px_future *f, const char *msg);
+PX_API void px__future_store_message(px_future *f, const char *msg);
 
 /* Copies the task argument, the alen bytes at a then the blen bytes at b
  * (map() builds a chunk from a header and records this way), into f:
@@ -150,7 +150,7 @@ bool px__future_try_start(px_future *f);
  * err; -ECANCELED completes as CANCELLED. Wakes waiters, then runs the node
  * list in order, in this thread. Returns 0 or -EALREADY.
  */
-int px__future_complete(px_future *f, int err);
+PX_API int px__future_complete(px_future *f, int err);
 
 /* PENDING -> CANCELLED (a plain cancel). True if this call cancelled it. */
 bool px__future_cancel_pending(px_future *f);

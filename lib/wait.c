@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "future_internal.h"
@@ -171,21 +172,42 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 	return r ? r : (int)(ndone > INT_MAX ? INT_MAX : ndone);
 }
 
-/* As-completed ------------------------------------------------------------ */
+/* As-completed ------------------------------------------------------------
+ *
+ * Every added future gets a node (malloc'd, so a set can grow without
+ * bound and shrink as it yields). A node is on:
+ *  - the membership list (added, not yet yielded; under mu, since adds come
+ *    from any thread), and
+ *  - the ready stack exactly once, when its future finishes: pushed by
+ *    ac_fire(), or by the adder if the future was already finished. The
+ *    iterating thread pops the stack into its local list.
+ * A yielded node leaves the membership list. With PX_AS_COMPLETED_TAKE it is
+ * freed at once if it was popped; one found by the scan (done, but its fire
+ * still pending behind a slow callback) keeps a reference of its own and
+ * waits on the `kept` list until it is popped. Without TAKE every yielded
+ * node goes to `kept` and holds its reference until close, as documented.
+ *
+ * Locks: mu is taken by add, seal, and by next around the membership list;
+ * it is never held while a callback runs, and ac_fire() takes no lock, so a
+ * done callback may call px_as_completed_add().
+ */
 
 struct ac_node {
 	struct px__node node;
 	struct px_as_completed *it;
-	size_t idx;
-	struct ac_node *ready_next; /* on the iterator's ready stack */
-	bool yielded;               /* handed out (maybe found by a scan) */
+	px_future *f;
+	struct ac_node *ready_next;  /* ready stack, then the local list */
+	struct ac_node *prev, *next; /* membership (under mu), then kept */
+	bool yielded;                /* the iterating thread's only */
 };
 
 struct px_as_completed {
-	size_t n;
-	size_t yielded;
-	px_future **fs;
-	struct ac_node *nodes;
+	pthread_mutex_t mu;
+	struct ac_node *members;          /* under mu */
+	size_t outstanding;               /* under mu: added, not yielded */
+	bool sealed;                      /* under mu */
+	unsigned flags;                   /* PX_AS_COMPLETED_*, fixed */
+	struct ac_node *kept;             /* iterating thread's */
 	_Atomic(struct ac_node *) ready;  /* Treiber stack pushed by fire() */
 	struct ac_node *local;            /* popped, in completion order */
 	struct waitset ws;
@@ -212,6 +234,90 @@ static void ac_fire(struct px__node *n, px_future *f)
 	atomic_store_explicit(&n->fired, 1, memory_order_release);
 }
 
+static void list_add(struct ac_node **head, struct ac_node *a)
+{
+	a->prev = NULL;
+	a->next = *head;
+	if (*head)
+		(*head)->prev = a;
+	*head = a;
+}
+
+static void list_del(struct ac_node **head, struct ac_node *a)
+{
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		*head = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	a->prev = a->next = NULL;
+}
+
+PX_API int px_as_completed_create(px_as_completed **out, unsigned flags)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (flags & ~(unsigned)(PX_AS_COMPLETED_TAKE | PX_AS_COMPLETED_OPEN))
+		return -EINVAL;
+	struct px_as_completed *it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	if (pthread_mutex_init(&it->mu, NULL)) {
+		free(it);
+		return -ENOMEM;
+	}
+	it->flags = flags;
+	atomic_init(&it->ready, NULL);
+	atomic_init(&it->ws.seq, 0);
+	atomic_init(&it->ws.sleeping, 0);
+	*out = it;
+	return 0;
+}
+
+PX_API int px_as_completed_add(px_as_completed *it, px_future *f)
+{
+	if (!it || !f)
+		return -EINVAL;
+	struct ac_node *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->node.fire = ac_fire;
+	a->it = it;
+	a->f = px_future_retain(f);
+	pthread_mutex_lock(&it->mu);
+	if (it->sealed) {
+		pthread_mutex_unlock(&it->mu);
+		px_future_release(f);
+		free(a);
+		return -EPIPE;
+	}
+	list_add(&it->members, a);
+	it->outstanding++;
+	/* Linked (or pushed) under mu, so a scan never sees a member that is
+	 * finished but neither linked nor on the stack. */
+	if (!px__future_link(f, &a->node)) {
+		ready_push(it, a);
+		atomic_store_explicit(&a->node.fired, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&it->mu);
+	/* Wakes a next() that waits for members (PX_AS_COMPLETED_OPEN). */
+	waitset_signal(&it->ws);
+	return 0;
+}
+
+PX_API int px_as_completed_seal(px_as_completed *it)
+{
+	if (!it)
+		return -EINVAL;
+	pthread_mutex_lock(&it->mu);
+	it->sealed = true;
+	pthread_mutex_unlock(&it->mu);
+	waitset_signal(&it->ws);
+	return 0;
+}
+
 PX_API int px_as_completed_open(px_as_completed **out, px_future *const *fs,
 				size_t n)
 {
@@ -220,34 +326,19 @@ PX_API int px_as_completed_open(px_as_completed **out, px_future *const *fs,
 	for (size_t i = 0; i < n; i++)
 		if (!fs[i])
 			return -EINVAL;
-	struct px_as_completed *it = calloc(1, sizeof(*it));
-	if (!it)
-		return -ENOMEM;
-	it->n = n;
-	it->fs = calloc(n ? n : 1, sizeof(*it->fs));
-	it->nodes = calloc(n ? n : 1, sizeof(*it->nodes));
-	if (!it->fs || !it->nodes) {
-		free(it->fs);
-		free(it->nodes);
-		free(it);
-		return -ENOMEM;
+	px_as_completed *it;
+	int r = px_as_completed_create(&it, 0);
+	if (r)
+		return r;
+	/* Already-finished futures are pushed as they are added, so they
+	 * come first, in array order. */
+	for (size_t i = 0; i < n && !r; i++)
+		r = px_as_completed_add(it, fs[i]);
+	if (r) {
+		px_as_completed_close(it);
+		return r;
 	}
-	atomic_init(&it->ready, NULL);
-	/* Already-finished futures go first, in array order. */
-	struct ac_node **tail = &it->local;
-	for (size_t i = 0; i < n; i++) {
-		it->fs[i] = px_future_retain(fs[i]);
-		struct ac_node *a = &it->nodes[i];
-		a->node.fire = ac_fire;
-		a->it = it;
-		a->idx = i;
-		if (!px__future_link(fs[i], &a->node)) {
-			atomic_store_explicit(&a->node.fired, 1, memory_order_relaxed);
-			*tail = a;
-			tail = &a->ready_next;
-		}
-	}
-	*tail = NULL;
+	px_as_completed_seal(it);
 	*out = it;
 	return 0;
 }
@@ -274,10 +365,50 @@ static void take_ready(struct px_as_completed *it)
 	t->ready_next = rev;
 }
 
+/* Drops a node that was yielded by a scan and has now come off the ready
+ * stack: its fire() is done with it (px__future_unlink waits for `fired`),
+ * and under TAKE it holds a reference of its own. */
+static void drop_kept(struct px_as_completed *it, struct ac_node *a)
+{
+	if (!(it->flags & PX_AS_COMPLETED_TAKE))
+		return; /* stays on kept until close */
+	list_del(&it->kept, a);
+	px__future_unlink(a->f, &a->node);
+	px_future_release(a->f);
+	free(a);
+}
+
+/* Hands a out: through *out, and by the rules of the set's mode. */
+static px_future *yield(struct px_as_completed *it, struct ac_node *a,
+			bool popped)
+{
+	pthread_mutex_lock(&it->mu);
+	list_del(&it->members, a);
+	it->outstanding--;
+	pthread_mutex_unlock(&it->mu);
+	a->yielded = true;
+	px_future *f = a->f;
+	if (!(it->flags & PX_AS_COMPLETED_TAKE)) {
+		list_add(&it->kept, a); /* the set's reference until close */
+	} else if (popped) {
+		/* Off the stack, so fire() has pushed it; unlink waits only
+		 * for its last store. The reference passes to the caller. */
+		px__future_unlink(f, &a->node);
+		free(a);
+	} else {
+		/* Its fire() may still be pending (it will push the node):
+		 * the node keeps a reference of its own until popped. */
+		px_future_retain(f);
+		list_add(&it->kept, a);
+	}
+	return f;
+}
+
 /* The next finished, not yet yielded future: from the ready list, else
- * from a scan, since a future's state is published before its completion
- * list fires (an earlier slow callback may delay our node). NULL if none. */
-static struct ac_node *next_ready(struct px_as_completed *it)
+ * from a scan of the members, since a future's state is published before
+ * its completion list fires (an earlier slow callback may delay our node).
+ * NULL if none. */
+static px_future *next_ready(struct px_as_completed *it)
 {
 	for (;;) {
 		if (!it->local)
@@ -287,12 +418,28 @@ static struct ac_node *next_ready(struct px_as_completed *it)
 		struct ac_node *a = it->local;
 		it->local = a->ready_next;
 		if (!a->yielded)
-			return a;
+			return yield(it, a, true);
+		drop_kept(it, a);
 	}
-	for (size_t i = 0; i < it->n; i++)
-		if (!it->nodes[i].yielded && px_future_is_done(it->fs[i]))
-			return &it->nodes[i];
-	return NULL;
+	struct ac_node *found = NULL;
+	pthread_mutex_lock(&it->mu);
+	for (struct ac_node *a = it->members; a && !found; a = a->next)
+		if (px_future_is_done(a->f))
+			found = a;
+	pthread_mutex_unlock(&it->mu);
+	/* Only this thread removes members, so found stays one. */
+	return found ? yield(it, found, false) : NULL;
+}
+
+/* Whether next() has reached the end: no member left, and none to wait
+ * for (a set without PX_AS_COMPLETED_OPEN, or a sealed one). */
+static bool at_end(struct px_as_completed *it)
+{
+	pthread_mutex_lock(&it->mu);
+	bool end = it->outstanding == 0 &&
+		   (it->sealed || !(it->flags & PX_AS_COMPLETED_OPEN));
+	pthread_mutex_unlock(&it->mu);
+	return end;
 }
 
 PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
@@ -300,17 +447,19 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 {
 	if (!it || !out)
 		return -EINVAL;
-	if (it->yielded == it->n)
-		return PX_EEOF;
 	int64_t deadline = px__deadline_after(timeout_ns);
 	void *tok = NULL;
 	bool blocked = false;
 	int r = 0;
-	struct ac_node *a;
+	px_future *f;
 	for (;;) {
 		uint32_t seq = atomic_load(&it->ws.seq);
-		if ((a = next_ready(it)))
+		if ((f = next_ready(it)))
 			break;
+		if (at_end(it)) {
+			r = PX_EEOF;
+			break;
+		}
 		if (px__deadline_passed(deadline)) {
 			r = -ETIMEDOUT;
 			break;
@@ -325,9 +474,7 @@ PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 		px__blocking_leave(tok);
 	if (r)
 		return r;
-	a->yielded = true;
-	it->yielded++;
-	*out = it->fs[a->idx];
+	*out = f;
 	return 0;
 }
 
@@ -335,11 +482,22 @@ PX_API void px_as_completed_close(px_as_completed *it)
 {
 	if (!it)
 		return;
-	for (size_t i = 0; i < it->n; i++) {
-		px__future_unlink(it->fs[i], &it->nodes[i].node);
-		px_future_release(it->fs[i]);
+	/* First stop every fire(): after these, nothing pushes any more. */
+	for (struct ac_node *a = it->members; a; a = a->next)
+		px__future_unlink(a->f, &a->node);
+	for (struct ac_node *a = it->kept; a; a = a->next)
+		px__future_unlink(a->f, &a->node);
+	/* Every node on the stack is a member or kept: freed below. */
+	atomic_store_explicit(&it->ready, NULL, memory_order_relaxed);
+	it->local = NULL;
+	struct ac_node *lists[2] = { it->members, it->kept };
+	for (int l = 0; l < 2; l++) {
+		for (struct ac_node *a = lists[l], *nx; a; a = nx) {
+			nx = a->next;
+			px_future_release(a->f);
+			free(a);
+		}
 	}
-	free(it->fs);
-	free(it->nodes);
+	pthread_mutex_destroy(&it->mu);
 	free(it);
 }

@@ -8,9 +8,10 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libjansson-dev)
 # g++: the C++ header and linkage tests; binutils (readelf, nm): the ABI
 # check; mandoc, groff-base, man-db: man pages are linted and rendered;
-# clang and its runtime libraries (libFuzzer, sanitizers): scripts/fuzz.sh.
+# clang and its runtime libraries (libFuzzer, sanitizers): scripts/fuzz.sh;
+# openmpi-bin, libopenmpi-dev: libparex-mpi and its tests under mpirun.
 test_pkgs=(libcmocka-dev valgrind python3 g++ binutils mandoc groff-base man-db
-	clang libclang-rt-14-dev)
+	clang libclang-rt-14-dev openmpi-bin libopenmpi-dev)
 # Optional peers for bench/ (skipped cleanly by CMake when absent).
 bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3)
 # python3: the CPython comparisons and report.html (skipped without it).

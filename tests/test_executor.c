@@ -28,6 +28,8 @@
 struct backend {
 	const char *spec; /* PAREX_EXECUTOR for this group */
 	bool concurrent;  /* tasks run apart from the submitter */
+	bool remote;      /* mpi: no shared memory; workers, initializer fixed
+			     by each rank's first open */
 };
 
 static const struct backend *cur;
@@ -43,6 +45,12 @@ static int use_backend(void **state)
 #define NEED_CONCURRENCY()                                                  \
 	do {                                                                \
 		if (!cur->concurrent)                                       \
+			skip();                                             \
+	} while (0)
+
+#define NEED_LOCAL()                                                        \
+	do {                                                                \
+		if (cur->remote)                                            \
 			skip();                                             \
 	} while (0)
 
@@ -192,6 +200,7 @@ static void sizes_and_bad_input(void **state)
 static void workers_and_ids(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	px_executor *ex = open_ex(":workers=3");
 	int n = px_executor_workers(ex);
 	if (cur->concurrent)
@@ -368,6 +377,7 @@ static void map_short_results_zero_padded(void **state)
 static void map_timeout(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	NEED_CONCURRENCY();
 	px_executor *ex = open_ex(":workers=1");
 	struct gate *g;
@@ -393,6 +403,7 @@ static void map_timeout(void **state)
 static void cancel_queued_and_running(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	NEED_CONCURRENCY();
 	px_executor *ex = open_ex(":workers=1");
 	struct gate *g;
@@ -456,6 +467,7 @@ static void shutdown_wait_runs_pending(void **state)
 static void shutdown_cancel_pending(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	NEED_CONCURRENCY();
 	px_executor *ex = open_ex(":workers=2");
 	struct gate *g;
@@ -490,6 +502,7 @@ static void shutdown_cancel_pending(void **state)
 static void backpressure(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	NEED_CONCURRENCY();
 	px_executor *ex = open_ex(":workers=2,queue=4,block=0");
 	struct gate *g;
@@ -528,6 +541,7 @@ static void *open_later(void *arg)
 static void nowait_flag_blocks_otherwise(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	NEED_CONCURRENCY();
 	px_executor *ex = open_ex(":workers=1,queue=2");
 	struct gate *g;
@@ -603,6 +617,7 @@ static int read_mark(px_task *t, const void *arg, size_t len)
 static void initializer(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	px_config *cfg;
 	assert_int_equal(px_config_create(&cfg), 0);
 	assert_int_equal(px_config_load_env(cfg), 0);
@@ -647,6 +662,7 @@ static int fill(px_task *t, const void *arg, size_t len)
 static void shared_buffers(void **state)
 {
 	(void)state;
+	NEED_LOCAL();
 	px_executor *ex = open_ex(NULL);
 	enum { N = 1 << 20 };
 	uint32_t *buf;
@@ -787,6 +803,9 @@ static const struct backend backends[] = {
 	{ "thread:workers=2", true },
 	{ "thread:workers=2,gil=1", true },
 	{ "process:workers=2", true },
+	/* Only when asked for (`test_executor mpi`, under mpirun): ranks >= 1
+	 * serve from the first open on. */
+	{ "mpi:workers_per_rank=2", true, true },
 };
 
 int main(int argc, char **argv)
@@ -796,6 +815,8 @@ int main(int argc, char **argv)
 	for (size_t b = 0; b < sizeof(backends) / sizeof(backends[0]); b++) {
 		/* An argument picks backends by prefix: `test_executor thread`. */
 		if (argc > 1 && strncmp(backends[b].spec, argv[1], strlen(argv[1])))
+			continue;
+		if (backends[b].remote && argc < 2)
 			continue;
 		if (!strncmp(backends[b].spec, "process", 7)) {
 			px_executor *probe;

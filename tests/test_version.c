@@ -59,8 +59,8 @@ static int find_parex(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* The loaded library's file is named after its SONAME, libparex.so.MAJOR. */
-static void soname_carries_the_major_version(void **state)
+/* The loaded library's file is named after its SONAME, libparex.so.PX_SOVERSION. */
+static void soname_carries_the_soversion(void **state)
 {
 	(void)state;
 	char name[256] = "";
@@ -68,7 +68,7 @@ static void soname_carries_the_major_version(void **state)
 	if (!name[0])
 		skip(); /* linked statically */
 	char want[64];
-	snprintf(want, sizeof(want), "libparex.so.%d", PX_VERSION_MAJOR);
+	snprintf(want, sizeof(want), "libparex.so.%d", PX_SOVERSION);
 	assert_string_equal(name, want);
 }
 
@@ -78,7 +78,7 @@ int main(void)
 		cmocka_unit_test(macros_match_project_version),
 		cmocka_unit_test(macros_match_library),
 		cmocka_unit_test(version_numbers_order),
-		cmocka_unit_test(soname_carries_the_major_version),
+		cmocka_unit_test(soname_carries_the_soversion),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,7 +49,7 @@ enum {
 	PX_EWORKERDIED = -4001, /* the worker process died running the task */
 	PX_ESHUTDOWN = -4002,   /* the executor no longer accepts work */
 	PX_EBADMAGIC = -4003,   /* shared segment: wrong magic number */
-	PX_EVERSION = -4004,    /* shared segment: layout version differs */
+	PX_EVERSION = -4004,    /* layout (shm) or program build (mpi) differs */
 	PX_EEOF = -4005,        /* queue closed and drained: end of stream */
 	PX_ENOBACKEND = -4006,  /* no longer returned: every backend is built in */
 	PX_EFORKED = -4040      /* I/O context inherited across fork() */

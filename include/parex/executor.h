@@ -231,6 +231,56 @@ PX_API int px_executor_map(px_executor *ex, px_task_fn fn, const void *args,
 			   size_t result_size, const px_map_opts *opts);
 
 /*
+ * The source of px_executor_map_stream(): writes up to max records of the
+ * map's arg_size bytes each at recs and returns how many it wrote, 0 at the
+ * end of the input, or a negative errno to stop the map with that error.
+ * Called in the mapping thread; recs is valid only during the call.
+ */
+typedef int64_t (*px_map_source_fn)(void *recs, size_t max, void *arg);
+
+/*
+ * The sink of px_executor_map_stream(): receives records first ..
+ * first+count-1 (input order, each record exactly once): results holds count
+ * results of result_size bytes each (zero padded; all zero where the code is
+ * not 0) and codes the per-record result codes. Both are valid only during
+ * the call. Returns 0 to go on, or a negative errno to stop the map: records
+ * in flight are cancelled and the map returns that error. Called in the
+ * mapping thread.
+ */
+typedef int (*px_map_sink_fn)(size_t first, size_t count, const void *results,
+			      const int *codes, void *arg);
+
+typedef struct px_map_stream_opts {
+	size_t chunk;         /* records per task; 0 = pick one (small at
+				 first, growing to what max_arg and
+				 max_result allow) */
+	size_t max_in_flight; /* records read from the source and not yet
+				 delivered, at most; 0 = pick one (about a
+				 megabyte of chunks, at least two per worker) */
+	int64_t timeout_ns;   /* for the whole map; 0 or PX_FOREVER = none */
+} px_map_stream_opts;
+
+/*
+ * Runs fn over records read from source, like px_executor_map() but without
+ * an input or output array, so memory stays bounded however many records
+ * pass: at most opts->max_in_flight records are read and not yet delivered.
+ * Results reach sink in input order, chunk by chunk. arg is passed to both
+ * callbacks. opts may be NULL. Every record the source supplied is
+ * delivered once, unless the sink stops the map; on a timeout the records
+ * not finished are cancelled and delivered with -ETIMEDOUT. Returns 0 when
+ * every record succeeded; else, in this order of precedence, the sink's
+ * error, -ETIMEDOUT, a submit error (px_executor_submit()'s; its records
+ * are delivered with it), the source's error (after every record read
+ * before it was delivered), the error of the first failed record, or
+ * -EINVAL for NULL ex, fn, source or sink or a source returning more than
+ * asked, -EMSGSIZE when one record does not fit max_arg/max_result, -ENOMEM.
+ */
+PX_API int px_executor_map_stream(px_executor *ex, px_task_fn fn,
+				  size_t arg_size, px_map_source_fn source,
+				  size_t result_size, px_map_sink_fn sink,
+				  void *arg, const px_map_stream_opts *opts);
+
+/*
  * Stops taking work, as Executor.shutdown(wait, cancel_futures): queued
  * tasks are cancelled if cancel_pending, else they still run; with wait the
  * call returns once every task has finished and the workers have exited.

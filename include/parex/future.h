@@ -140,25 +140,73 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 		   int64_t timeout_ns, bool *done);
 
 /*
- * An as-completed iterator: yields each of n futures once, in the order they
- * finish (those already finished first). It holds a reference to each future
- * until it is closed.
+ * An as-completed set: yields each future added to it once, in the order
+ * they finish (those already finished when added first). It can grow while
+ * it is iterated (px_as_completed_add), and with PX_AS_COMPLETED_TAKE it
+ * lets go of each future as it yields it, so memory stays flat however many
+ * futures pass through. One thread iterates (next, close); any thread adds.
  */
 typedef struct px_as_completed px_as_completed;
 
-/* Opens an iterator over fs[0..n). Returns 0, -EINVAL, -ENOMEM. */
+/* Flags for px_as_completed_create(). */
+enum {
+	/* next() passes the set's reference to the caller, who releases it;
+	 * without it the set keeps every reference until closed. */
+	PX_AS_COMPLETED_TAKE = 1u << 0,
+	/* An empty set is not the end: next() waits for an add until
+	 * px_as_completed_seal(); without it, next() returns PX_EEOF whenever
+	 * every future added so far has been yielded. */
+	PX_AS_COMPLETED_OPEN = 1u << 1,
+};
+
+/*
+ * Creates an empty set with flags PX_AS_COMPLETED_*. The caller owns it and
+ * closes it with px_as_completed_close(). Returns 0, -EINVAL for NULL out or
+ * an unknown flag, -ENOMEM.
+ */
+PX_API int px_as_completed_create(px_as_completed **out, unsigned flags);
+
+/*
+ * Adds f to the set, which takes a reference of its own (the caller keeps
+ * theirs). Callable from any thread while another iterates, from the
+ * iterating thread between next() calls, and from done callbacks (of this
+ * set's futures too), but not after or during px_as_completed_close(). The
+ * same future may be added twice and is then yielded twice. Returns 0,
+ * -EINVAL for NULL, -EPIPE once the set is sealed, -ENOMEM.
+ */
+PX_API int px_as_completed_add(px_as_completed *it, px_future *f);
+
+/*
+ * Declares that nothing more will be added: once every member has been
+ * yielded, next() returns PX_EEOF (and wakes to say so). Any thread. Later
+ * adds fail with -EPIPE. Returns 0, or -EINVAL for NULL.
+ */
+PX_API int px_as_completed_seal(px_as_completed *it);
+
+/*
+ * Opens a sealed set over fs[0..n), without flags: it holds a reference to
+ * each future until closed. Returns 0, -EINVAL for a NULL array, entry or
+ * out, -ENOMEM.
+ */
 PX_API int px_as_completed_open(px_as_completed **out, px_future *const *fs,
 				size_t n);
 
 /*
- * The next finished future, through out (borrowed: valid while the iterator
- * is open; retain it to keep it longer). Waits at most timeout_ns. Returns 0,
- * -ETIMEDOUT, or PX_EEOF when every future has been yielded.
+ * The next finished future, through out. Without PX_AS_COMPLETED_TAKE it is
+ * borrowed (valid while the set is open; retain it to keep it longer); with
+ * it, the reference is the caller's to release. Waits at most timeout_ns.
+ * Returns 0, -ETIMEDOUT, PX_EEOF when every member has been yielded and the
+ * set is sealed or was created without PX_AS_COMPLETED_OPEN (adding more
+ * later and calling next() again then goes on), or -EINVAL for NULL.
  */
 PX_API int px_as_completed_next(px_as_completed *it, int64_t timeout_ns,
 				px_future **out);
 
-/* Closes the iterator and drops its references. Accepts NULL. */
+/*
+ * Closes the set and drops its references (futures not yet yielded, and
+ * without PX_AS_COMPLETED_TAKE those yielded). Waits for a completion that
+ * is firing on one of its futures in another thread. Accepts NULL.
+ */
 PX_API void px_as_completed_close(px_as_completed *it);
 
 /*

@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "check_abi.sh: $*" >&2; exit 1; }
 
 # A baseline that holds one more symbol: the library "lost" it.
-{ cat "$src/abi/parex.symbols"; echo "px_gone_function@@PAREX_0.1 FUNC"; } |
+{ cat "$src/abi/parex.symbols"; echo "px_gone_function@@PAREX_0.2 FUNC"; } |
 	LC_ALL=C sort >"$work/more"
 out=$(PX_ABI_BASELINE="$work/more" "$abi" check "$lib" 2>&1) &&
 	fail "a removed symbol passed"
@@ -23,7 +23,7 @@ grep -q 'ABI BREAK' <<<"$out" && grep -q px_gone_function <<<"$out" ||
 	fail "a removed symbol was not named: $out"
 
 # A baseline missing one symbol: the library "added" it.
-victim=$(grep -v '^#' "$src/abi/parex.symbols" | grep '@@PAREX_0.1 ' | head -n1)
+victim=$(grep -v '^#' "$src/abi/parex.symbols" | grep '@@PAREX_0.2 ' | head -n1)
 grep -vxF "$victim" "$src/abi/parex.symbols" >"$work/less"
 out=$(PX_ABI_BASELINE="$work/less" "$abi" check "$lib" 2>&1) &&
 	fail "an added symbol passed"
@@ -31,7 +31,7 @@ grep -q 'scripts/abi.sh update' <<<"$out" && grep -qF "${victim%% *}" <<<"$out" 
 	fail "an added symbol was not named with the way to accept it: $out"
 
 # The same symbol under another version node is a change, hence a break.
-sed "s/^${victim%%@@*}@@PAREX_0.1/${victim%%@@*}@@PAREX_0.0/" \
+sed "s/^${victim%%@@*}@@PAREX_0.2/${victim%%@@*}@@PAREX_0.0/" \
 	"$src/abi/parex.symbols" >"$work/moved"
 out=$(PX_ABI_BASELINE="$work/moved" "$abi" check "$lib" 2>&1) &&
 	fail "a symbol that changed version node passed"

@@ -1,0 +1,319 @@
+/*
+ * bench/bench_mpi.c - parex's mpi backend against a hand-written MPI
+ * master/worker loop, under the same launcher.
+ *
+ * Run (each line is one MPI job: parex makes a program's MPI calls itself,
+ * so the two cannot share one):
+ *   mpirun -n 3 build/bench/bench_mpi --peer raw --out raw.txt
+ *   mpirun -n 3 build/bench/bench_mpi --peer parex --compare raw.txt
+ * Options: --tasks N (submit), --map N (records), --pingpong N.
+ *
+ * Rank 0 submits; ranks 1..N-1 compute. The task is "return x + 1" on an
+ * int64.
+ *   (a) submit: --tasks tasks, each its own future (parex, workers_per_rank=1)
+ *       or its own MPI message pair (raw: at most 16 in flight per worker
+ *       rank, sent to whichever rank answered); tasks/s, the sum checked.
+ *   (b) map: --map records through px_executor_map, or (raw) batches of 256
+ *       records per message; records/s.
+ *   (c) ping-pong: one task to a worker and its result back, --pingpong
+ *       times; p50 and p99 in microseconds.
+ * Each job prints `name value` lines; --compare FILE reads another run's
+ * lines and prints parex/peer ratios. mpi4py.futures is not measured here.
+ */
+#include <errno.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <parex/executor.h>
+
+#define RAW_WINDOW 16
+#define RAW_BATCH 256
+#define TAG_TASK 1
+#define TAG_STOP 2
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+struct results {
+	double submit_per_s, map_per_s, p50_us, p99_us;
+};
+
+static void percentiles(int64_t *lat, long n, struct results *r)
+{
+	qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
+	r->p50_us = (double)lat[n / 2] / 1e3;
+	r->p99_us = (double)lat[(n * 99) / 100] / 1e3;
+}
+
+/* ---- parex ---------------------------------------------------------------- */
+
+static int plus_one(px_task *t, const void *arg, size_t len)
+{
+	int64_t x;
+	if (len != sizeof(x))
+		return -EINVAL;
+	memcpy(&x, arg, sizeof(x));
+	x++;
+	return px_task_return(t, &x, sizeof(x));
+}
+
+static int run_parex(long tasks, long map_n, long pp, struct results *r)
+{
+	px_executor *ex;
+	char err[256];
+	int e = px_executor_open(&ex, "mpi:workers_per_rank=1", err, sizeof(err));
+	if (e) {
+		fprintf(stderr, "bench_mpi: %s\n", err);
+		return 1;
+	}
+	/* Ranks >= 1 never get here. */
+	px_future **fs = malloc((size_t)tasks * sizeof(*fs));
+	int64_t *in = malloc((size_t)map_n * sizeof(*in));
+	int64_t *out = malloc((size_t)map_n * sizeof(*out));
+	int64_t *lat = malloc((size_t)pp * sizeof(*lat));
+	if (!fs || !in || !out || !lat)
+		return 1;
+	int64_t t0 = now_ns(), sum = 0;
+	for (long i = 0; i < tasks; i++) {
+		int64_t x = i;
+		if (px_executor_submit(ex, plus_one, &x, sizeof(x), NULL, &fs[i]))
+			return 1;
+	}
+	for (long i = 0; i < tasks; i++) {
+		int64_t y;
+		if (px_future_get_i64(fs[i], PX_FOREVER, &y))
+			return 1;
+		sum += y;
+		px_future_release(fs[i]);
+	}
+	r->submit_per_s = (double)tasks / ((double)(now_ns() - t0) / 1e9);
+	if (sum != (int64_t)tasks * (tasks + 1) / 2) {
+		fprintf(stderr, "bench_mpi: parex submit: wrong sum\n");
+		return 1;
+	}
+	for (long i = 0; i < map_n; i++)
+		in[i] = i;
+	t0 = now_ns();
+	if (px_executor_map(ex, plus_one, in, sizeof(*in), (size_t)map_n, out,
+			    sizeof(*out), NULL))
+		return 1;
+	r->map_per_s = (double)map_n / ((double)(now_ns() - t0) / 1e9);
+	for (long i = 0; i < map_n; i++)
+		if (out[i] != i + 1)
+			return 1;
+	for (long i = 0; i < pp; i++) {
+		int64_t x = i, y;
+		px_future *f;
+		int64_t s = now_ns();
+		if (px_executor_submit(ex, plus_one, &x, sizeof(x), NULL, &f) ||
+		    px_future_get_i64(f, PX_FOREVER, &y) || y != i + 1)
+			return 1;
+		lat[i] = now_ns() - s;
+		px_future_release(f);
+	}
+	percentiles(lat, pp, r);
+	px_executor_destroy(ex);
+	free(fs);
+	free(in);
+	free(out);
+	free(lat);
+	return 0;
+}
+
+/* ---- hand-written MPI master/worker -------------------------------------- */
+
+static void raw_worker(void)
+{
+	int64_t buf[RAW_BATCH];
+	for (;;) {
+		MPI_Status st;
+		MPI_Recv(buf, RAW_BATCH, MPI_INT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD,
+			 &st);
+		if (st.MPI_TAG == TAG_STOP)
+			return;
+		int n;
+		MPI_Get_count(&st, MPI_INT64_T, &n);
+		for (int i = 0; i < n; i++)
+			buf[i]++;
+		MPI_Send(buf, n, MPI_INT64_T, 0, TAG_TASK, MPI_COMM_WORLD);
+	}
+}
+
+/* n messages of `per` records each (the last shorter) through the workers,
+ * at most RAW_WINDOW in flight per worker; returns the sum of results. */
+static int64_t raw_stream(long records, int per, int size)
+{
+	int64_t buf[RAW_BATCH], sum = 0, next = 0;
+	long sent = 0, done = 0;
+	long msgs = (records + per - 1) / per;
+	for (int w = 1; w < size; w++)
+		for (int k = 0; k < RAW_WINDOW && sent < msgs; k++, sent++) {
+			int n = 0;
+			for (; n < per && next < records; n++)
+				buf[n] = next++;
+			MPI_Send(buf, n, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD);
+		}
+	while (done < msgs) {
+		MPI_Status st;
+		MPI_Recv(buf, RAW_BATCH, MPI_INT64_T, MPI_ANY_SOURCE, TAG_TASK,
+			 MPI_COMM_WORLD, &st);
+		int n;
+		MPI_Get_count(&st, MPI_INT64_T, &n);
+		for (int i = 0; i < n; i++)
+			sum += buf[i];
+		done++;
+		if (sent < msgs) {
+			int k = 0;
+			for (; k < per && next < records; k++)
+				buf[k] = next++;
+			MPI_Send(buf, k, MPI_INT64_T, st.MPI_SOURCE, TAG_TASK,
+				 MPI_COMM_WORLD);
+			sent++;
+		}
+	}
+	return sum;
+}
+
+static int run_raw(long tasks, long map_n, long pp, struct results *r)
+{
+	MPI_Init(NULL, NULL);
+	int rank, size;
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	if (size < 2) {
+		fprintf(stderr, "bench_mpi: needs at least 2 ranks\n");
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	if (rank != 0) {
+		raw_worker();
+		MPI_Finalize();
+		exit(0);
+	}
+	int64_t t0 = now_ns();
+	int64_t sum = raw_stream(tasks, 1, size);
+	r->submit_per_s = (double)tasks / ((double)(now_ns() - t0) / 1e9);
+	if (sum != (int64_t)tasks * (tasks + 1) / 2)
+		return 1;
+	t0 = now_ns();
+	sum = raw_stream(map_n, RAW_BATCH, size);
+	r->map_per_s = (double)map_n / ((double)(now_ns() - t0) / 1e9);
+	if (sum != (int64_t)map_n * (map_n + 1) / 2)
+		return 1;
+	int64_t *lat = malloc((size_t)pp * sizeof(*lat));
+	if (!lat)
+		return 1;
+	for (long i = 0; i < pp; i++) {
+		int64_t x = i;
+		int64_t s = now_ns();
+		MPI_Send(&x, 1, MPI_INT64_T, 1, TAG_TASK, MPI_COMM_WORLD);
+		MPI_Recv(&x, 1, MPI_INT64_T, 1, TAG_TASK, MPI_COMM_WORLD,
+			 MPI_STATUS_IGNORE);
+		lat[i] = now_ns() - s;
+		if (x != i + 1)
+			return 1;
+	}
+	percentiles(lat, pp, r);
+	free(lat);
+	for (int w = 1; w < size; w++)
+		MPI_Send(NULL, 0, MPI_INT64_T, w, TAG_STOP, MPI_COMM_WORLD);
+	MPI_Finalize();
+	return 0;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static const char *const names[] = { "submit_tasks_per_s", "map_records_per_s",
+				     "pingpong_p50_us", "pingpong_p99_us" };
+
+static double *field(struct results *r, int i)
+{
+	double *f[] = { &r->submit_per_s, &r->map_per_s, &r->p50_us, &r->p99_us };
+	return f[i];
+}
+
+int main(int argc, char **argv)
+{
+	long tasks = 20000, map_n = 200000, pp = 2000;
+	const char *peer = "parex", *outp = NULL, *cmpp = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v) {
+			fprintf(stderr, "bench_mpi: %s needs a value\n", a);
+			return 2;
+		}
+		if (!strcmp(a, "--tasks"))
+			tasks = atol(v);
+		else if (!strcmp(a, "--map"))
+			map_n = atol(v);
+		else if (!strcmp(a, "--pingpong"))
+			pp = atol(v);
+		else if (!strcmp(a, "--peer"))
+			peer = v;
+		else if (!strcmp(a, "--out"))
+			outp = v;
+		else if (!strcmp(a, "--compare"))
+			cmpp = v;
+		else {
+			fprintf(stderr, "bench_mpi: unknown option %s\n", a);
+			return 2;
+		}
+		i++;
+	}
+	if (tasks < 1 || map_n < 1 || pp < 1 ||
+	    (strcmp(peer, "parex") && strcmp(peer, "raw"))) {
+		fprintf(stderr, "bench_mpi: bad sizes or --peer (parex or raw)\n");
+		return 2;
+	}
+	struct results r = { 0 };
+	int e = !strcmp(peer, "raw") ? run_raw(tasks, map_n, pp, &r)
+				     : run_parex(tasks, map_n, pp, &r);
+	if (e) {
+		fprintf(stderr, "bench_mpi: %s run failed\n", peer);
+		return 1;
+	}
+	FILE *out = outp ? fopen(outp, "w") : NULL;
+	printf("# %s: %ld tasks, %ld map records, %ld ping-pongs\n", peer, tasks,
+	       map_n, pp);
+	for (int i = 0; i < 4; i++) {
+		printf("%s %.2f\n", names[i], *field(&r, i));
+		if (out)
+			fprintf(out, "%s %.6f\n", names[i], *field(&r, i));
+	}
+	if (out)
+		fclose(out);
+	if (cmpp) {
+		FILE *in = fopen(cmpp, "r");
+		if (!in) {
+			fprintf(stderr, "bench_mpi: cannot read %s\n", cmpp);
+			return 1;
+		}
+		struct results o = { 0 };
+		char name[64];
+		double v;
+		while (fscanf(in, "%63s %lf", name, &v) == 2)
+			for (int i = 0; i < 4; i++)
+				if (!strcmp(name, names[i]))
+					*field(&o, i) = v;
+		fclose(in);
+		printf("# %s / %s (throughput: higher is better for %s; latency: "
+		       "lower is)\n", peer, cmpp, peer);
+		for (int i = 0; i < 4; i++)
+			printf("ratio_%s %.3f\n", names[i],
+			       *field(&o, i) > 0 ? *field(&r, i) / *field(&o, i) : 0.0);
+	}
+	return 0;
+}

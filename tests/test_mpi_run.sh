@@ -1,0 +1,87 @@
+#!/bin/sh
+# tests/test_mpi_run.sh MPIRUN TEST_MPI TEST_MPI_PEER TEST_EXECUTOR_MPI SANITIZERS
+# Runs the mpi backend's tests under the launcher, as CI does (as root, 3
+# ranks on 2 CPUs), and checks what the job leaves behind:
+#  1. test_mpi under `mpirun -n 3`: the mpi backend's tests, on rank 0
+#     (cmocka), then the common executor test body (test_executor.c) on mpi;
+#     and once more with local=thread;
+#  2. an MPMD launch of two different programs: every rank's open fails
+#     with PX_EVERSION, and no task is sent;
+#  3. a single rank: a clear one-line error, not a hang;
+#  4. no process running either test binary after each job.
+# Skips (77) under ThreadSanitizer: Open MPI is not TSan-clean.
+set -u
+mpirun=$1 prog=$2 peer=$3 common=$4 san=${5:-}
+case "$san" in
+*thread*) echo "test_mpi: skipped under ThreadSanitizer (Open MPI is not TSan-clean)"; exit 77 ;;
+*address*)
+	# Open MPI leaks at MPI_Init/Finalize: leak checking off for these
+	# tests only; every other ASan/UBSan check stays on.
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" ;;
+esac
+# Open MPI refuses root and more ranks than cores without these.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+unset PAREX_CONFIG
+fail=0
+out=$(mktemp) || exit 1
+trap 'rm -f "$out"' EXIT
+
+# Processes (ranks, fork servers, pool workers) still running binary $1.
+leftovers() {
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
+	done
+}
+check_gone() {
+	sleep 0.2
+	left=$(leftovers "$(readlink -f "$1")")
+	if [ -n "$left" ]; then
+		echo "FAIL: processes of $1 left behind: $left"
+		fail=1
+	fi
+}
+
+echo "== mpirun -n 3 test_mpi"
+if ! timeout 240 "$mpirun" -n 3 "$prog"; then
+	echo "FAIL: test_mpi"
+	fail=1
+fi
+check_gone "$prog"
+
+echo "== mpirun -n 3 test_mpi --local-thread"
+if ! timeout 120 "$mpirun" -n 3 "$prog" --local-thread; then
+	echo "FAIL: test_mpi --local-thread"
+	fail=1
+fi
+check_gone "$prog"
+
+echo "== mpirun -n 3 test_executor_mpi mpi"
+if ! timeout 240 "$mpirun" -n 3 "$common" mpi; then
+	echo "FAIL: test_executor_mpi"
+	fail=1
+fi
+check_gone "$common"
+
+echo "== mpirun -n 1 test_mpi --mismatch : -n 2 test_mpi_peer --mismatch"
+timeout 120 "$mpirun" -n 1 "$prog" --mismatch : -n 2 "$peer" --mismatch >"$out" 2>&1
+rc=$?
+cat "$out"
+if [ $rc -ne 0 ] || [ "$(grep -c '^mismatch .*: -4004 ' "$out")" -ne 3 ] ||
+   ! grep -q 'runs a different program than rank 0' "$out"; then
+	echo "FAIL: a build-id mismatch must fail every rank's open with PX_EVERSION (rc $rc)"
+	fail=1
+fi
+check_gone "$prog"
+check_gone "$peer"
+
+echo "== mpirun -n 1 test_mpi (one rank: nobody to serve)"
+timeout 120 "$mpirun" -n 1 "$prog" >"$out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -q 'needs at least 2 ranks' "$out"; then
+	cat "$out"
+	echo "FAIL: one rank must fail the open with a clear message (rc $rc)"
+	fail=1
+fi
+check_gone "$prog"
+exit $fail
