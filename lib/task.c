@@ -230,9 +230,21 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
 		px_future_release(f);
 		return false;
 	}
+	struct px_task t = {
+		.ops = ops,
+		.worker_id = worker_id,
+		.max_result = ex->cfg.max_result,
+		.f = f,
+	};
 	int64_t t0 = timed ? px__now_ns() : 0;
-	int err = task_call(ex, f, worker_id, ops);
+	int err = f->fn(&t, f->arg, f->arg_len);
 	int64_t t1 = timed ? px__now_ns() : 0;
+	if (t.blocking_depth) { /* unpaired blocking_begin: retake the GIL */
+		t.blocking_depth = 1;
+		fut_blocking_end(&t);
+	}
+	if (err > 0)
+		err = -err;
 	px__future_complete(f, err);
 	px__counts_record(c, err);
 	if (timed)
