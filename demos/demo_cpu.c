@@ -5,6 +5,7 @@
  *        ./build/demos/demo_cpu --budget 60 --csv cpu.csv --plot cpu.png
  *        PAREX_EXECUTOR=process ./build/demos/demo_cpu   (one backend, by config)
  *        ./build/demos/demo_cpu --backend thread:gil=1 --workers 2
+ *        ./build/demos/demo_cpu --timeline cpu-timeline.png
  *
  * The seed's exercise 4 ("CPU vs I/O"), CPU half: a CPU-bound kernel (a
  * splitmix64 hash chain summed over a range of integers: the sum is checked,
@@ -27,6 +28,10 @@
  * spread, and says "inconclusive" with the reason otherwise. In Python the
  * rule is "processes for CPU work" because of the GIL; this demo shows what
  * the rule becomes in C, and whether the emulated GIL behaves as CPython's.
+ * With --timeline PNG it also runs threads, threads under the GIL and
+ * processes once more with parex's task tracing on (trace=FILE) and draws
+ * which worker ran which task when, one lane per worker, on one time axis:
+ * under the GIL the bars never overlap.
  */
 #include <errno.h>
 #include <math.h>
@@ -39,6 +44,7 @@
 #include <parex/executor.h>
 
 #include "common.h"
+#include "timeline.h"
 
 static const char about[] =
 	"demo_cpu: run a CPU-bound kernel inline, on the thread pool, on the process\n"
@@ -111,6 +117,7 @@ static int64_t opt_tiny = 20000;
 static double opt_seconds = 0.2;
 static double opt_budget = 16;
 static int64_t opt_min_rounds = 3, opt_max_rounds = 30;
+static const char *opt_timeline;
 
 /* Runs ntasks tasks covering [0, elems) on the executor spec opens. Returns
  * 0, 1 when the backend is not built in, or exits on other errors. */
@@ -199,6 +206,57 @@ static int run_once(const char *spec, const char *label, int workers,
 	free(per);
 	free(fs);
 	return 0;
+}
+
+/*
+ * One short run each on threads, threads under the GIL and processes, with
+ * task tracing on, drawn as one lane per worker on one time axis. Returns
+ * 0 when png was written, else -1 (said on stderr).
+ */
+static __attribute__((noinline)) int draw_timeline(const char *png, uint64_t elems,
+						  int cpus)
+{
+	static const char *const which[] = { "thread", "thread:gil=1", "process" };
+	int workers = cpus < 2 ? 2 : cpus > 8 ? 8 : cpus;
+	int ntasks = 3 * workers;
+	demo_tl tls[3];
+	int n = 0;
+	for (int i = 0; i < 3; i++) {
+		char tmp[256], base[128], spec[512];
+		if (demo_tl_tmpname(tmp, sizeof(tmp)))
+			break;
+		demo_spec(base, sizeof(base), which[i], workers);
+		snprintf(spec, sizeof(spec), "%s,trace=%s", base, tmp);
+		run r;
+		if (run_once(spec, which[i], workers, ntasks, elems, "timeline", &r)) {
+			unlink(tmp); /* the backend is not built in */
+			continue;
+		}
+		if (demo_tl_read(tmp, which[i], &tls[n]) == 0)
+			n++;
+		else
+			unlink(tmp);
+	}
+	demo_progress_clear();
+	char title[160];
+	snprintf(title, sizeof(title),
+		 "demo_cpu: which worker ran which task when (%d workers, %d tasks per run)",
+		 workers, ntasks);
+	int rc = n ? demo_tl_plot_lanes(png, title, tls, n) : -1;
+	for (int i = 0; i < n; i++)
+		demo_tl_free(&tls[i]);
+	return rc;
+}
+
+/* Draws --timeline if asked; returns the JSON member timeline_png: the
+ * picture's name (the report finds it beside the JSON), or null. */
+static __attribute__((noinline)) json_t *timeline(uint64_t elems, int cpus)
+{
+	if (!opt_timeline || draw_timeline(opt_timeline, elems, cpus) != 0)
+		return json_null();
+	printf("\ntimeline: %s\n", opt_timeline);
+	const char *slash = strrchr(opt_timeline, '/');
+	return demo_json_str(slash ? slash + 1 : opt_timeline);
 }
 
 /* Elements the kernel hashes per second on this machine (one thread). */
@@ -473,10 +531,13 @@ int main(int argc, char **argv)
 		  DEMO_OPT_INT, &opt_min_rounds, 1, MAXR },
 		{ "max-rounds", "R", "rounds at most (default 30)",
 		  DEMO_OPT_INT, &opt_max_rounds, 1, MAXR },
+		{ "timeline", "PNG", "also draw which worker ran which task when, for threads, "
+		  "threads under the GIL and processes (traced runs; gnuplot)",
+		  DEMO_OPT_STR, &opt_timeline, 0, 0 },
 	};
 	demo_env_extra = env_extra;
 	demo_opts o;
-	int pr = demo_parse(argc, argv, about, extra, 5, &o);
+	int pr = demo_parse(argc, argv, about, extra, 6, &o);
 	if (pr)
 		return pr > 0 ? 0 : 2;
 	if (opt_max_rounds < opt_min_rounds)
@@ -729,7 +790,7 @@ int main(int argc, char **argv)
 	sp_est ep = cp ? estimate(bc, cp) : (sp_est){ 0 };
 	sp_est eg = cg ? estimate(bc, cg) : (sp_est){ 0 };
 	const char *vt = NULL, *vp = NULL, *vg = NULL;
-	char who[160];
+	char who[sizeof(labels) + 64]; /* gcc cannot tell which label thr is */
 	if (ct) {
 		snprintf(who, sizeof(who), "%s, %d large tasks", thr, coarse);
 		vt = say_scaling("threads_scale", who, "CPU-bound C work on threads",
@@ -864,10 +925,7 @@ int main(int argc, char **argv)
 
 	demo_json_set("machine", demo_machine_json(&mach));
 	demo_json_set("rounds", json_integer(nrounds));
-	/* Task timelines (which worker ran which task when) need tracing in
-	 * the library; until it exists the member stays null and the report
-	 * shows where the picture will go. */
-	demo_json_set("timeline_png", json_null());
+	demo_json_set("timeline_png", timeline(elems, cpus));
 	if (py.ran)
 		demo_json_set("cpython", json_pack("{s:s, s:i, s:i, s:I}", "version",
 						   py.version, "workers", py.workers,

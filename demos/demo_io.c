@@ -5,6 +5,7 @@
  *        ./build/demos/demo_io --requests 500 --latency-ms 50 --csv io.csv --plot io.png
  *        ./build/demos/demo_io --url http://127.0.0.1:8080/ --requests 100
  *        PAREX_EXECUTOR=thread:workers=64 ./build/demos/demo_io   (pool by config)
+ *        ./build/demos/demo_io --timeline io-timeline.png
  *
  * The seed's exercise 1 (the URL fetcher) and the I/O half of exercise 4.
  * The demo starts its own loopback HTTP server (a child process running a
@@ -25,6 +26,10 @@
  * the spread. When python3 is present, cpython_io.py fetches from the same
  * server sequentially and on a ThreadPoolExecutor, beside thread:gil=1.
  * With --url it fetches from a plain-HTTP server of your choice instead.
+ * With --timeline PNG it fetches once more on the thread pool and with
+ * parex io, with parex's task tracing on (trace=FILE, $PAREX_TRACE), and
+ * draws the requests in flight over time: at most K on a pool of K, all
+ * of them at once with parex io.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -49,6 +54,7 @@
 #include <parex/io.h>
 
 #include "common.h"
+#include "timeline.h"
 #include "netutil.h"
 
 static const char about[] =
@@ -67,6 +73,7 @@ static int64_t opt_n = 100, opt_rounds = 3, opt_burst = -1, opt_body = 256, opt_
 static double opt_latency_ms = 20, opt_burst_latency_ms = 1000;
 static char burst_url[64];
 static const char *opt_url;
+static const char *opt_timeline;
 
 /* ---- HTTP bits shared by every client ----------------------------------- */
 
@@ -608,6 +615,61 @@ static void run_io(int64_t n, const char *label, mode_out *m, const char **io_ba
 
 #define MAXR 32
 
+/*
+ * --timeline: n requests once more on the pool spec (traced with its trace
+ * key) and once with parex io (traced through $PAREX_TRACE), drawn as the
+ * requests in flight over time. Returns the JSON member timeline_png: the
+ * picture's name, or null when it was not drawn.
+ */
+static json_t *io_timeline(const char *png, const char *pool_spec,
+			   const char *pool_label, int64_t n)
+{
+	demo_tl tls[2];
+	int k = 0;
+	char tmp[256], spec[600];
+	if (pool_label && !demo_tl_tmpname(tmp, sizeof(tmp))) {
+		snprintf(spec, sizeof(spec), "%s%strace=%s", pool_spec ? pool_spec : "",
+			 pool_spec ? "," : ":", tmp);
+		mode_out m = { .balance = NAN };
+		if (run_pool(spec, "timeline: pool", n, &m) == 0 &&
+		    demo_tl_read(tmp, pool_label, &tls[k]) == 0)
+			k++;
+		else
+			unlink(tmp);
+	}
+	if (!demo_tl_tmpname(tmp, sizeof(tmp))) {
+		const char *saved = getenv("PAREX_TRACE");
+		char *keep = saved ? strdup(saved) : NULL;
+		const char *be = "?";
+		mode_out m = { .balance = NAN };
+		setenv("PAREX_TRACE", tmp, 1);
+		run_io(n, "timeline: parex io", &m, &be);
+		if (keep)
+			setenv("PAREX_TRACE", keep, 1);
+		else
+			unsetenv("PAREX_TRACE");
+		free(keep);
+		char label[64];
+		snprintf(label, sizeof(label), "parex io (%s)", be);
+		if (demo_tl_read(tmp, label, &tls[k]) == 0)
+			k++;
+		else
+			unlink(tmp);
+	}
+	demo_progress_clear();
+	char title[160];
+	snprintf(title, sizeof(title), "demo_io: requests in flight, %lld requests per run",
+		 (long long)n);
+	int rc = k ? demo_tl_plot_inflight(png, title, tls, k) : -1;
+	for (int i = 0; i < k; i++)
+		demo_tl_free(&tls[i]);
+	if (rc)
+		return json_null();
+	printf("\ntimeline: %s\n", png);
+	const char *slash = strrchr(png, '/');
+	return demo_json_str(slash ? slash + 1 : png);
+}
+
 static const demo_col cols[] = {
 	{ "mode", 's', 0 },        { "requests", 'i', 0 },  { "concurrency", 'i', 0 },
 	{ "runs", 'i', 0 },        { "wall_s", 'f', 3 },    { "speedup", 'f', 2 },
@@ -744,10 +806,13 @@ int main(int argc, char **argv)
 		  DEMO_OPT_INT, &opt_timeout_ms, 1, 600000 },
 		{ "max-reply", "BYTES", "largest reply accepted (default 262144)",
 		  DEMO_OPT_INT, &opt_max_reply, 1024, 64 << 20 },
+		{ "timeline", "PNG", "also draw the requests in flight over time on the "
+		  "thread pool and with parex io (traced runs; gnuplot)",
+		  DEMO_OPT_STR, &opt_timeline, 0, 0 },
 	};
 	demo_env_extra = env_extra;
 	demo_opts o;
-	int pr = demo_parse(argc, argv, about, extra, 10, &o);
+	int pr = demo_parse(argc, argv, about, extra, 11, &o);
 	if (pr)
 		return pr > 0 ? 0 : 2;
 	demo_envcfg env;
@@ -891,6 +956,17 @@ int main(int argc, char **argv)
 		}
 	snprintf(modes[nm - 1].label, sizeof(modes[nm - 1].label), "parex io (%s)",
 		 io_backend);
+	json_t *tl_png = json_null();
+	if (opt_timeline) {
+		/* The first pool measured (the thread pool by default). */
+		const iomode *pm = NULL;
+		for (int k = 0; k < nm && !pm; k++)
+			if (modes[k].kind == 1 && !modes[k].skipped)
+				pm = &modes[k];
+		json_decref(tl_png);
+		tl_png = io_timeline(opt_timeline, pm ? pm->spec : NULL,
+				     pm ? pm->label : NULL, io_n);
+	}
 	px_io_responder_stats st1;
 	for (int k = 0; k < nm; k++) {
 		if (modes[k].skipped)
@@ -1111,6 +1187,7 @@ int main(int argc, char **argv)
 	demo_json_set("url", demo_json_str(tgt.url));
 	demo_json_set("latency_ms", json_real(opt_url ? 0.0 : opt_latency_ms));
 	demo_json_set("own_server", json_boolean(!opt_url));
+	demo_json_set("timeline_png", tl_png);
 	int rc = demo_write_outputs(&o, t) ? 1 : fail;
 	if (o.plot) {
 		char data[4096];

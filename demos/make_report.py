@@ -126,16 +126,23 @@ def demo_section(name, title, doc, folder):
     out.append("<h3>Picture</h3>")
     out.append(img or "<p>No picture: gnuplot is not installed (Debian: "
                "gnuplot-nox) or did not draw it.</p>")
+    # Task timelines: drawn from parex's own traces (trace=PATH) with
+    # --timeline, named by the JSON member timeline_png, beside the JSON.
+    tl = doc.get("timeline_png")
+    tl_img = picture(os.path.join(folder, tl), "task timeline") if tl else None
     if name == "demo_cpu":
-        # Task timelines need tracing in the library; the picture will go
-        # here, named by the JSON member timeline_png.
-        tl = doc.get("timeline_png")
-        tl_img = picture(os.path.join(folder, tl), "task timeline") if tl else None
         out.append('<h3 id="timeline">Task timeline</h3>')
+        out.append("<p>Which worker ran which task, and when: one lane per "
+                   "worker, for threads, threads under the emulated GIL and "
+                   "processes, on one time axis.</p>" if tl_img else "")
         out.append(tl_img or '<div class="placeholder">Task timeline: not '
-                   "recorded on this run (parex does not trace tasks yet). "
-                   "When it does, this picture shows which worker ran which "
-                   "task, and when.</div>")
+                   "drawn on this run (run demo_cpu with --timeline PNG, as "
+                   "scripts/demo.sh does; it needs gnuplot).</div>")
+    elif name == "demo_io" and tl_img:
+        out.append('<h3 id="io-timeline">Requests in flight</h3>')
+        out.append("<p>How many requests were in flight over time, on the "
+                   "thread pool and with parex io.</p>")
+        out.append(tl_img)
     rows = doc.get("rows") or []
     if rows:
         cols = list(rows[0].keys())

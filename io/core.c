@@ -9,6 +9,7 @@
 #include <sched.h>
 
 #include "core.h"
+#include "trace.h"
 
 /* Fork detection ---------------------------------------------------------- */
 
@@ -143,6 +144,9 @@ void px__io_complete(px_io *io, px_future *f, int64_t res)
 	 * whoever then sees the future done. */
 	atomic_fetch_add_explicit(&io->n_completed, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&io->n_inflight, 1, memory_order_relaxed);
+	/* Stamped before the completion runs done callbacks, which may start
+	 * the next operation of a chain: one ends before the next begins. */
+	int64_t end_ns = io->trace ? px__now_ns() : 0;
 	uint64_t meta = px__io_meta(f);
 	int kind = (int)(meta & PX__IO_KIND_MASK);
 	if (kind == PX__IO_SLEEP && res == -ETIME)
@@ -159,5 +163,10 @@ void px__io_complete(px_io *io, px_future *f, int64_t res)
 	} else {
 		px_promise_set_error(f, (int)res, NULL);
 	}
+	/* One track per context; the operation spans its start to its
+	 * completion, read back from the future (ours until the release). */
+	if (io->trace)
+		px__trace_task(io->trace, f->trace_submit_ns, f->trace_task, 0, 0,
+			       f->trace_submit_ns, end_ns, px_future_error(f), 0);
 	px_future_release(f);
 }

@@ -80,6 +80,10 @@ struct px_io {
 	const struct px__io_backend_ops *ops;
 	void *impl;
 	_Atomic bool stopping;
+	/* Task timelines (lib/trace.h), from $PAREX_TRACE: NULL when off. Set
+	 * by px_io_create before the context is returned; written by
+	 * px_io_destroy once the backend's threads are gone. */
+	struct px__trace *trace;
 	/* Counters: relaxed, read only by px_io_stats_get. */
 	_Atomic uint64_t n_ops, n_completed, n_enters;
 	_Atomic int64_t n_inflight;

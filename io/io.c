@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "trace.h"
 
 /* Batches ------------------------------------------------------------------ */
 
@@ -109,6 +110,15 @@ PX_API int px_io_create(px_io **out, const px_io_config *cfg)
 		free(io);
 		return r;
 	}
+	char label[48];
+	snprintf(label, sizeof(label), "parex io (%s)", io->ops->name);
+	r = px__trace_open(&io->trace, NULL, label, "px-io-");
+	if (r) {
+		px_io_destroy(io);
+		return r;
+	}
+	if (io->trace)
+		io->trace->async = true;
 	*out = io;
 	return 0;
 }
@@ -119,6 +129,7 @@ PX_API void px_io_destroy(px_io *io)
 		return;
 	if (px__io_forked(io)) {
 		io->ops->destroy_forked(io);
+		px__trace_discard(io->trace); /* the parent's file */
 		free(io);
 		return;
 	}
@@ -126,6 +137,7 @@ PX_API void px_io_destroy(px_io *io)
 	 * store pairs with the loads in io_start and the reaper. */
 	atomic_store(&io->stopping, true);
 	io->ops->destroy(io);
+	(void)px__trace_finish(io->trace); /* created already; nothing to say */
 	free(io);
 }
 
@@ -177,6 +189,10 @@ static int io_start(px_io *io, const struct px__io_req *r,
 	int e = px_promise_create(&f);
 	if (e)
 		return e;
+	if (io->trace) {
+		f->trace_submit_ns = px__now_ns();
+		f->trace_task = px__trace_task_id(io->trace);
+	}
 	uint64_t meta = (uint64_t)req.kind |
 			(req.timeout_ns ? PX__IO_F_DEADLINE : 0);
 	__atomic_store_n(&f->backend_data, meta, __ATOMIC_RELAXED);

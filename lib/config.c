@@ -28,12 +28,12 @@
 /* ---- the backend table ---------------------------------------------------- */
 
 static const struct px__backend builtin_backends[] = {
-	{ "inline", &px__inline_backend, "workers max_arg max_result" },
+	{ "inline", &px__inline_backend, "workers max_arg max_result trace" },
 	{ "thread", &px__thread_backend,
-	  "workers queue block max_arg max_result spin_us gil" },
+	  "workers queue block max_arg max_result spin_us gil trace" },
 	{ "process", &px__process_backend,
 	  "workers queue block max_arg max_result spin_us task_timeout_ms "
-	  "max_tasks_per_worker shm_size" },
+	  "max_tasks_per_worker shm_size trace" },
 };
 #define N_BUILTIN (sizeof(builtin_backends) / sizeof(builtin_backends[0]))
 
@@ -155,6 +155,7 @@ enum kind {
 	K_SIZE,    /* an integer min..max with an optional K, M or G suffix */
 	K_BOOL,    /* 0/1, true/false, yes/no, on/off */
 	K_WORD,    /* one of the words of expect ("a or b"), as a string */
+	K_PATH,    /* a file name, stored as a string; "" for none */
 };
 
 struct key {
@@ -210,6 +211,11 @@ static const struct key keys[] = {
 	  "an integer 1..4096, or auto",
 	  "`mpi` (libparex-mpi): workers of each serving rank's local pool; "
 	  "`auto`: that rank's `px_available_parallelism()`",
+	  false },
+	{ "trace", K_PATH, FIELD(trace), 0, 0, "",
+	  "a file name (no commas or control characters)",
+	  "write the task timeline (Chrome trace-event JSON) to this file when "
+	  "the executor is destroyed; empty: `$PAREX_TRACE`, if set",
 	  false },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -335,6 +341,16 @@ static bool key_parse(const struct key *k, const char *value,
 	case K_BOOL:
 		ok = parse_bool(value, &u);
 		break;
+	case K_PATH:
+		/* A spec cannot carry a comma; a control character in a file
+		 * name is a mistake, not a wish. */
+		if (strlen(value) >= k->size || strchr(value, ','))
+			return false;
+		for (const char *q = value; *q; q++)
+			if (iscntrl((unsigned char)*q))
+				return false;
+		memcpy((char *)c + k->off, value, strlen(value) + 1);
+		return true;
 	case K_WORD:
 		if (!word_in(k->expect, value) || strlen(value) >= k->size)
 			return false;
@@ -360,7 +376,7 @@ static void config_defaults(struct px__config *c)
 static void key_format(const struct key *k, const struct px__config *c,
 		       char *buf, size_t len)
 {
-	if (k->kind == K_WORD) {
+	if (k->kind == K_WORD || k->kind == K_PATH) {
 		snprintf(buf, len, "%s", (const char *)c + k->off);
 		return;
 	}
@@ -431,7 +447,7 @@ int px__config_check(const struct px__config *cfg, const struct px__backend *b,
 	config_defaults(&d);
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key *k = &keys[i];
-		if (!k->strict || backend_uses(b, k->name) ||
+		if (!k->strict || k->kind == K_PATH || backend_uses(b, k->name) ||
 		    field_load(cfg, k) == field_load(&d, k))
 			continue;
 		if (msg && len) {
@@ -564,11 +580,18 @@ PX_API int px_config_format(const px_config *cfg, char *buf, size_t len)
 		return -EINVAL;
 	size_t need = 0;
 	bool first = true; /* the first key follows the backend's ':' */
-	char item[96];
+	char item[PX__TRACE_PATH_MAX + 64];
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key *k = &keys[i];
 		if (k->kind == K_BACKEND) {
 			snprintf(item, sizeof(item), "%s", cfg->c.backend);
+		} else if (k->kind == K_PATH) {
+			const char *v = (const char *)&cfg->c + k->off;
+			if (!*v)
+				continue; /* unset: as if absent */
+			snprintf(item, sizeof(item), "%s%s=%s", first ? ":" : ",",
+				 k->name, v);
+			first = false;
 		} else {
 			char v[32];
 			key_format(k, &cfg->c, v, sizeof(v));

@@ -11,11 +11,13 @@
 #include <string.h>
 
 #include "executor_internal.h"
+#include "trace.h"
 
 void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
 		       const struct px__config *cfg)
 {
 	ex->ops = ops;
+	ex->trace = NULL;
 	ex->cfg = *cfg;
 	if (ex->cfg.workers <= 0)
 		ex->cfg.workers = px_available_parallelism();
@@ -32,7 +34,33 @@ PX_API int px_executor_create(px_executor **out, const px_config *cfg)
 	const struct px__backend *b = px__backend_find(cfg->c.backend);
 	if (!b || px__config_check(&cfg->c, b, NULL, 0))
 		return -EINVAL;
-	return b->ops->create(out, &cfg->c);
+	int r = b->ops->create(out, &cfg->c);
+	if (r)
+		return r;
+	/* Task timelines: opened once the backend stands, and set before the
+	 * caller can submit, so every reader of ex->trace is ordered after
+	 * this store by the submit that hands it a task. */
+	char label[48];
+	snprintf(label, sizeof(label), "parex %s executor", b->name);
+	struct px__trace *t;
+	r = px__trace_open(&t, cfg->c.trace, label,
+			   strcmp(b->name, "process") ? "px-worker-" : "px-proc-");
+	if (r) {
+		px_executor_destroy(*out);
+		*out = NULL;
+		return r;
+	}
+	(*out)->trace = t;
+	return 0;
+}
+
+void px__executor_fini(px_executor *ex)
+{
+	/* The file cannot be reported on from here (destroy returns void):
+	 * px__trace_open created it already, so a failure now is a full
+	 * disk or the like. */
+	(void)px__trace_finish(ex->trace);
+	ex->trace = NULL;
 }
 
 PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
@@ -104,6 +132,10 @@ int px__submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	f->fn = fn;
 	f->ex = ex;
 	f->timeout_ns = timeout;
+	if (__builtin_expect(ex->trace != NULL, 0)) {
+		f->trace_submit_ns = px__now_ns();
+		f->trace_task = px__trace_task_id(ex->trace);
+	}
 	if (res_buf) {
 		f->result = res_buf;
 		f->result_len = res_cap;

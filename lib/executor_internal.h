@@ -25,6 +25,7 @@
 #include "future_internal.h"
 
 #define PX__BACKEND_NAME_MAX 16
+#define PX__TRACE_PATH_MAX 4096 /* bytes of the trace key's path, NUL included */
 
 /*
  * The effective configuration, after every layer is applied. Each field but
@@ -47,6 +48,7 @@ struct px__config {
 	char local[PX__BACKEND_NAME_MAX]; /* mpi: the serving ranks' pool */
 	px_worker_init_fn init;
 	void *init_arg;
+	char trace[PX__TRACE_PATH_MAX]; /* task timeline file; "": $PAREX_TRACE */
 };
 
 struct px_config {
@@ -81,6 +83,10 @@ struct px__backend_ops {
 
 struct px_executor {
 	const struct px__backend_ops *ops;
+	/* Task timelines (lib/trace.h): NULL when off. Set by
+	 * px_executor_create() after ops->create, before the executor is
+	 * returned (so before any submit); finished by px__executor_fini(). */
+	struct px__trace *trace;
 	struct px__config cfg;
 	atomic_int shut;                /* 1 once shutdown began */
 	/* Written on every submit: padded off the lines workers read (by
@@ -175,6 +181,13 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
  */
 PX_API void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
 			      const struct px__config *cfg);
+
+/*
+ * Ends the common part of a backend's executor: writes its task timeline
+ * (lib/trace.h), if any. Backends call it as they free the executor, once
+ * no worker can run a task of it any more (joined, or the last one out).
+ */
+PX_API void px__executor_fini(px_executor *ex);
 
 /*
  * Completes a queued (never started) task as cancelled if it still can be,

@@ -77,6 +77,12 @@ struct px__node {
  *    lock); io/ (the operation kind and flags, set at start; any thread ORs
  *    flags in with atomic builtins). lib/inline.c and the thread pool leave
  *    it alone; the core never reads it.
+ *  - trace_submit_ns, trace_task: only when the executor or I/O context
+ *    traces (lib/trace.h): written once by px_executor_submit (lib/
+ *    executor.c) or io/'s start before the future is published, read-only
+ *    afterwards by whoever records its event (px__task_run, procpool/'s
+ *    collector and submitters, io/core.c). Stale (from an earlier use of
+ *    the memory) when not tracing; nobody reads them then.
  *  - cancel_fn, cancel_arg: the producer, before the future becomes RUNNING
  *    (px_promise_on_cancel() before px_promise_start(), or procpool/'s
  *    submit before the collector starts it); px_future_cancel() reads them
@@ -111,6 +117,8 @@ struct px_future {
 	px_future *qnext;        /* intrusive link for backend queues */
 	uint64_t backend_data;   /* free for the backend (procpool: slot id) */
 	int64_t timeout_ns;      /* per-task timeout, 0 = none */
+	int64_t trace_submit_ns; /* tracing: submit time (CLOCK_MONOTONIC) */
+	uint64_t trace_task;     /* tracing: the task's number */
 
 	alignas(16) unsigned char res_inline[PX__RES_INLINE];
 	alignas(16) unsigned char arg_inline[PX__ARG_INLINE];

@@ -60,6 +60,7 @@ static void inline_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 
 static void inline_destroy(px_executor *ex)
 {
+	px__executor_fini(ex);
 	free(ex);
 }
 

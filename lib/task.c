@@ -11,6 +11,7 @@
 
 #include "executor_internal.h"
 #include "gil.h"
+#include "trace.h"
 
 PX_API int px_task_return(px_task *t, const void *data, size_t len)
 {
@@ -162,9 +163,67 @@ void px__counts_add(px_executor_stats *out, const struct px__counts *c)
 	out->busy_ns += atomic_load_explicit(&c->busy_ns, memory_order_relaxed);
 }
 
+/* Calls f's task as worker worker_id; returns its outcome (<= 0). */
+static inline int task_call(px_executor *ex, px_future *f, int worker_id,
+			    const struct px__task_ops *ops)
+{
+	struct px_task t = {
+		.ops = ops,
+		.worker_id = worker_id,
+		.max_result = ex->cfg.max_result,
+		.f = f,
+	};
+	int err = f->fn(&t, f->arg, f->arg_len);
+	if (t.blocking_depth) { /* unpaired blocking_begin: retake the GIL */
+		t.blocking_depth = 1;
+		fut_blocking_end(&t);
+	}
+	return err > 0 ? -err : err;
+}
+
+static inline void add_busy(struct px__counts *c, int64_t ns)
+{
+	atomic_store_explicit(&c->busy_ns,
+			      atomic_load_explicit(&c->busy_ns, memory_order_relaxed) +
+				      (uint64_t)ns,
+			      memory_order_relaxed);
+}
+
+/* px__task_run when the executor traces: the same, plus the clock reads
+ * and the event. Out of line, so that the untraced path pays one branch. */
+static __attribute__((noinline, cold)) bool
+task_run_traced(px_executor *ex, px_future *f, int worker_id,
+		const struct px__task_ops *ops, struct px__counts *c, bool timed)
+{
+	struct px__trace *tr = ex->trace;
+	if (!px__future_try_start(f)) {
+		px__trace_task(tr, f->trace_submit_ns, f->trace_task, worker_id, 0,
+			       0, 0, -ECANCELED, PX__TRACE_NOT_RUN);
+		px__counts_record(c, -ECANCELED);
+		px_future_release(f);
+		return false;
+	}
+	int64_t t0 = px__now_ns();
+	int err = task_call(ex, f, worker_id, ops);
+	int64_t t1 = px__now_ns();
+	/* Before the completion: f's fields are ours until then. */
+	px__trace_task(tr, f->trace_submit_ns, f->trace_task, worker_id, 0, t0,
+		       t1, err, 0);
+	px__future_complete(f, err);
+	px__counts_record(c, err);
+	if (timed)
+		add_busy(c, t1 - t0);
+	px_future_release(f);
+	return true;
+}
+
 bool px__task_run(px_executor *ex, px_future *f, int worker_id,
 		  const struct px__task_ops *ops, struct px__counts *c, bool timed)
 {
+	/* The one branch tracing costs when it is off (ex->trace is written
+	 * before the executor is handed out, read-only afterwards). */
+	if (__builtin_expect(ex->trace != NULL, 0))
+		return task_run_traced(ex, f, worker_id, ops, c, timed);
 	if (!px__future_try_start(f)) {
 		/* Cancelled while queued: the canceller completed it. */
 		px__counts_record(c, -ECANCELED);
@@ -189,11 +248,7 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
 	px__future_complete(f, err);
 	px__counts_record(c, err);
 	if (timed)
-		atomic_store_explicit(&c->busy_ns,
-				      atomic_load_explicit(&c->busy_ns,
-							   memory_order_relaxed) +
-					      (uint64_t)(t1 - t0),
-				      memory_order_relaxed);
+		add_busy(c, t1 - t0);
 	px_future_release(f);
 	return true;
 }
@@ -202,6 +257,9 @@ void px__future_cancel_queued(struct px__counts *c, px_future *f)
 {
 	/* Fails if the user cancelled it earlier; either way it leaves the
 	 * queue cancelled and is counted here, as a worker would have. */
+	if (__builtin_expect(f->ex->trace != NULL, 0))
+		px__trace_task(f->ex->trace, f->trace_submit_ns, f->trace_task,
+			       -1, 0, 0, 0, -ECANCELED, PX__TRACE_NOT_RUN);
 	px__future_cancel_pending(f);
 	px__counts_record(c, -ECANCELED);
 	px_future_release(f);

@@ -4,9 +4,11 @@
  * chrome://tracing open. See trace.h for who records and when.
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,9 +79,11 @@ int px__trace_open(struct px__trace **out, const char *path,
 	if (!path || !*path)
 		return 0;
 
-	struct px__trace *t = calloc(1, sizeof(*t));
+	/* Aligned, for the counters' own cache lines. */
+	struct px__trace *t = aligned_alloc(alignof(struct px__trace), sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	memset(t, 0, sizeof(*t));
 	int before = claim_path(path);
 	if (before < 0) {
 		free(t);
@@ -89,11 +93,17 @@ int px__trace_open(struct px__trace **out, const char *path,
 	t->max_events = PX__TRACE_MAX_EVENTS_DEFAULT;
 	t->nchunks = (t->max_events + PX__TRACE_CHUNK - 1) / PX__TRACE_CHUNK;
 	t->chunks = calloc(t->nchunks, sizeof(*t->chunks));
-	if (!t->path || !t->chunks) {
+	t->fd = -1;
+	int err = -ENOMEM;
+	if (t->path && t->chunks) {
+		t->fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		err = t->fd < 0 ? -errno : 0;
+	}
+	if (err) {
 		free(t->path);
 		free(t->chunks);
 		free(t);
-		return -ENOMEM;
+		return err;
 	}
 	snprintf(t->label, sizeof(t->label), "%s", label);
 	snprintf(t->track_prefix, sizeof(t->track_prefix), "%s", track_prefix);
@@ -137,6 +147,29 @@ void px__trace_record(struct px__trace *t, const struct px__trace_event *ev)
 	 * the writer skips (end_ns 0). */
 }
 
+void px__trace_task(struct px__trace *t, int64_t submit_ns, uint64_t task,
+		    int worker, int pid, int64_t start_ns, int64_t end_ns,
+		    int outcome, unsigned flags)
+{
+	if (flags & PX__TRACE_NOT_RUN) {
+		start_ns = 0;
+		worker = -1;
+		if (!end_ns)
+			end_ns = px__now_ns();
+	}
+	struct px__trace_event ev = {
+		.submit_ns = submit_ns,
+		.start_ns = start_ns,
+		.end_ns = end_ns,
+		.task = task,
+		.worker = worker,
+		.pid = pid,
+		.outcome = outcome,
+		.flags = flags,
+	};
+	px__trace_record(t, &ev);
+}
+
 /* JSON string contents: the label and path are ours, but escape anyway. */
 static void put_json_string(FILE *fp, const char *s)
 {
@@ -153,14 +186,69 @@ static void put_json_string(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
-/* Microseconds since t0, as Chrome's `ts`/`dur` (fractions keep ns). */
-static void put_us(FILE *fp, int64_t ns)
+/*
+ * An event is formatted by hand into a line buffer and written with one
+ * fwrite: a trace holds up to millions of events, written in one go at the
+ * end, and printf's parsing and per-call stdio overhead dominated that.
+ * An event's line is well under its capacity (names and numbers are short;
+ * the one string, the outcome, is ours).
+ */
+struct line {
+	size_t n;
+	char b[512];
+};
+
+static void put_s(struct line *l, const char *s)
 {
-	if (ns < 0) {
-		fputc('-', fp);
-		ns = -ns;
+	size_t len = strlen(s);
+	if (len > sizeof(l->b) - l->n)
+		len = sizeof(l->b) - l->n;
+	memcpy(l->b + l->n, s, len);
+	l->n += len;
+}
+
+static void put_c(struct line *l, char c)
+{
+	if (l->n < sizeof(l->b))
+		l->b[l->n++] = c;
+}
+
+static void put_u64(struct line *l, uint64_t v)
+{
+	char b[24];
+	int i = (int)sizeof(b);
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i < (int)sizeof(b))
+		put_c(l, b[i++]);
+}
+
+static void put_i64(struct line *l, int64_t v)
+{
+	if (v < 0) {
+		put_c(l, '-');
+		put_u64(l, -(uint64_t)v);
+	} else {
+		put_u64(l, (uint64_t)v);
 	}
-	fprintf(fp, "%lld.%03lld", (long long)(ns / 1000), (long long)(ns % 1000));
+}
+
+/* Microseconds, as Chrome's `ts`/`dur` (three decimals keep the ns). */
+static void put_us(struct line *l, int64_t ns)
+{
+	uint64_t u = (uint64_t)ns;
+	if (ns < 0) {
+		put_c(l, '-');
+		u = -(uint64_t)ns;
+	}
+	put_u64(l, u / 1000);
+	unsigned f = (unsigned)(u % 1000);
+	put_c(l, '.');
+	put_c(l, (char)('0' + f / 100));
+	put_c(l, (char)('0' + f / 10 % 10));
+	put_c(l, (char)('0' + f % 10));
 }
 
 static const char *outcome_name(const struct px__trace_event *ev)
@@ -176,29 +264,83 @@ static const char *outcome_name(const struct px__trace_event *ev)
 	return "error";
 }
 
+/* The args object of a task's event. */
+static void put_args(struct line *l, const struct px__trace *t, int64_t start,
+		     const struct px__trace_event *ev)
+{
+	put_s(l, ",\"args\":{\"task\":");
+	put_u64(l, ev->task);
+	put_s(l, ",\"worker\":");
+	put_i64(l, ev->worker);
+	put_s(l, ",\"outcome\":\"");
+	put_s(l, outcome_name(ev));
+	put_s(l, "\",\"error\":");
+	put_i64(l, ev->outcome);
+	if (ev->pid) {
+		put_s(l, ",\"pid\":");
+		put_i64(l, ev->pid);
+	}
+	if (ev->submit_ns) {
+		put_s(l, ",\"submit_us\":");
+		put_us(l, ev->submit_ns - t->t0);
+		put_s(l, ",\"queued_us\":");
+		put_us(l, start - ev->submit_ns);
+	}
+	put_s(l, "}}");
+}
+
+/* The common head of an event: name, category and phase, ids, "ts": */
+static void put_head(struct line *l, const char *name, uint64_t num,
+		     const char *suffix, const char *cat_ph, bool id, int pid,
+		     int tid)
+{
+	put_s(l, ",\n{\"name\":\"");
+	put_s(l, name);
+	put_u64(l, num);
+	put_s(l, suffix);
+	put_s(l, cat_ph);
+	if (id) {
+		put_s(l, ",\"id\":");
+		put_u64(l, num);
+	}
+	put_s(l, ",\"pid\":");
+	put_i64(l, pid);
+	put_s(l, ",\"tid\":");
+	put_i64(l, tid);
+	put_s(l, ",\"ts\":");
+}
+
+/*
+ * One task: a complete ("X") event on its worker's track, or, for a trace
+ * of overlapping operations, an async begin/end pair ("b"/"e", id = task
+ * number), which Perfetto stacks in rows instead of mis-nesting them.
+ */
 static void put_event(FILE *fp, const struct px__trace *t, int pid,
 		      const struct px__trace_event *ev)
 {
+	struct line l;
+	l.n = 0;
 	int64_t start = ev->flags & PX__TRACE_NOT_RUN ? ev->end_ns : ev->start_ns;
-	fprintf(fp, ",\n{\"name\":\"task %llu%s\",\"cat\":\"task\",\"ph\":\"X\","
-		"\"pid\":%d,\"tid\":%d,\"ts\":", (unsigned long long)ev->task,
-		ev->flags & PX__TRACE_CRASHED ? " (crashed)" : "", pid,
-		ev->worker + 1);
-	put_us(fp, start - t->t0);
-	fputs(",\"dur\":", fp);
-	put_us(fp, ev->end_ns - start);
-	fprintf(fp, ",\"args\":{\"task\":%llu,\"worker\":%d,\"outcome\":\"%s\","
-		"\"error\":%d", (unsigned long long)ev->task, ev->worker,
-		outcome_name(ev), (int)ev->outcome);
-	if (ev->pid)
-		fprintf(fp, ",\"pid\":%d", (int)ev->pid);
-	if (ev->submit_ns) {
-		fputs(",\"submit_us\":", fp);
-		put_us(fp, ev->submit_ns - t->t0);
-		fputs(",\"queued_us\":", fp);
-		put_us(fp, start - ev->submit_ns);
+	const char *crashed = ev->flags & PX__TRACE_CRASHED ? " (crashed)" : "";
+	if (t->async) {
+		put_head(&l, "op ", ev->task, "", "\",\"cat\":\"io\",\"ph\":\"b\"",
+			 true, pid, ev->worker + 1);
+		put_us(&l, start - t->t0);
+		put_args(&l, t, start, ev);
+		put_head(&l, "op ", ev->task, "", "\",\"cat\":\"io\",\"ph\":\"e\"",
+			 true, pid, ev->worker + 1);
+		put_us(&l, ev->end_ns - t->t0);
+		put_c(&l, '}');
+	} else {
+		put_head(&l, "task ", ev->task, crashed,
+			 "\",\"cat\":\"task\",\"ph\":\"X\"", false, pid,
+			 ev->worker + 1);
+		put_us(&l, start - t->t0);
+		put_s(&l, ",\"dur\":");
+		put_us(&l, ev->end_ns - start);
+		put_args(&l, t, start, ev);
 	}
-	fputs("}}", fp);
+	fwrite(l.b, 1, l.n, fp);
 }
 
 /* Track names: one metadata event per worker index seen. */
@@ -227,17 +369,13 @@ static void put_tracks(FILE *fp, const struct px__trace *t, int pid,
 	}
 }
 
-static int write_file(const struct px__trace *t)
+static int write_file(struct px__trace *t)
 {
-	int fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	FILE *fp = fdopen(fd, "w");
-	if (!fp) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
+	FILE *fp = fdopen(t->fd, "w");
+	if (!fp)
+		return -errno; /* px__trace_finish closes the fd */
+	t->fd = -1; /* fclose closes it */
+	__fsetlocking(fp, FSETLOCKING_BYCALLER); /* this thread alone writes */
 	uint64_t claimed = atomic_load_explicit(&t->next, memory_order_relaxed);
 	uint64_t n = claimed < t->max_events ? claimed : t->max_events;
 	int pid = (int)getpid();
@@ -263,15 +401,28 @@ static int write_file(const struct px__trace *t)
 	return err;
 }
 
-int px__trace_finish(struct px__trace *t)
+static void trace_free(struct px__trace *t)
 {
-	if (!t)
-		return 0;
-	int err = write_file(t);
+	if (t->fd >= 0)
+		close(t->fd);
 	for (size_t i = 0; i < t->nchunks; i++)
 		free(t->chunks[i]);
 	free(t->chunks);
 	free(t->path);
 	free(t);
+}
+
+void px__trace_discard(struct px__trace *t)
+{
+	if (t)
+		trace_free(t);
+}
+
+int px__trace_finish(struct px__trace *t)
+{
+	if (!t)
+		return 0;
+	int err = write_file(t);
+	trace_free(t);
 	return err;
 }

@@ -11,13 +11,29 @@
  * max_events (then counted as dropped).
  *
  * Writers: any thread, concurrently (the thread pool's workers, the process
- * pool's collector, the I/O layer's reaper). The file is written once, by
- * px__trace_finish(), after every writer has stopped (workers joined), so
- * events need no per-event publication: the join orders them.
+ * pool's collector and its submitters, the I/O layer's reaper). The file is
+ * written once, by px__trace_finish(), after every writer has stopped (the
+ * executor is being freed: its workers are joined, or the last of them is
+ * freeing it; the I/O context's threads are joined), so events need no
+ * per-event publication: the join orders them.
+ *
+ * Who records what:
+ *  - lib/executor.c stamps submit_ns and the task number into the future
+ *    (px_future.trace_submit_ns / trace_task) when the executor traces;
+ *  - lib/task.c (thread pool, inline) records start, end, worker, outcome;
+ *    tasks cancelled before they started are recorded PX__TRACE_NOT_RUN;
+ *  - procpool/: the worker process stamps start_ns/end_ns into the task's
+ *    record in the shared mapping (only for requests flagged QF_TRACE); the
+ *    collector records the event with the slot and the worker's pid, a
+ *    task its worker died in as PX__TRACE_CRASHED;
+ *  - io/: io.c stamps the operation's start, core.c records its completion
+ *    (one track per context; the events are async slices, since many
+ *    operations are in flight at once).
  */
 #ifndef PX_TRACE_H
 #define PX_TRACE_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,22 +60,33 @@ struct px__trace_event {
 
 struct px__trace {
 	char *path;           /* where px__trace_finish() writes */
+	int fd;               /* opened by px__trace_open(), so a bad path
+				 fails the executor's creation, not its end */
+	bool async;           /* overlapping operations on one track (io/):
+				 written as async begin/end pairs; set
+				 right after px__trace_open() */
 	char label[48];       /* "thread executor", "io (io_uring)", ... */
 	char track_prefix[16];/* "px-worker-", "px-proc-", "px-io-" */
 	int64_t t0;           /* timestamps are written relative to this */
 	uint64_t max_events;
-	_Atomic uint64_t next;     /* events claimed so far */
-	_Atomic uint64_t task_seq; /* task numbers handed out */
 	size_t nchunks;
 	_Atomic(struct px__trace_event *) *chunks;
+	/* Each counter on its own cache line: submitters bump task_seq,
+	 * workers (or the collector) bump next, and sharing a line would
+	 * bounce it between them on every task. */
+	alignas(64) _Atomic uint64_t next;     /* events claimed so far */
+	alignas(64) _Atomic uint64_t task_seq; /* task numbers handed out */
+	char pad_[56];
 };
 
 /*
  * The trace file for a new executor or I/O context: `path` when it is
  * non-empty, else $PAREX_TRACE, else none. Several traced objects in one
  * process do not overwrite each other: the first uses the path as given,
- * later ones insert "-2", "-3", ... before its extension. Returns 0 with
- * *out NULL when tracing is off, 0 with a trace, or -ENOMEM.
+ * later ones insert "-2", "-3", ... before its extension. The file is
+ * created (truncated) now and written by px__trace_finish(). Returns 0 with
+ * *out NULL when tracing is off, 0 with a trace, -ENOMEM, or the negative
+ * errno of creating the file (-ENOENT, -EACCES, ...).
  */
 int px__trace_open(struct px__trace **out, const char *path,
 		   const char *label, const char *track_prefix);
@@ -74,6 +101,20 @@ static inline uint64_t px__trace_task_id(struct px__trace *t)
 /* Records one event (copied). Thread-safe; never blocks; drops the event
  * (and counts it) past max_events or when a chunk cannot be allocated. */
 void px__trace_record(struct px__trace *t, const struct px__trace_event *ev);
+
+/*
+ * Records one task from its parts: submit_ns and task as stamped at submit,
+ * start_ns..end_ns on `worker` (process `pid`, 0 in-process), the outcome
+ * and PX__TRACE_* flags. With PX__TRACE_NOT_RUN, start_ns is ignored (the
+ * event sits at end_ns on the "not run" track) and end_ns 0 means now.
+ */
+void px__trace_task(struct px__trace *t, int64_t submit_ns, uint64_t task,
+		    int worker, int pid, int64_t start_ns, int64_t end_ns,
+		    int outcome, unsigned flags);
+
+/* Frees a trace without writing it (a forked child's copy of its parent's
+ * trace: the file is the parent's to write). NULL is a no-op. */
+void px__trace_discard(struct px__trace *t);
 
 /*
  * Writes the trace file (Chrome trace-event JSON: one track per worker,

@@ -998,6 +998,7 @@ static void mpi_destroy(px_executor *ex)
 	if (G.cur == m)
 		G.cur = NULL;
 	pthread_mutex_unlock(&G.lock);
+	px__executor_fini(&m->ex); /* its task timeline, if traced */
 	free(m->slots);
 	free(m);
 }

@@ -48,6 +48,8 @@ struct pp_done {
 	px_future *f;
 	struct pp_resp r;
 	bool release_only; /* withdrawn: the canceller completed it */
+	pid_t pid;               /* tracing: the worker, and when it ran */
+	int64_t start_ns, end_ns; /* the task (from its record) */
 };
 
 #define BURST 32
@@ -78,6 +80,8 @@ static void complete_reply(struct pp_pool *p, struct pp_worker *w,
 	struct pp_resp *r = &d->r;
 	unsigned area = (r->flags >> RF_AREA_SHIFT) % PP_NBIG;
 	const unsigned char *big = w->sh->big + (size_t)area * p->big_len;
+	if (d->release_only || (r->flags & RF_SKIPPED))
+		pp_trace_not_run(p, f, -ECANCELED);
 	if (!d->release_only && !(r->flags & RF_SKIPPED)) {
 		int err = r->err;
 		if (!err) {
@@ -92,6 +96,7 @@ static void complete_reply(struct pp_pool *p, struct pp_worker *w,
 		}
 		if (r->flags & RF_MSG)
 			px__future_store_message(f, (const char *)big + p->ex.cfg.max_result);
+		pp_trace(p, f, w->id, d->pid, d->start_ns, d->end_ns, err, 0);
 		if (!px__future_complete(f, err))
 			px__counts_record(&p->ccounts, err);
 	}
@@ -110,6 +115,18 @@ static void process_replies(struct pp_pool *p, struct pp_worker *w,
 		struct pp_entry *e = &w->ent[rs[i].seq % PP_WINDOW];
 		d[i].r = rs[i];
 		d[i].release_only = e->cancelled;
+		if (p->ex.trace) {
+			/* Before done_seq moves on: then the record may be
+			 * handed to the next task. The reply's pop (acquire)
+			 * ordered the worker's stores before these loads. */
+			struct pp_rec *rec = &w->sh->rec[rs[i].seq % PP_WINDOW];
+			d[i].pid = atomic_load_explicit(&w->sh->pid,
+							memory_order_relaxed);
+			d[i].start_ns = atomic_load_explicit(&rec->start_ns,
+							     memory_order_relaxed);
+			d[i].end_ns = atomic_load_explicit(&rec->end_ns,
+							   memory_order_relaxed);
+		}
 		d[i].f = entry_retire(p, e);
 		w->done_seq++;
 	}
@@ -151,6 +168,12 @@ struct pp_victim {
 	bool release_only; /* completed already (withdrawn by a cancel):
 			      only drop the pool's reference */
 	char msg[200];
+	/* Tracing: where and when it ran; flags PX__TRACE_CRASHED or
+	 * PX__TRACE_NOT_RUN. */
+	int worker;
+	pid_t pid;
+	int64_t start_ns, end_ns;
+	unsigned trace_flags;
 };
 
 /* Fails every task the pool holds (central and windows): the pool is broken.
@@ -173,6 +196,7 @@ static void fail_everything(struct pp_pool *p, const char *why,
 				v[k].f = f;
 				v[k].err = PX_EWORKERDIED;
 				v[k].release_only = cancelled;
+				v[k].trace_flags = PX__TRACE_NOT_RUN;
 				snprintf(v[k].msg, sizeof(v[k].msg), "%s", why);
 				k++;
 			}
@@ -188,6 +212,7 @@ static void fail_everything(struct pp_pool *p, const char *why,
 		if (v) {
 			v[k].f = f;
 			v[k].err = PX_EWORKERDIED;
+			v[k].trace_flags = PX__TRACE_NOT_RUN;
 			snprintf(v[k].msg, sizeof(v[k].msg), "%s", why);
 			k++;
 		}
@@ -205,7 +230,11 @@ static void finish_victims(struct pp_pool *p, struct pp_victim *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		px_future *f = v[i].f;
+		if (v[i].release_only)
+			pp_trace_not_run(p, f, -ECANCELED);
 		if (!v[i].release_only) {
+			pp_trace(p, f, v[i].worker, v[i].pid, v[i].start_ns,
+				 v[i].end_ns, v[i].err, v[i].trace_flags);
 			if (v[i].msg[0])
 				px__future_store_message(f, v[i].msg);
 			if (!px__future_complete(f, v[i].err))
@@ -252,6 +281,17 @@ static bool classify_task(const struct pp_worker *w, uint64_t s,
 	v->f = e->f;
 	v->msg[0] = 0;
 	v->release_only = false;
+	/* For the timeline: a task that started has its start in its
+	 * record (stamped before the CAS to RUNNING the caller acquired),
+	 * and its end too if it finished (DONE). */
+	const struct pp_rec *rec = &w->sh->rec[s % PP_WINDOW];
+	v->worker = w->id;
+	v->pid = atomic_load_explicit(&w->sh->pid, memory_order_relaxed);
+	v->start_ns = atomic_load_explicit(&rec->start_ns, memory_order_relaxed);
+	v->end_ns = st == R_DONE ? atomic_load_explicit(&rec->end_ns,
+							 memory_order_relaxed)
+				 : px__now_ns();
+	v->trace_flags = 0;
 	if (e->cancelled || st == R_CANCELLED) {
 		v->release_only = true;
 	} else if (st == R_QUEUED || st == R_FREE) {
@@ -267,11 +307,13 @@ static bool classify_task(const struct pp_worker *w, uint64_t s,
 		v->err = -ECANCELED;
 	} else if (st == R_DONE) {
 		v->err = PX_EWORKERDIED;
+		v->trace_flags = PX__TRACE_CRASHED;
 		snprintf(v->msg, sizeof(v->msg),
 			 "worker %d (pid %d) %s after finishing the task, before reporting it",
 			 w->id, (int)w->pid, why);
 	} else {
 		v->err = PX_EWORKERDIED;
+		v->trace_flags = PX__TRACE_CRASHED;
 		snprintf(v->msg, sizeof(v->msg),
 			 "worker %d (pid %d) %s while running the task",
 			 w->id, (int)w->pid, why);
@@ -554,6 +596,7 @@ static void fail_deferred(struct pp_pool *p)
 		px_future *nx = f->qnext;
 		px__future_store_message(
 			f, "no room for the argument in the shared arena (raise shm_size)");
+		pp_trace_not_run(p, f, -ENOMEM);
 		if (!px__future_complete(f, -ENOMEM))
 			px__counts_record(&p->ccounts, -ENOMEM);
 		px_future_release(f);

@@ -93,7 +93,7 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 	rq.fn = f->fn;
 	rq.arg = argmem;
 	rq.arg_len = f->arg_len;
-	rq.flags = f->timeout_ns > 0 ? QF_TIMED : 0;
+	rq.flags = (f->timeout_ns > 0 ? QF_TIMED : 0) | (p->ex.trace ? QF_TRACE : 0);
 	atomic_store_explicit(&w->sh->rec[idx].word, rword(seq, R_QUEUED),
 			      memory_order_relaxed); /* published by the push */
 	w->ent[idx] = (struct pp_entry){ .f = f, .argmem = argmem, .seq = seq,
@@ -128,6 +128,7 @@ static inline void pump_n(struct pp_pool *p, unsigned max)
 			/* Back from a dead worker, then cancelled with
 			 * PX_CANCEL_RUNNING: the canceller completed it. */
 			q_pop(p);
+			pp_trace_not_run(p, f, -ECANCELED);
 			px_future_release(f);
 			continue;
 		}
@@ -135,6 +136,7 @@ static inline void pump_n(struct pp_pool *p, unsigned max)
 			/* Back from a dead worker: already RUNNING. */
 		} else if (px_future_state_get(f) == PX_FUTURE_CANCELLED) {
 			q_pop(p); /* a plain cancel while queued */
+			pp_trace_not_run(p, f, -ECANCELED);
 			xcount(p, -ECANCELED);
 			px_future_release(f);
 			continue;

@@ -69,12 +69,14 @@ void px__pp_slot_reset(struct pp_worker *w, uint64_t *busy_dead)
 	for (int i = 0; i < PP_WINDOW; i++) {
 		atomic_store_explicit(&sh->rec[i].word, 0, memory_order_relaxed);
 		atomic_store_explicit(&sh->rec[i].start_ns, 0, memory_order_relaxed);
+		atomic_store_explicit(&sh->rec[i].end_ns, 0, memory_order_relaxed);
 	}
 	for (int i = 0; i < PP_NBIG; i++)
 		atomic_store_explicit(&sh->big_busy[i], 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->big_waiters, 0, memory_order_relaxed);
 	*busy_dead += atomic_load_explicit(&sh->busy_ns, memory_order_relaxed);
 	atomic_store_explicit(&sh->busy_ns, 0, memory_order_relaxed);
+	atomic_store_explicit(&sh->pid, 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->state, WS_NONE, memory_order_relaxed);
 	sh->init_err = 0;
 	w->gen++;
@@ -150,6 +152,7 @@ static void pp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 	pthread_mutex_unlock(&p->lock);
 	while (drop) {
 		px_future *nx = drop->qnext;
+		pp_trace_not_run(p, drop, -ECANCELED);
 		px__future_cancel_pending(drop);
 		xcount(p, -ECANCELED);
 		px_future_release(drop);
@@ -171,6 +174,7 @@ static void pp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 
 void px__pp_free(struct pp_pool *p)
 {
+	px__executor_fini(&p->ex); /* the collector is joined or is us */
 	if (p->sock >= 0) {
 		reg_del(p->sock);
 		close(p->sock);

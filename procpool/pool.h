@@ -32,6 +32,7 @@
 #include "executor_internal.h"
 #include "px_futex.h"
 #include "shared.h"
+#include "trace.h"
 
 #define PP_PARK_MAX_NS (250 * PX_MSEC) /* the collector's longest nap */
 #define PP_STREAM_NS (200 * 1000)      /* see pick_worker() in dispatch.h */
@@ -127,6 +128,27 @@ static inline void xcount(struct pp_pool *p, int err)
 			      : err == -ECANCELED ? &p->xcounts.cancelled
 						  : &p->xcounts.failed;
 	atomic_fetch_add_explicit(k, 1, memory_order_relaxed);
+}
+
+/*
+ * Task timelines (lib/trace.h): one event per task, from whichever thread
+ * settles it. Off (p->ex.trace NULL, fixed before the first submit), each
+ * costs one predictable branch.
+ */
+static inline void pp_trace(struct pp_pool *p, const px_future *f, int worker,
+			    pid_t pid, int64_t start_ns, int64_t end_ns, int err,
+			    unsigned flags)
+{
+	if (__builtin_expect(p->ex.trace != NULL, 0))
+		px__trace_task(p->ex.trace, f->trace_submit_ns, f->trace_task,
+			       worker, (int)pid, start_ns, end_ns, err, flags);
+}
+
+/* A task that never ran (cancelled or failed before a worker started it). */
+static inline void pp_trace_not_run(struct pp_pool *p, const px_future *f,
+				    int err)
+{
+	pp_trace(p, f, -1, 0, 0, 0, err, PX__TRACE_NOT_RUN);
 }
 
 /* Wakes the collector whether or not it sleeps (shutdown, deferred

@@ -26,6 +26,9 @@
  *  - record word: the worker's acq_rel CAS to RUNNING (after storing
  *    start_ns) pairs with the collector's acquire load before it reads
  *    start_ns; the parent's CASes are acq_rel against the worker's.
+ *    end_ns (traced tasks) is stored before the CAS to DONE and reaches the
+ *    collector with the reply (the ring push's release); a dead worker's
+ *    start_ns through the acquire load of the word in retire_window().
  *  - doorbell: Dekker pair of the ringer's seq_cst fence (after publishing)
  *    and the collector's seq_cst fence (after setting bell_sleeping), see
  *    px__pp_bell_ring() (shared.c) and park() (collector.c).
@@ -69,14 +72,15 @@ enum { RF_SKIPPED = 1, RF_BIG = 2, RF_MSG = 4 };
 #define RF_AREA_SHIFT 8
 
 /* Request flags. */
-enum { QF_TIMED = 1 };
+enum { QF_TIMED = 1, QF_TRACE = 2 /* stamp start_ns and end_ns */ };
 
 /* One cache line each: the worker CASes its current record while the parent
  * fills the next ones. */
 struct pp_rec {
 	_Atomic uint64_t word;    /* seq << 3 | R_* */
 	_Atomic int64_t start_ns; /* CLOCK_MONOTONIC, set by the worker for
-				     timed tasks */
+				     timed and traced tasks */
+	_Atomic int64_t end_ns;   /* set by the worker for traced tasks */
 } __attribute__((aligned(64)));
 
 struct pp_req {
@@ -109,6 +113,9 @@ struct pp_wshared {
 	alignas(64) _Atomic uint32_t big_busy[PP_NBIG];
 	_Atomic uint32_t big_waiters;
 	_Atomic uint64_t busy_ns; /* time spent running tasks, this generation */
+	/* The worker's pid, stored by itself before its first reply (the
+	 * parent learns it later, from the fork server): for timelines. */
+	_Atomic int32_t pid;
 	alignas(64) struct pp_rec rec[PP_WINDOW];
 	px_ring *req, *resp;
 	/* PP_NBIG areas of big_len bytes: max_result bytes of result, then

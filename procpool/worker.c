@@ -128,7 +128,7 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 	memset(&c->resp, 0, offsetof(struct pp_resp, inl));
 	c->resp.seq = rq->seq;
 	c->big_waited = false;
-	if (rq->flags & QF_TIMED)
+	if (rq->flags & (QF_TIMED | QF_TRACE))
 		atomic_store_explicit(&rec->start_ns, px__now_ns(), memory_order_relaxed);
 	uint64_t expect = rword(rq->seq, R_QUEUED);
 	/* acq_rel: publishes start_ns to the collector (acquire of the
@@ -152,6 +152,9 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 		c->resp.err = err;
 		if (err)
 			c->resp.flags &= ~(uint32_t)RF_BIG;
+		if (rq->flags & QF_TRACE) /* published by the reply's push */
+			atomic_store_explicit(&rec->end_ns, px__now_ns(),
+					      memory_order_relaxed);
 		expect = rword(rq->seq, R_RUNNING);
 		if (!atomic_compare_exchange_strong_explicit(
 			    &rec->word, &expect, rword(rq->seq, R_DONE),
@@ -180,6 +183,8 @@ static void worker_init(const struct pp_wconf *wc, struct pp_wshared *sh,
 			int slot)
 {
 	atomic_store_explicit(&sh->state, WS_STARTING, memory_order_relaxed);
+	/* Reaches the collector with this worker's replies (ring release). */
+	atomic_store_explicit(&sh->pid, (int32_t)getpid(), memory_order_relaxed);
 	if (wc->init) {
 		int r = wc->init(slot, wc->init_arg);
 		if (r) {

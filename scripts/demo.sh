@@ -37,7 +37,8 @@ read -r l1 l5 l15 _ </proc/loadavg
 load_before="[$l1, $l5, $l15]"
 for demo in demo_cpu demo_io; do
 	"$build/demos/$demo" --csv "$out/$demo.csv" --json "$out/$demo.json" \
-		--plot "$out/$demo.png" | tee "$out/$demo.txt"
+		--plot "$out/$demo.png" --timeline "$out/${demo#demo_}-timeline.png" |
+		tee "$out/$demo.txt"
 	echo
 done
 read -r l1 l5 l15 _ </proc/loadavg

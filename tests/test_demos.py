@@ -418,7 +418,7 @@ elif case == "options":
         if time.monotonic() - t0 > 10:
             fail(f"{demo}: a bad output file was reported only after the run")
     # Abbreviations and short options; an ambiguous prefix is an error.
-    rows, _ = check_ok("demo_cpu", ["--sec", "0.01", "--ti", "16", "-w", "2",
+    rows, _ = check_ok("demo_cpu", ["--sec", "0.01", "--tin", "16", "-w", "2",
                                      "--bud", "0.3", "-b", "thread"], 2,
                        env={"PAREX_DEMO_PYTHON": ""})
     if {r["workers"] for r in rows if r["backend"] == "thread"} != {"2"}:
@@ -574,6 +574,37 @@ elif case == "plot":
                 fail("demo_race --plot: not a PNG")
     elif "gnuplot is not installed" not in p.stderr:
         fail("demo_race --plot without gnuplot: no plain message")
+elif case == "timeline":
+    # --timeline: the demos trace a run with parex (trace=FILE, PAREX_TRACE)
+    # and draw it; the JSON names the picture; no trace file is left over.
+    own_tmp = tempfile.mkdtemp(dir=tmp)
+    d = tempfile.mkdtemp(dir=tmp)
+    for demo, args in (("demo_cpu", ["--seconds", "0.01", "--tiny", "16", "-w", "2",
+                                     "--budget", "0.5"]),
+                       ("demo_io", ["--requests", "6", "--latency-ms", "2", "-w", "2",
+                                    "--no-burst"])):
+        png = os.path.join(d, demo[5:] + "-timeline.png")
+        j = os.path.join(d, demo + ".json")
+        p = run(demo, args + ["--json", j, "--timeline", png],
+                env={"PAREX_DEMO_PYTHON": "", "TMPDIR": own_tmp})
+        if p.returncode != 0:
+            fail(f"{demo} --timeline: exit {p.returncode}: {p.stderr[-300:]}")
+        with open(j) as f:
+            doc = json.load(f)
+        if shutil.which("gnuplot"):
+            with open(png, "rb") as f:
+                if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                    fail(f"{demo} --timeline: not a PNG")
+            if doc.get("timeline_png") != os.path.basename(png):
+                fail(f"{demo}: timeline_png = {doc.get('timeline_png')!r}")
+        else:
+            if "gnuplot is not installed" not in p.stderr:
+                fail(f"{demo} --timeline without gnuplot: no plain message")
+            if doc.get("timeline_png") is not None:
+                fail(f"{demo}: timeline_png names a picture not drawn")
+        left = [n for n in os.listdir(own_tmp) if n.startswith("parex-trace-")]
+        if left:
+            fail(f"{demo} --timeline left trace files: {left}")
 elif case == "report":
     # The report's structure, from real (tiny) runs of both demos.
     d = tempfile.mkdtemp(dir=tmp)

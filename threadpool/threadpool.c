@@ -461,6 +461,7 @@ static void *worker_main(void *arg)
 
 static void tp_free(struct thread_pool *tp)
 {
+	px__executor_fini(&tp->ex);
 	px__gil_destroy(tp->gil);
 	pthread_mutex_destroy(&tp->shut_mu);
 	free(tp->slots);

@@ -20,7 +20,14 @@
  * A spec is "BACKEND" or "BACKEND:key=value,key=value", or ":key=value" to
  * change keys only. Keys (see README.md for the full table): workers, queue,
  * block, max_arg, max_result, spin_us, gil (thread), task_timeout_ms,
- * max_tasks_per_worker, shm_size (process).
+ * max_tasks_per_worker, shm_size (process), trace (all).
+ *
+ * trace=PATH (or $PAREX_TRACE=PATH) records a task timeline: per task its
+ * submit, start and end times, worker (thread index, or process slot and
+ * pid) and outcome, written to PATH as Chrome trace-event JSON (Perfetto,
+ * chrome://tracing) when the executor is destroyed, one track per worker.
+ * The file is created by px_executor_create(), which fails with its errno
+ * if it cannot be. Off, it costs one predictable branch per task.
  */
 #ifndef PAREX_EXECUTOR_H
 #define PAREX_EXECUTOR_H
