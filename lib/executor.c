@@ -68,6 +68,48 @@ PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 }
 
 /*
+ * Cooperative cancel of an in-process task. f->backend_data, unused by the
+ * inline and thread backends, is its word: 0 while it runs, COOP_REQ once a
+ * PX_CANCEL_RUNNING cancel was accepted, COOP_DONE once the task returned.
+ * The two CAS/exchange on it decide the race between a late cancel and the
+ * task's end (acq_rel both ways): a cancel that returned 0 always makes the
+ * future end cancelled.
+ */
+#define COOP_REQ 1u
+#define COOP_DONE 2u
+
+static int coop_cancel(px_future *f, void *arg)
+{
+	(void)arg;
+	uint64_t old = 0;
+	if (__atomic_compare_exchange_n(&f->backend_data, &old, COOP_REQ, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	return old == COOP_REQ ? 0 : -EBUSY;
+}
+
+int px__task_coop_finish(px_future *f, int err)
+{
+	if (f->cancel_fn != coop_cancel)
+		return err; /* not a task of ours (a promise, another backend) */
+	uint64_t old = __atomic_exchange_n(&f->backend_data, COOP_DONE,
+					   __ATOMIC_ACQ_REL);
+	return old == COOP_REQ ? -ECANCELED : err;
+}
+
+PX_API bool px_task_cancelled(const px_task *t)
+{
+	if (!t)
+		return false;
+	if (t->ops && t->ops->cancelled)
+		return t->ops->cancelled(t);
+	if (!t->f || t->f->cancel_fn != coop_cancel)
+		return false;
+	/* Acquire: pairs with coop_cancel's CAS. */
+	return __atomic_load_n(&t->f->backend_data, __ATOMIC_ACQUIRE) == COOP_REQ;
+}
+
+/*
  * px_executor_submit() with the argument given in two parts, a then b,
  * copied straight into the future: map() builds a chunk's argument (header,
  * then records) there without staging it first. res_buf, if not NULL, is a
@@ -86,7 +128,9 @@ static int submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	if (atomic_load_explicit(&ex->shut, memory_order_relaxed))
 		return PX_ESHUTDOWN;
 	unsigned flags = opts ? opts->flags : 0;
-	if (flags & ~(unsigned)PX_SUBMIT_NOWAIT)
+	if (flags & ~(unsigned)(PX_SUBMIT_NOWAIT | PX_SUBMIT_HIGH | PX_SUBMIT_LOW))
+		return -EINVAL;
+	if ((flags & PX_SUBMIT_HIGH) && (flags & PX_SUBMIT_LOW))
 		return -EINVAL;
 	if (!ex->cfg.block)
 		flags |= PX_SUBMIT_NOWAIT;
@@ -108,6 +152,12 @@ static int submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	f->fn = fn;
 	f->ex = ex;
 	f->timeout_ns = timeout;
+	/* PX_CANCEL_RUNNING on an in-process task: a request the task sees
+	 * through px_task_cancelled() (a backend that runs tasks elsewhere
+	 * installs its own hook and uses backend_data its own way). */
+	f->backend_data = 0;
+	f->cancel_fn = coop_cancel;
+	f->cancel_arg = NULL;
 	if (res_buf) {
 		f->result = res_buf;
 		f->result_len = res_cap;
@@ -185,11 +235,17 @@ static void rec_blocking_end(px_task *t)
 	px_task_blocking_end(((struct rec_task *)t)->outer);
 }
 
+static bool rec_cancelled(const px_task *t)
+{
+	return px_task_cancelled(((const struct rec_task *)t)->outer);
+}
+
 static const struct px__task_ops rec_ops = {
 	.set_result = rec_set_result,
 	.set_message = rec_set_message,
 	.blocking_begin = rec_blocking_begin,
 	.blocking_end = rec_blocking_end,
+	.cancelled = rec_cancelled,
 };
 
 static int chunk_task(px_task *t, const void *arg, size_t len)
@@ -381,7 +437,7 @@ static int map_chunk_size(const px_executor *ex, size_t n, size_t arg_size,
 	if (chunk == 0) {
 		/* A few chunks per worker balance load without a task per
 		 * record. */
-		chunk = n / ((size_t)ex->cfg.workers * 4);
+		chunk = n / ((size_t)px_executor_workers(ex) * 4);
 		if (chunk < 1)
 			chunk = 1;
 	}
@@ -401,8 +457,8 @@ static size_t map_ahead(struct map_run *m)
 {
 	size_t ahead = MAP_AHEAD_BYTES / (sizeof(struct chunk_hdr) +
 					  m->chunk * (m->arg_size + m->stride));
-	if (ahead < 2 * (size_t)m->ex->cfg.workers + 2)
-		ahead = 2 * (size_t)m->ex->cfg.workers + 2;
+	if (ahead < 2 * (size_t)px_executor_workers(m->ex) + 2)
+		ahead = 2 * (size_t)px_executor_workers(m->ex) + 2;
 	m->buf_len = m->chunk * m->stride;
 	if (m->buf_len > PX__RES_INLINE) {
 		/* Results of that size would be malloc'd per chunk, and
@@ -546,7 +602,19 @@ PX_API const char *px_executor_backend(const px_executor *ex)
 
 PX_API int px_executor_workers(const px_executor *ex)
 {
-	return ex ? ex->cfg.workers : -EINVAL;
+	/* Atomic: px_executor_resize() may change it meanwhile. */
+	return ex ? __atomic_load_n(&ex->cfg.workers, __ATOMIC_RELAXED) : -EINVAL;
+}
+
+PX_API int px_executor_resize(px_executor *ex, int workers)
+{
+	if (!ex || workers < 1 || workers > 4096)
+		return -EINVAL;
+	if (!ex->ops->resize)
+		return -ENOTSUP;
+	if (atomic_load_explicit(&ex->shut, memory_order_relaxed))
+		return PX_ESHUTDOWN;
+	return ex->ops->resize(ex, workers);
 }
 
 PX_API int px_executor_alloc(px_executor *ex, size_t size, void **out)
