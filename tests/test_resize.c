@@ -24,8 +24,9 @@ struct marg {
 	int64_t hold_ns;
 };
 
-/* Counts itself running, waits until `want` run at once or it is released
- * (at most hold_ns), returns its worker id. */
+/* Counts itself running, waits until `want` have run at once (the peak, so
+ * that the first to leave does not strand the others) or it is released (at
+ * most hold_ns), returns its worker id. */
 static int metered(px_task *t, const void *arg, size_t len)
 {
 	(void)len;
@@ -37,7 +38,7 @@ static int metered(px_task *t, const void *arg, size_t len)
 		if (atomic_compare_exchange_weak(&m->peak, &p, n))
 			break;
 	int64_t end = test_now_ns() + a->hold_ns;
-	while (atomic_load(&m->now) < a->want && !atomic_load(&m->release) &&
+	while (atomic_load(&m->peak) < a->want && !atomic_load(&m->release) &&
 	       test_now_ns() < end)
 		usleep(200);
 	atomic_fetch_sub(&m->now, 1);
