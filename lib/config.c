@@ -33,7 +33,7 @@ static const struct px__backend builtin_backends[] = {
 	  "workers queue block max_arg max_result spin_us gil trace" },
 	{ "process", &px__process_backend,
 	  "workers queue block max_arg max_result spin_us task_timeout_ms "
-	  "max_tasks_per_worker shm_size trace" },
+	  "max_tasks_per_worker max_worker_rss cancel_grace_ms shm_size trace" },
 };
 #define N_BUILTIN (sizeof(builtin_backends) / sizeof(builtin_backends[0]))
 
@@ -200,6 +200,14 @@ static const struct key keys[] = {
 	{ "max_tasks_per_worker", K_UINT, FIELD(max_tasks_per_worker), 0,
 	  UINT64_MAX, "0", "an integer, 0 = never",
 	  "replace a worker after N tasks; 0: never", false },
+	{ "max_worker_rss", K_SIZE, FIELD(max_worker_rss), 0, 1ull << 40, "0",
+	  "a size up to 1T, 0 = never",
+	  "replace a worker whose private resident memory passed this after a "
+	  "task (the task's result is kept); 0: never", false },
+	{ "cancel_grace_ms", K_UINT, FIELD(cancel_grace_ms), 0, 86400000, "50",
+	  "milliseconds 0..86400000",
+	  "`PX_CANCEL_RUNNING`: how long a running task has to see "
+	  "`px_task_cancelled()` and return before its worker is killed", false },
 	{ "shm_size", K_SIZE, FIELD(shm_size), 4096, 1ull << 40, "64M",
 	  "a size 4K..1T",
 	  "shared arena for arguments, results and `px_executor_alloc`", false },

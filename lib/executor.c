@@ -97,6 +97,48 @@ PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 	return r;
 }
 
+/*
+ * Cooperative cancel of an in-process task. f->backend_data, unused by the
+ * inline and thread backends, is its word: 0 while it runs, COOP_REQ once a
+ * PX_CANCEL_RUNNING cancel was accepted, COOP_DONE once the task returned.
+ * The two CAS/exchange on it decide the race between a late cancel and the
+ * task's end (acq_rel both ways): a cancel that returned 0 always makes the
+ * future end cancelled.
+ */
+#define COOP_REQ 1u
+#define COOP_DONE 2u
+
+static int coop_cancel(px_future *f, void *arg)
+{
+	(void)arg;
+	uint64_t old = 0;
+	if (__atomic_compare_exchange_n(&f->backend_data, &old, COOP_REQ, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	return old == COOP_REQ ? 0 : -EBUSY;
+}
+
+int px__task_coop_finish(px_future *f, int err)
+{
+	if (f->cancel_fn != coop_cancel)
+		return err; /* not a task of ours (a promise, another backend) */
+	uint64_t old = __atomic_exchange_n(&f->backend_data, COOP_DONE,
+					   __ATOMIC_ACQ_REL);
+	return old == COOP_REQ ? -ECANCELED : err;
+}
+
+PX_API bool px_task_cancelled(const px_task *t)
+{
+	if (!t)
+		return false;
+	if (t->ops && t->ops->cancelled)
+		return t->ops->cancelled(t);
+	if (!t->f || t->f->cancel_fn != coop_cancel)
+		return false;
+	/* Acquire: pairs with coop_cancel's CAS. */
+	return __atomic_load_n(&t->f->backend_data, __ATOMIC_ACQUIRE) == COOP_REQ;
+}
+
 /* See executor_internal.h. */
 int px__submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 		     size_t alen, const void *b, size_t blen, void *res_buf,
@@ -110,7 +152,9 @@ int px__submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	if (atomic_load_explicit(&ex->shut, memory_order_relaxed))
 		return PX_ESHUTDOWN;
 	unsigned flags = opts ? opts->flags : 0;
-	if (flags & ~(unsigned)PX_SUBMIT_NOWAIT)
+	if (flags & ~(unsigned)(PX_SUBMIT_NOWAIT | PX_SUBMIT_HIGH | PX_SUBMIT_LOW))
+		return -EINVAL;
+	if ((flags & PX_SUBMIT_HIGH) && (flags & PX_SUBMIT_LOW))
 		return -EINVAL;
 	if (!ex->cfg.block)
 		flags |= PX_SUBMIT_NOWAIT;
@@ -132,6 +176,12 @@ int px__submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 	f->fn = fn;
 	f->ex = ex;
 	f->timeout_ns = timeout;
+	/* PX_CANCEL_RUNNING on an in-process task: a request the task sees
+	 * through px_task_cancelled() (a backend that runs tasks elsewhere
+	 * installs its own hook and uses backend_data its own way). */
+	f->backend_data = 0;
+	f->cancel_fn = coop_cancel;
+	f->cancel_arg = NULL;
 	if (__builtin_expect(ex->trace != NULL, 0)) {
 		f->trace_submit_ns = px__now_ns();
 		f->trace_task = px__trace_task_id(ex->trace);
@@ -202,7 +252,19 @@ PX_API const char *px_executor_backend(const px_executor *ex)
 
 PX_API int px_executor_workers(const px_executor *ex)
 {
-	return ex ? ex->cfg.workers : -EINVAL;
+	/* Atomic: px_executor_resize() may change it meanwhile. */
+	return ex ? __atomic_load_n(&ex->cfg.workers, __ATOMIC_RELAXED) : -EINVAL;
+}
+
+PX_API int px_executor_resize(px_executor *ex, int workers)
+{
+	if (!ex || workers < 1 || workers > 4096)
+		return -EINVAL;
+	if (!ex->ops->resize)
+		return -ENOTSUP;
+	if (atomic_load_explicit(&ex->shut, memory_order_relaxed))
+		return PX_ESHUTDOWN;
+	return ex->ops->resize(ex, workers);
 }
 
 PX_API int px_executor_alloc(px_executor *ex, size_t size, void **out)

@@ -43,6 +43,8 @@ struct px__config {
 	bool gil;                      /* thread: CPython-style GIL emulation */
 	int64_t task_timeout_ms;       /* process: 0 = none */
 	uint64_t max_tasks_per_worker; /* process: recycle after N; 0 = never */
+	uint64_t max_worker_rss;       /* process: recycle past it; 0 = never */
+	int64_t cancel_grace_ms;       /* process: cancel kills after this */
 	uint64_t shm_size;             /* process: shared arena bytes */
 	int workers_per_rank;          /* mpi: 0 = px_available_parallelism() */
 	char local[PX__BACKEND_NAME_MAX]; /* mpi: the serving ranks' pool */
@@ -79,6 +81,9 @@ struct px__backend_ops {
 	void (*stats)(px_executor *ex, px_executor_stats *out);
 	int (*alloc)(px_executor *ex, size_t size, void **out);
 	void (*free)(px_executor *ex, void *p);
+	/* Optional (NULL: -ENOTSUP): px_executor_resize(), workers already
+	 * checked to be 1..4096. */
+	int (*resize)(px_executor *ex, int workers);
 };
 
 struct px_executor {
@@ -115,6 +120,9 @@ struct px__task_ops {
 	 * backend has none (the caller falls back to set_result).
 	 */
 	void *(*result_buffer)(px_task *t, size_t len);
+	/* Optional: px_task_cancelled() for a task that has no in-process
+	 * future (t->f NULL), such as a process worker's. */
+	bool (*cancelled)(const px_task *t);
 };
 
 struct px_task {
@@ -144,6 +152,14 @@ struct px__counts {
 	_Atomic uint64_t cancelled;
 	_Atomic uint64_t busy_ns;
 };
+
+/*
+ * The outcome of in-process task f whose fn returned err: -ECANCELED if a
+ * PX_CANCEL_RUNNING cancel was accepted while it ran (px_task_cancelled()),
+ * else err; from now on such a cancel fails with -EBUSY. px__task_run calls
+ * it just before completing f (lib/executor.c).
+ */
+int px__task_coop_finish(px_future *f, int err);
 
 /* Adds c's counters into out's completed/failed/cancelled/busy_ns. */
 PX_API void px__counts_add(px_executor_stats *out, const struct px__counts *c);

@@ -60,11 +60,17 @@ static void rec_blocking_end(px_task *t)
 	px_task_blocking_end(((struct rec_task *)t)->outer);
 }
 
+static bool rec_cancelled(const px_task *t)
+{
+	return px_task_cancelled(((const struct rec_task *)t)->outer);
+}
+
 static const struct px__task_ops rec_ops = {
 	.set_result = rec_set_result,
 	.set_message = rec_set_message,
 	.blocking_begin = rec_blocking_begin,
 	.blocking_end = rec_blocking_end,
+	.cancelled = rec_cancelled,
 };
 
 static int chunk_task(px_task *t, const void *arg, size_t len)
@@ -273,7 +279,7 @@ static int map_chunk_size(const px_executor *ex, size_t n, size_t arg_size,
 	if (chunk == 0) {
 		/* A few chunks per worker balance load without a task per
 		 * record. */
-		chunk = n / ((size_t)ex->cfg.workers * 4);
+		chunk = n / ((size_t)px_executor_workers(ex) * 4);
 		if (chunk < 1)
 			chunk = 1;
 	}
@@ -293,8 +299,8 @@ static size_t map_ahead(struct map_run *m)
 {
 	size_t ahead = MAP_AHEAD_BYTES / (sizeof(struct chunk_hdr) +
 					  m->chunk * (m->arg_size + m->stride));
-	if (ahead < 2 * (size_t)m->ex->cfg.workers + 2)
-		ahead = 2 * (size_t)m->ex->cfg.workers + 2;
+	if (ahead < 2 * (size_t)px_executor_workers(m->ex) + 2)
+		ahead = 2 * (size_t)px_executor_workers(m->ex) + 2;
 	m->buf_len = m->chunk * m->stride;
 	if (m->buf_len > PX__RES_INLINE) {
 		/* Results of that size would be malloc'd per chunk, and
@@ -444,7 +450,7 @@ static size_t stream_goal(const struct stream_run *s)
 	size_t cap = s->m.chunk;
 	if (s->fixed_chunk)
 		return cap;
-	size_t k = s->nsub / (size_t)s->m.ex->cfg.workers;
+	size_t k = s->nsub / (size_t)px_executor_workers(s->m.ex);
 	return k < 32 && ((size_t)1 << k) < cap ? (size_t)1 << k : cap;
 }
 
@@ -610,7 +616,7 @@ static int stream_setup(struct stream_run *s, const px_map_stream_opts *opts)
 	if (r)
 		return r;
 	s->fixed_chunk = opts && opts->chunk;
-	size_t min_chunks = 2 * (size_t)m->ex->cfg.workers + 2;
+	size_t min_chunks = 2 * (size_t)px_executor_workers(m->ex) + 2;
 	size_t maxin = opts ? opts->max_in_flight : 0;
 	if (maxin == 0) {
 		/* As map() keeps ahead: MAP_AHEAD_BYTES of chunks, at least

@@ -245,6 +245,7 @@ bool px__task_run(px_executor *ex, px_future *f, int worker_id,
 	}
 	if (err > 0)
 		err = -err;
+	err = px__task_coop_finish(f, err);
 	px__future_complete(f, err);
 	px__counts_record(c, err);
 	if (timed)

@@ -202,13 +202,14 @@ static void fail_everything(struct pp_pool *p, const char *why,
 			}
 		}
 		w->done_seq = w->next_seq;
-		if (w->life == L_LIVE) {
+		if (w->life == L_LIVE || w->life == L_DRAINING) {
 			w->life = L_GONE;
 			p->live--;
 		}
 	}
-	while (p->qhead) {
-		px_future *f = q_pop(p);
+	for (int lev = 0; lev < PL_LEVELS; lev++)
+	while (p->qh[lev]) {
+		px_future *f = q_pop(p, lev);
 		if (v) {
 			v[k].f = f;
 			v[k].err = PX_EWORKERDIED;
@@ -302,9 +303,9 @@ static bool classify_task(const struct pp_worker *w, uint64_t s,
 		snprintf(v->msg, sizeof(v->msg),
 			 "task ran past its timeout of %lld ms; worker %d (pid %d) was killed",
 			 (long long)(e->timeout_ns / PX_MSEC), w->id, (int)w->pid);
-	} else if (st == R_KILLING && w->kill_seq == s &&
+	} else if ((st == R_KILLING || st == R_CANCELREQ) && w->kill_seq == s &&
 		   w->kill_reason == K_CANCEL) {
-		v->err = -ECANCELED;
+		v->err = -ECANCELED; /* killed, or died, after a cancel */
 	} else if (st == R_DONE) {
 		v->err = PX_EWORKERDIED;
 		v->trace_flags = PX__TRACE_CRASHED;
@@ -323,14 +324,18 @@ static bool classify_task(const struct pp_worker *w, uint64_t s,
 
 /*
  * Empties dead worker w's window: tasks that never started go back to the
- * front of the central queue, in order and still RUNNING (BD_STARTED); the
- * others go to victims[] (returns how many). Lock held.
+ * front of their level of the central queue, in order and still RUNNING
+ * (BD_STARTED); the others go to victims[] (returns how many). Lock held.
  */
 static size_t retire_window(struct pp_pool *p, struct pp_worker *w,
 			    const char *why, struct pp_victim *victims)
 {
-	size_t nv = 0, nre = 0;
-	px_future *requeue = NULL, **rtail = &requeue, *rlast = NULL;
+	size_t nv = 0;
+	px_future *requeue[PL_LEVELS] = { NULL }, **rtail[PL_LEVELS],
+		  *rlast[PL_LEVELS] = { NULL };
+	uint32_t nre[PL_LEVELS] = { 0 };
+	for (int lev = 0; lev < PL_LEVELS; lev++)
+		rtail[lev] = &requeue[lev];
 	for (uint64_t s = w->done_seq; s < w->next_seq; s++) {
 		struct pp_entry *e = &w->ent[s % PP_WINDOW];
 		uint64_t word = atomic_load_explicit(&w->sh->rec[s % PP_WINDOW].word,
@@ -341,18 +346,21 @@ static size_t retire_window(struct pp_pool *p, struct pp_worker *w,
 			continue;
 		}
 		px_future *f = entry_retire(p, e);
-		f->backend_data = BD_STARTED;
-		*rtail = f;
-		rtail = &f->qnext;
-		rlast = f;
-		nre++;
+		int lev = BD_LEVEL(f->backend_data);
+		f->backend_data = BD_STARTED | (f->backend_data & BD_LEVEL_MASK);
+		*rtail[lev] = f;
+		rtail[lev] = &f->qnext;
+		rlast[lev] = f;
+		nre[lev]++;
 	}
-	if (requeue) {
-		*rtail = p->qhead;
-		if (!p->qhead)
-			p->qtail = rlast;
-		p->qhead = requeue;
-		p->qcount += (uint32_t)nre;
+	for (int lev = 0; lev < PL_LEVELS; lev++) {
+		if (!requeue[lev])
+			continue;
+		*rtail[lev] = p->qh[lev];
+		if (!p->qh[lev])
+			p->qt[lev] = rlast[lev];
+		p->qh[lev] = requeue[lev];
+		p->qcount += nre[lev];
 	}
 	return nv;
 }
@@ -380,6 +388,7 @@ static void replace_or_retire(struct pp_pool *p, struct pp_worker *w,
 	}
 }
 
+
 /* A worker process is gone (reaped by the fork server with `status`, or
  * never forked: status -1 with forkerr). */
 static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
@@ -404,10 +413,29 @@ static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
 	int init_err = w->sh->init_err ? w->sh->init_err
 		       : forkerr	 ? -forkerr
 					 : PX_EWORKERDIED;
+	if (w->grace_dl) {
+		w->grace_dl = 0;
+		atomic_fetch_sub_explicit(&p->grace_pending, 1, memory_order_relaxed);
+	}
 	px__pp_slot_reset(w, &p->busy_dead);
 	p->live--;
+	bool draining = w->life == L_DRAINING;
 	w->life = L_GONE;
-	replace_or_retire(p, w, initfail, init_err, forkerr);
+	if (draining) {
+		/* Shrunk by a resize: it ran out what it held. A grow since
+		 * may want it back. */
+		bool back = w->back;
+		w->back = false;
+		if (back && !initfail && !forkerr && !p->closing) {
+			w->life = L_LIVE;
+			p->live++;
+			px__pp_fs_send(p, PX__FS_SPAWN, w->id, w->gen);
+		} else {
+			w->life = L_IDLE;
+		}
+	} else {
+		replace_or_retire(p, w, initfail, init_err, forkerr);
+	}
 	struct pp_victim *all = NULL;
 	size_t nall = 0;
 	if (p->live == 0 && !p->closing && !p->starting)
@@ -488,7 +516,7 @@ static int64_t check_timeouts(struct pp_pool *p)
 	int64_t now = px__now_ns();
 	for (int i = 0; i < p->nw; i++) {
 		struct pp_worker *w = &p->w[i];
-		if (w->life != L_LIVE || !w_inflight(w))
+		if ((w->life != L_LIVE && w->life != L_DRAINING) || !w_inflight(w))
 			continue;
 		uint64_t s = w->done_seq;
 		struct pp_entry *e = &w->ent[s % PP_WINDOW];
@@ -518,6 +546,42 @@ static int64_t check_timeouts(struct pp_pool *p)
 			w->kill_seq = s;
 			px__pp_fs_send(p, PX__FS_KILL, w->id, w->gen);
 		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return next;
+}
+
+/*
+ * Kills the workers whose task was cancelled (CANCELREQ) and still runs at
+ * the end of its grace period; forgets the deadline of one that returned.
+ * Returns the nearest deadline left (or PX__NO_DEADLINE).
+ */
+static int64_t check_grace(struct pp_pool *p)
+{
+	int64_t next = PX__NO_DEADLINE;
+	if (!atomic_load_explicit(&p->grace_pending, memory_order_relaxed))
+		return next;
+	pthread_mutex_lock(&p->lock);
+	int64_t now = px__now_ns();
+	for (int i = 0; i < p->nw; i++) {
+		struct pp_worker *w = &p->w[i];
+		if (!w->grace_dl)
+			continue;
+		uint64_t s = w->kill_seq;
+		_Atomic uint64_t *word = &w->sh->rec[s % PP_WINDOW].word;
+		uint64_t cur = atomic_load_explicit(word, memory_order_acquire);
+		if (cur == rword(s, R_CANCELREQ) && now < w->grace_dl) {
+			next = px__deadline_min(next, w->grace_dl);
+			continue;
+		}
+		/* acq_rel: against the worker's CANCELREQ -> DONE. */
+		if (cur == rword(s, R_CANCELREQ) &&
+		    atomic_compare_exchange_strong_explicit(
+			    word, &cur, rword(s, R_KILLING), memory_order_acq_rel,
+			    memory_order_acquire))
+			px__pp_fs_send(p, PX__FS_KILL, w->id, w->gen);
+		w->grace_dl = 0;
+		atomic_fetch_sub_explicit(&p->grace_pending, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return next;
@@ -568,7 +632,7 @@ static bool check_shutdown(struct pp_pool *p)
 			px_ring_close(p->w[i].sh->req);
 	}
 	for (int i = 0; i < p->nw; i++)
-		if (p->w[i].life == L_LIVE)
+		if (p->w[i].life == L_LIVE || p->w[i].life == L_DRAINING)
 			goto busy;
 	/* Every worker is reaped: stop the fork server. */
 	if (p->fs_pid > 0) {
@@ -635,7 +699,7 @@ static int collect_round(struct pp_pool *p, int64_t *next)
 		check_ready(p);
 		pthread_mutex_unlock(&p->lock);
 	}
-	*next = check_timeouts(p);
+	*next = px__deadline_min(check_timeouts(p), check_grace(p));
 	return got;
 }
 

@@ -98,7 +98,8 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 			      memory_order_relaxed); /* published by the push */
 	w->ent[idx] = (struct pp_entry){ .f = f, .argmem = argmem, .seq = seq,
 					 .timeout_ns = f->timeout_ns };
-	f->backend_data = BD_STARTED | BD_INWORKER | (uint64_t)w->id << 8 | idx;
+	f->backend_data = BD_STARTED | BD_INWORKER | (f->backend_data & BD_LEVEL_MASK) |
+			  (uint64_t)w->id << 8 | idx;
 	int r = px_ring_try_push(w->sh->req, &rq);
 	(void)r; /* cannot fail: in flight < PP_WINDOW = capacity */
 	w->next_seq++;
@@ -122,12 +123,13 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 static inline void pump_n(struct pp_pool *p, unsigned max)
 {
 	int64_t now = 0;
-	while (p->qhead && !p->broken && max--) {
-		px_future *f = p->qhead;
+	int lev;
+	while ((lev = q_level(p)) >= 0 && !p->broken && max--) {
+		px_future *f = p->qh[lev];
 		if (f->backend_data & BD_DROP) {
 			/* Back from a dead worker, then cancelled with
 			 * PX_CANCEL_RUNNING: the canceller completed it. */
-			q_pop(p);
+			q_pop(p, lev);
 			pp_trace_not_run(p, f, -ECANCELED);
 			px_future_release(f);
 			continue;
@@ -135,7 +137,7 @@ static inline void pump_n(struct pp_pool *p, unsigned max)
 		if (f->backend_data & BD_STARTED) {
 			/* Back from a dead worker: already RUNNING. */
 		} else if (px_future_state_get(f) == PX_FUTURE_CANCELLED) {
-			q_pop(p); /* a plain cancel while queued */
+			q_pop(p, lev); /* a plain cancel while queued */
 			pp_trace_not_run(p, f, -ECANCELED);
 			xcount(p, -ECANCELED);
 			px_future_release(f);
@@ -152,14 +154,15 @@ static inline void pump_n(struct pp_pool *p, unsigned max)
 				break; /* arguments in flight will free room */
 			/* Nothing will free arena space: fail it, from the
 			 * collector, outside the lock. */
-			q_pop(p);
+			q_pop(p, lev);
 			f->qnext = p->failq;
 			p->failq = f;
 			atomic_store_explicit(&p->has_failq, true, memory_order_relaxed);
 			ring_bell_always(p);
 			continue;
 		}
-		q_pop(p);
+		q_pop(p, lev);
+		p->takes++;
 	}
 	/* Wake blocked submitters once a quarter of the queue is free, not
 	 * at every free slot: one wake then admits a batch. */

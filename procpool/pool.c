@@ -17,6 +17,7 @@
 
 #include <parex/ring.h>
 
+#include "dispatch.h"
 #include "forkserver.h"
 #include "pool.h"
 
@@ -122,18 +123,20 @@ void px__pp_server_reap(struct pp_pool *p)
 static px_future *unqueue_pending(struct pp_pool *p)
 {
 	px_future *drop = NULL;
-	px_future **pp = &p->qhead;
-	p->qtail = NULL;
-	while (*pp) {
-		px_future *f = *pp;
-		if (!(f->backend_data & BD_STARTED)) {
-			*pp = f->qnext;
-			f->qnext = drop;
-			drop = f;
-			p->qcount--;
-		} else {
-			p->qtail = f;
-			pp = &f->qnext;
+	for (int lev = 0; lev < PL_LEVELS; lev++) {
+		px_future **pp = &p->qh[lev];
+		p->qt[lev] = NULL;
+		while (*pp) {
+			px_future *f = *pp;
+			if (!(f->backend_data & BD_STARTED)) {
+				*pp = f->qnext;
+				f->qnext = drop;
+				drop = f;
+				p->qcount--;
+			} else {
+				p->qt[lev] = f;
+				pp = &f->qnext;
+			}
 		}
 	}
 	return drop;
@@ -222,7 +225,7 @@ static void pp_stats(px_executor *ex, px_executor_stats *out)
 	uint64_t queued = p->qcount, running = 0, workers = 0;
 	for (int i = 0; i < p->nw; i++) {
 		struct pp_worker *w = &p->w[i];
-		if (w->life == L_LIVE)
+		if (w_counted(w))
 			workers++;
 		uint64_t n = w_inflight(w);
 		if (!n)
@@ -230,7 +233,8 @@ static void pp_stats(px_executor *ex, px_executor_stats *out)
 		uint64_t word = atomic_load_explicit(
 			&w->sh->rec[w->done_seq % PP_WINDOW].word, memory_order_acquire);
 		unsigned st = (unsigned)(word & 7);
-		if (st == R_RUNNING || st == R_KILLING || st == R_DONE) {
+		if (st == R_RUNNING || st == R_KILLING || st == R_DONE ||
+		    st == R_CANCELREQ) {
 			running++;
 			n--;
 		}
@@ -303,6 +307,12 @@ static struct pp_pool *pool_new(const struct px__config *cfg)
 	px__executor_init(&p->ex, &px__process_backend, cfg);
 	p->sock = -1;
 	p->nw = p->ex.cfg.workers;
+	/* Room to grow (px_executor_resize): slots cost address space,
+	 * and memory only for their rings once used. */
+	p->nwcap = p->nw * 4 > 16 ? p->nw * 4 : 16;
+	if (p->nwcap > 4096)
+		p->nwcap = 4096;
+	p->grace_ns = cfg->cancel_grace_ms * PX_MSEC;
 	p->qcap = cfg->queue ? cfg->queue : 1;
 	p->max_tasks = cfg->max_tasks_per_worker;
 	p->spin_ns = (int64_t)cfg->spin_us * 1000;
@@ -316,7 +326,7 @@ static struct pp_pool *pool_new(const struct px__config *cfg)
 	pthread_cond_init(&p->space, NULL);
 	pthread_cond_init(&p->state_cv, NULL);
 	px__arena_init(&p->arena, NULL, 0);
-	p->w = calloc((size_t)p->nw, sizeof(*p->w));
+	p->w = calloc((size_t)p->nwcap, sizeof(*p->w));
 	if (!p->w) {
 		px__pp_free(p);
 		return NULL;
@@ -337,7 +347,7 @@ static int map_shared(struct pp_pool *p, const struct px__config *cfg)
 	size_t per = align_up(sizeof(struct pp_wshared), 128) + align_up(reqsz, 128) +
 		     align_up(respsz, 128) + PP_NBIG * p->big_len;
 	size_t arena = align_up(cfg->shm_size ? cfg->shm_size : 64, 4096);
-	p->map_len = align_up(sizeof(struct pp_hdr), 128) + per * (size_t)p->nw + arena;
+	p->map_len = align_up(sizeof(struct pp_hdr), 128) + per * (size_t)p->nwcap + arena;
 	/* MAP_NORESERVE: pages cost memory only once touched. */
 	void *map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -355,12 +365,14 @@ static int map_shared(struct pp_pool *p, const struct px__config *cfg)
 		.max_result = p->ex.cfg.max_result,
 		.spin_ns = p->spin_ns,
 		.max_tasks = p->max_tasks,
+		.max_rss = cfg->max_worker_rss,
 		.init = p->ex.cfg.init,
 		.init_arg = p->ex.cfg.init_arg,
 	};
-	for (int i = 0; i < p->nw; i++) {
+	for (int i = 0; i < p->nwcap; i++) {
 		struct pp_worker *w = &p->w[i];
 		w->id = i;
+		w->life = i < p->nw ? L_LIVE : L_IDLE;
 		w->sh = pp_slot(&p->wconf, i);
 		c = (unsigned char *)w->sh + align_up(sizeof(struct pp_wshared), 128);
 		w->sh->req = (px_ring *)c;
@@ -373,7 +385,7 @@ static int map_shared(struct pp_pool *p, const struct px__config *cfg)
 		w->gen = 0;
 	}
 	px__arena_fini(&p->arena);
-	px__arena_init(&p->arena, pp_slot(&p->wconf, p->nw), arena);
+	px__arena_init(&p->arena, pp_slot(&p->wconf, p->nwcap), arena);
 	return 0;
 }
 
@@ -382,7 +394,7 @@ static int map_shared(struct pp_pool *p, const struct px__config *cfg)
 static int start_fork_server(struct pp_pool *p)
 {
 	struct px__fs_conf conf = {
-		.nslots = p->nw,
+		.nslots = p->nwcap,
 		.parent = getpid(),
 		.hdr = p->hdr,
 		.worker_main = px__pp_worker_main,
@@ -443,6 +455,72 @@ static int pp_create(px_executor **out, const struct px__config *cfg)
 	return 0;
 }
 
+/*
+ * px_executor_resize(). Shrinking closes the request rings of the
+ * highest-numbered live workers (L_DRAINING): they run out what their
+ * windows hold and exit, and no task is handed to them meanwhile. Growing
+ * takes back draining slots first (lowest ids first; such a slot is forked
+ * again once it has exited, see handle_death), then forks workers into idle
+ * slots or fresh ones up to nwcap. -ENOSPC when the slots cannot hold the
+ * count.
+ */
+static int pp_resize(px_executor *ex, int workers)
+{
+	struct pp_pool *p = (struct pp_pool *)ex;
+	int r = 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->shutting || p->broken) {
+		pthread_mutex_unlock(&p->lock);
+		return PX_ESHUTDOWN;
+	}
+	int nw = p->nw, cur = 0, spare = p->nwcap - nw;
+	for (int i = 0; i < nw; i++) {
+		const struct pp_worker *w = &p->w[i];
+		if (w_counted(w))
+			cur++;
+		else if (w->life == L_IDLE || w->life == L_DRAINING)
+			spare++;
+	}
+	if (workers < cur) {
+		for (int i = nw - 1; i >= 0 && cur > workers; i--) {
+			struct pp_worker *w = &p->w[i];
+			if (w->life == L_DRAINING && w->back) {
+				w->back = false;
+				cur--;
+			} else if (w->life == L_LIVE) {
+				w->life = L_DRAINING;
+				px_ring_close(w->sh->req);
+				cur--;
+			}
+		}
+	} else if (workers > cur && workers - cur > spare) {
+		r = -ENOSPC;
+	} else {
+		/* Lowest ids first: draining ones back, then idle or new. */
+		for (int i = 0; i < p->nwcap && cur < workers; i++) {
+			struct pp_worker *w = &p->w[i];
+			if (i < nw && w->life == L_DRAINING && !w->back) {
+				w->back = true;
+				cur++;
+				continue;
+			}
+			if (i < nw && w->life != L_IDLE)
+				continue;
+			w->life = L_LIVE;
+			p->live++;
+			cur++;
+			px__pp_fs_send(p, PX__FS_SPAWN, w->id, w->gen);
+			if (i >= p->nw)
+				p->nw = i + 1;
+		}
+	}
+	if (!r)
+		__atomic_store_n(&p->ex.cfg.workers, workers, __ATOMIC_RELAXED);
+	pump(p);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
 const struct px__backend_ops px__process_backend = {
 	.create = pp_create,
 	.submit = px__pp_submit,
@@ -451,4 +529,5 @@ const struct px__backend_ops px__process_backend = {
 	.stats = pp_stats,
 	.alloc = pp_alloc,
 	.free = pp_free_mem,
+	.resize = pp_resize,
 };

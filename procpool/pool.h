@@ -37,8 +37,14 @@
 #define PP_PARK_MAX_NS (250 * PX_MSEC) /* the collector's longest nap */
 #define PP_STREAM_NS (200 * 1000)      /* see pick_worker() in dispatch.h */
 
-/* Parent-side view of a slot. */
-enum { L_LIVE = 0, L_GONE, L_RETIRED };
+/* Parent-side view of a slot. L_DRAINING: shrunk by px_executor_resize,
+ * its request ring closed, running out what it holds; L_IDLE: free for a
+ * later grow. */
+enum { L_LIVE = 0, L_GONE, L_RETIRED, L_DRAINING, L_IDLE };
+
+/* Priority levels of the central queue, highest first (executor.h). */
+enum { PL_HIGH = 0, PL_NORMAL = 1, PL_LOW = 2, PL_LEVELS = 3 };
+#define PL_FAIR 8 /* every 8th take starts from the bottom, see q_level() */
 
 /* Why the parent is killing a worker's task (pp_worker.kill_reason). */
 enum { K_NONE = 0, K_TIMEOUT, K_CANCEL };
@@ -48,6 +54,10 @@ enum { K_NONE = 0, K_TIMEOUT, K_CANCEL };
 #define BD_STARTED (UINT64_C(1) << 63)
 #define BD_INWORKER (UINT64_C(1) << 62)
 #define BD_DROP (UINT64_C(1) << 61) /* completed while central: drop it */
+/* The task's priority level (PL_*), kept through dispatch and requeue. */
+#define BD_LEVEL_SHIFT 59
+#define BD_LEVEL_MASK (UINT64_C(3) << BD_LEVEL_SHIFT)
+#define BD_LEVEL(bd) ((int)(((bd) & BD_LEVEL_MASK) >> BD_LEVEL_SHIFT))
 
 /* One task in a worker's window, at index seq % PP_WINDOW. */
 struct pp_entry {
@@ -72,6 +82,9 @@ struct pp_worker {
 	bool quick;         /* its last replies came close together */
 	int kill_reason;    /* K_*, for kill_seq */
 	uint64_t kill_seq;
+	int64_t grace_dl;   /* a cooperative cancel's kill deadline; 0: none */
+	bool back;          /* L_DRAINING, wanted back by a grow: forked again
+			       when it exits */
 	struct pp_entry ent[PP_WINDOW];
 };
 
@@ -82,15 +95,23 @@ struct pp_pool {
 	pthread_cond_t state_cv; /* startup finished, shutdown finished */
 	int space_waiters;
 
-	/* Central FIFO of futures not in any worker's window. */
-	px_future *qhead, *qtail;
+	/* Central FIFOs, one per priority level, of futures not in any
+	 * worker's window; qcount counts all levels. */
+	px_future *qh[PL_LEVELS], *qt[PL_LEVELS];
 	uint32_t qcount, qcap;
+	bool prio_used;     /* a HIGH or LOW task was ever queued */
+	unsigned takes;     /* tasks taken off the central queue (PL_FAIR) */
 	px_future *failq; /* to fail with -ENOMEM from the collector */
 	atomic_bool has_failq;
 
-	struct pp_worker *w;
-	int nw;
-	int live;           /* slots with life == L_LIVE */
+	struct pp_worker *w; /* nwcap slots */
+	/* Slots in use: 0..nw-1 (grows with px_executor_resize). Written
+	 * under the lock; the collector also reads it without. */
+	_Atomic int nw;
+	int nwcap;          /* slots laid out in the mapping */
+	int live;           /* slots with a process: L_LIVE or L_DRAINING */
+	_Atomic uint32_t grace_pending; /* workers with grace_dl set: a hint */
+	int64_t grace_ns;   /* cancel_grace_ms */
 	uint64_t tick;
 	_Atomic uint64_t timed_inflight; /* written under lock, read as a hint */
 	_Atomic uint32_t attention; /* shutting, broken or stop is set */
@@ -160,26 +181,58 @@ static inline void ring_bell_always(struct pp_pool *p)
 }
 
 /* The central queue. Lock held. */
-static inline void q_push_back(struct pp_pool *p, px_future *f)
+static inline void q_push_back(struct pp_pool *p, px_future *f, int lev)
 {
 	f->qnext = NULL;
-	if (p->qtail)
-		p->qtail->qnext = f;
+	if (p->qt[lev])
+		p->qt[lev]->qnext = f;
 	else
-		p->qhead = f;
-	p->qtail = f;
+		p->qh[lev] = f;
+	p->qt[lev] = f;
 	p->qcount++;
 }
 
-static inline px_future *q_pop(struct pp_pool *p)
+static inline px_future *q_pop(struct pp_pool *p, int lev)
 {
-	px_future *f = p->qhead;
-	p->qhead = f->qnext;
-	if (!p->qhead)
-		p->qtail = NULL;
+	px_future *f = p->qh[lev];
+	p->qh[lev] = f->qnext;
+	if (!p->qh[lev])
+		p->qt[lev] = NULL;
 	f->qnext = NULL;
 	p->qcount--;
 	return f;
+}
+
+/*
+ * The level the next central task comes from, or -1 when all are empty:
+ * the highest non-empty one, except that every PL_FAIR-th take looks from
+ * the bottom (alternately low first and normal first), so that no level
+ * waits forever. Until priorities are used, the normal level alone. Lock
+ * held.
+ */
+static inline int q_level(const struct pp_pool *p)
+{
+	if (!p->prio_used)
+		return p->qh[PL_NORMAL] ? PL_NORMAL : -1;
+	static const signed char order[3][PL_LEVELS] = {
+		{ PL_HIGH, PL_NORMAL, PL_LOW },
+		{ PL_LOW, PL_NORMAL, PL_HIGH },
+		{ PL_NORMAL, PL_LOW, PL_HIGH },
+	};
+	int o = 0;
+	if (p->takes % PL_FAIR == PL_FAIR - 1)
+		o = 1 + (int)((p->takes / PL_FAIR) % 2);
+	for (int i = 0; i < PL_LEVELS; i++)
+		if (p->qh[order[o][i]])
+			return order[o][i];
+	return -1;
+}
+
+/* Whether w counts as one of the pool's workers (stats, resize): live, or
+ * draining but wanted back. Lock held. */
+static inline bool w_counted(const struct pp_worker *w)
+{
+	return w->life == L_LIVE || (w->life == L_DRAINING && w->back);
 }
 
 /* Tasks in w's window (handed out, not yet retired). Lock held. */

@@ -18,7 +18,12 @@
  *   parent:  QUEUED -> CANCELLED (withdraw: the worker skips it),
  *            RUNNING -> KILLING (timeout or cancel: the worker is killed; if
  *            it finishes first its RUNNING -> DONE fails and it waits for the
- *            kill without reporting).
+ *            kill without reporting),
+ *            RUNNING -> CANCELREQ (cancel with a grace period: the task sees
+ *            it through px_task_cancelled()), CANCELREQ -> KILLING (the grace
+ *            period is over);
+ *   worker:  CANCELREQ -> DONE (it returned within the grace period: it
+ *            replies -ECANCELED and goes on with its next task).
  *
  * Memory-order pairings on these words:
  *  - rings: see ipc/ring.c (a push's release pairs with the pop's acquire),
@@ -62,7 +67,8 @@
 #define PP_NBIG 4           /* large-reply areas per worker, used in turn */
 
 /* Record states, low 3 bits of the record word. */
-enum { R_FREE = 0, R_QUEUED, R_RUNNING, R_DONE, R_CANCELLED, R_KILLING };
+enum { R_FREE = 0, R_QUEUED, R_RUNNING, R_DONE, R_CANCELLED, R_KILLING,
+       R_CANCELREQ };
 
 /* Worker lifecycle, written by the worker into its shared slot. */
 enum { WS_NONE = 0, WS_STARTING, WS_READY, WS_INITFAIL, WS_EXITING };
@@ -144,6 +150,8 @@ struct pp_wconf {
 	uint32_t max_result;
 	int64_t spin_ns;          /* spin this long before sleeping on a ring */
 	uint64_t max_tasks;       /* exit after this many tasks; 0: never */
+	uint64_t max_rss;         /* exit after a task that left more private
+				     resident memory than this; 0: never */
 	px_worker_init_fn init;   /* may be NULL */
 	void *init_arg;
 };

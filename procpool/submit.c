@@ -18,7 +18,10 @@ int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
 {
 	struct pp_pool *p = (struct pp_pool *)ex;
 	(void)timeout_ns; /* already in f->timeout_ns */
-	f->backend_data = 0;
+	int lev = flags & PX_SUBMIT_HIGH ? PL_HIGH
+		  : flags & PX_SUBMIT_LOW ? PL_LOW
+					  : PL_NORMAL;
+	f->backend_data = (uint64_t)lev << BD_LEVEL_SHIFT;
 	/* Set before the future can become RUNNING (dispatch), and before the
 	 * caller gets it, so any thread that cancels it sees the hook. */
 	f->cancel_fn = px__pp_cancel;
@@ -44,7 +47,9 @@ int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
 		pthread_cond_wait(&p->space, &p->lock);
 		p->space_waiters--;
 	}
-	q_push_back(p, f);
+	if (lev != PL_NORMAL)
+		p->prio_used = true;
+	q_push_back(p, f, lev);
 	pump(p);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
@@ -53,9 +58,12 @@ int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
 /*
  * PX_CANCEL_RUNNING on a RUNNING future (px_future_cancel calls it, in the
  * cancelling thread). A task still waiting in a worker's window is withdrawn
- * and completed as cancelled here; a task the worker has started is marked
- * KILLING and its worker killed (through the fork server); the collector
- * completes it as cancelled when the death is reported.
+ * and completed as cancelled here. A task the worker has started is marked
+ * CANCELREQ, which the task sees through px_task_cancelled(): if it returns
+ * within cancel_grace_ms its reply completes the future as cancelled, else
+ * the collector marks it KILLING and kills the worker (with no grace, at
+ * once, through the fork server); the collector completes it as cancelled
+ * when the death is reported.
  */
 int px__pp_cancel(px_future *f, void *arg)
 {
@@ -96,7 +104,22 @@ int px__pp_cancel(px_future *f, void *arg)
 		return 0;
 	}
 	int r = -EBUSY;
-	if (expect == rword(e->seq, R_RUNNING) &&
+	if (expect == rword(e->seq, R_RUNNING) && p->grace_ns > 0 &&
+	    atomic_compare_exchange_strong_explicit(&rec->word, &expect,
+						    rword(e->seq, R_CANCELREQ),
+						    memory_order_acq_rel,
+						    memory_order_acquire)) {
+		/* Cooperative first: the task sees it (px_task_cancelled)
+		 * and may return; the collector kills the worker if it still
+		 * runs at grace_dl (check_grace). */
+		w->kill_reason = K_CANCEL;
+		w->kill_seq = e->seq;
+		if (!w->grace_dl)
+			atomic_fetch_add_explicit(&p->grace_pending, 1,
+						  memory_order_relaxed);
+		w->grace_dl = px__deadline_after(p->grace_ns);
+		r = 0;
+	} else if (expect == rword(e->seq, R_RUNNING) && p->grace_ns <= 0 &&
 	    atomic_compare_exchange_strong_explicit(&rec->word, &expect,
 						    rword(e->seq, R_KILLING),
 						    memory_order_acq_rel,
@@ -110,7 +133,11 @@ int px__pp_cancel(px_future *f, void *arg)
 	} else if (expect == rword(e->seq, R_KILLING)) {
 		w->kill_reason = K_CANCEL; /* already dying (timeout): cancelled */
 		r = 0;
+	} else if (expect == rword(e->seq, R_CANCELREQ)) {
+		r = 0; /* asked already */
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (r == 0 && p->grace_ns > 0)
+		ring_bell_always(p); /* the collector watches the deadline */
 	return r;
 }

@@ -10,6 +10,7 @@
  * its slot's state, never by returning.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdalign.h>
 #include <stdbool.h>
@@ -27,6 +28,8 @@
 struct wctx {
 	struct pp_hdr *hdr; /* the collector's doorbell */
 	struct pp_wshared *sh;
+	_Atomic uint64_t *word; /* the running task's record word */
+	uint64_t seq;           /* and its sequence number */
 	uint32_t max_result;
 	size_t big_len;
 	struct pp_resp resp;
@@ -103,10 +106,21 @@ static void w_set_message(px_task *t, const char *msg)
 	c->resp.flags |= RF_MSG;
 }
 
+/* px_task_cancelled(): the parent asked this task to stop (CANCELREQ), or
+ * is about to kill it (KILLING). Acquire: pairs with the parent's CAS. */
+static bool w_cancelled(const px_task *t)
+{
+	const struct wctx *c = t->backend;
+	uint64_t word = atomic_load_explicit(c->word, memory_order_acquire);
+	return word == rword(c->seq, R_CANCELREQ) ||
+	       word == rword(c->seq, R_KILLING);
+}
+
 static const struct px__task_ops worker_task_ops = {
 	.set_result = w_set_result,
 	.set_message = w_set_message,
 	.result_buffer = w_result_buffer,
+	.cancelled = w_cancelled,
 	/* blocking_begin/end: nothing to release in a process of its own. */
 };
 
@@ -146,19 +160,33 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 			.backend = c,
 		};
 		const void *arg = rq->arg ? rq->arg : rq->inl;
+		c->word = &rec->word;
+		c->seq = rq->seq;
 		int err = rq->fn(&t, arg, rq->arg_len);
 		if (err > 0)
 			err = -err;
-		c->resp.err = err;
-		if (err)
-			c->resp.flags &= ~(uint32_t)RF_BIG;
-		if (rq->flags & QF_TRACE) /* published by the reply's push */
+		/* Published by the R_DONE CAS below and the reply's push. */
+		if (rq->flags & QF_TRACE)
 			atomic_store_explicit(&rec->end_ns, px__now_ns(),
 					      memory_order_relaxed);
 		expect = rword(rq->seq, R_RUNNING);
-		if (!atomic_compare_exchange_strong_explicit(
-			    &rec->word, &expect, rword(rq->seq, R_DONE),
-			    memory_order_acq_rel, memory_order_acquire)) {
+		bool done = atomic_compare_exchange_strong_explicit(
+			&rec->word, &expect, rword(rq->seq, R_DONE),
+			memory_order_acq_rel, memory_order_acquire);
+		if (!done && expect == rword(rq->seq, R_CANCELREQ)) {
+			/* Cancelled within the grace period: the future ends
+			 * cancelled, whatever the task returned, and this
+			 * worker lives on, unless the parent's CANCELREQ ->
+			 * KILLING won. */
+			done = atomic_compare_exchange_strong_explicit(
+				&rec->word, &expect, rword(rq->seq, R_DONE),
+				memory_order_acq_rel, memory_order_acquire);
+			err = -ECANCELED;
+		}
+		c->resp.err = err;
+		if (err)
+			c->resp.flags &= ~(uint32_t)RF_BIG;
+		if (!done) {
 			/* KILLING: the parent gave up on this task and is
 			 * killing us; reply nothing, just wait for it. */
 			for (;;)
@@ -175,6 +203,26 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
 		;
 	px__pp_bell_ring(c->hdr);
+}
+
+/*
+ * This process's private resident memory in bytes: resident minus shared
+ * pages of /proc/self/statm (shared counts file and shared-memory pages,
+ * such as the pool's arena, which are not this worker's to give back).
+ * 0 when it cannot be read.
+ */
+static uint64_t private_rss(int fd)
+{
+	char buf[128];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	unsigned long long size, resident, shared;
+	if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3 ||
+	    shared > resident)
+		return 0;
+	return (uint64_t)(resident - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Runs the initializer, if any, and announces the worker READY; exits the
@@ -208,6 +256,8 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 			  .big_len = wc->big_len };
 	uint64_t ran = 0;
 	int64_t streak = -1; /* start of the current run of tasks */
+	/* Opened once: a pread per task then costs one system call. */
+	int statm = wc->max_rss ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
 	alignas(16) struct pp_req rq;
 	for (;;) {
 		int r = px_ring_try_pop(sh->req, &rq);
@@ -254,6 +304,11 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 			sched_yield();
 		if (wc->max_tasks && ++ran >= wc->max_tasks)
 			break; /* recycled: the parent sends no more */
+		if (statm >= 0 && private_rss(statm) > wc->max_rss)
+			break; /* recycled: tasks still queued here go back to
+				  the parent's queue when it sees us exit */
 	}
+	if (statm >= 0)
+		close(statm);
 	worker_exit(sh, wc->hdr, WS_EXITING, 0);
 }

@@ -20,7 +20,8 @@
  * A spec is "BACKEND" or "BACKEND:key=value,key=value", or ":key=value" to
  * change keys only. Keys (see README.md for the full table): workers, queue,
  * block, max_arg, max_result, spin_us, gil (thread), task_timeout_ms,
- * max_tasks_per_worker, shm_size (process), trace (all).
+ * max_tasks_per_worker, max_worker_rss, cancel_grace_ms, shm_size
+ * (process), trace (all).
  *
  * trace=PATH (or $PAREX_TRACE=PATH) records a task timeline: per task its
  * submit, start and end times, worker (thread index, or process slot and
@@ -78,6 +79,31 @@ PX_API void px_task_blocking_end(px_task *t);
 
 /* Sleeps ns nanoseconds as a blocking section. Returns 0. */
 PX_API int px_task_sleep(px_task *t, int64_t ns);
+
+/*
+ * Whether the task's future was cancelled with PX_CANCEL_RUNNING while the
+ * task runs: the cooperative way to stop it. A task that can take long polls
+ * it now and then and returns early; the future then completes as cancelled
+ * (-ECANCELED) whatever the task returns, on every backend. On the thread and
+ * inline backends this is the only way a running task stops; on the process
+ * backend the task sees the cancel at once and its worker is killed (and
+ * replaced) only if the task is still running cancel_grace_ms later. Cheap:
+ * one load (a shared-memory load in a process worker). Returns false for
+ * NULL.
+ *
+ *     static int crunch(px_task *t, const void *arg, size_t len)
+ *     {
+ *             for (long i = 0; i < 1000000000; i++) {
+ *                     if ((i & 0xffff) == 0 && px_task_cancelled(t))
+ *                             return -ECANCELED;
+ *                     step(i);
+ *             }
+ *             return 0;
+ *     }
+ *     ...
+ *     px_future_cancel(f, PX_CANCEL_RUNNING); // crunch returns soon
+ */
+PX_API bool px_task_cancelled(const px_task *t);
 
 /*
  * A per-worker initializer, run once in each worker (thread or process)
@@ -181,9 +207,21 @@ PX_API int px_executor_create(px_executor **out, const px_config *cfg);
 PX_API int px_executor_open(px_executor **out, const char *spec, char *errbuf,
 			    size_t errlen);
 
-/* Flags for px_submit_opts.flags. */
+/*
+ * Flags for px_submit_opts.flags. Priorities: three levels, high, normal (no
+ * flag) and low, because three already say "urgent", "ordinary" and
+ * "background", and each level is one more queue a worker looks at. The
+ * thread and process pools start queued tasks by level, FIFO within a level;
+ * so that no level waits forever, every 8th take of a worker starts from the
+ * lowest level (alternately low first and normal first), the others from
+ * high. A task a worker already holds is not overtaken (the process pool's
+ * windows). The inline backend runs every task at once and ignores them.
+ * HIGH and LOW together are -EINVAL.
+ */
 enum {
 	PX_SUBMIT_NOWAIT = 1u << 0, /* full queue: fail with -EAGAIN, don't block */
+	PX_SUBMIT_HIGH = 1u << 1,   /* priority high: ahead of normal and low */
+	PX_SUBMIT_LOW = 1u << 2,    /* priority low: after high and normal */
 };
 
 typedef struct px_submit_opts {
@@ -295,6 +333,25 @@ PX_API int px_executor_shutdown(px_executor *ex, bool wait, bool cancel_pending)
  */
 PX_API void px_executor_destroy(px_executor *ex);
 
+/*
+ * Grows or shrinks a live thread or process pool to `workers` workers
+ * (1..4096). Growing starts workers at once (running the initializer in
+ * each, as at creation); shrinking retires the highest-numbered workers once
+ * they have finished the tasks they already took (a running task is never
+ * stopped; no new task goes to them). Tasks queued meanwhile run exactly
+ * once, and a shrink taken back by a grow keeps those workers. Safe from any thread, tasks included, and concurrently
+ * with submits. stats.workers shows the new count. Worker ids stay below the
+ * largest count the pool has had. A process pool can hold at most
+ * max(4 x its starting workers, 16) workers (its shared memory is laid out
+ * at creation): more is -ENOSPC. Returns 0; -EINVAL for NULL or a count out
+ * of range; -ENOTSUP on the inline backend (and any backend that cannot);
+ * PX_ESHUTDOWN after shutdown; a system error (-EAGAIN, -ENOMEM), or on the
+ * thread pool a new worker's initializer failure, with the workers that did
+ * start kept (on the process pool such a worker's slot is retired, as for a
+ * replacement).
+ */
+PX_API int px_executor_resize(px_executor *ex, int workers);
+
 typedef struct px_executor_stats {
 	uint64_t submitted; /* accepted by submit */
 	uint64_t completed; /* finished with a result */
@@ -302,9 +359,11 @@ typedef struct px_executor_stats {
 	uint64_t cancelled; /* cancelled before or while running */
 	uint64_t queued;    /* accepted, not yet started */
 	uint64_t running;   /* running now */
-	uint64_t workers;   /* live workers */
+	uint64_t workers;   /* live workers (px_executor_resize changes it) */
 	uint64_t busy_ns;   /* total time workers spent running tasks */
-	uint64_t respawns;  /* process backend: workers replaced */
+	uint64_t respawns;  /* process backend: workers replaced (crash,
+			       timeout, cancel, max_tasks_per_worker,
+			       max_worker_rss) */
 } px_executor_stats;
 
 /* Fills *out with a consistent-enough snapshot. 0 or -EINVAL. */
@@ -314,7 +373,8 @@ PX_API int px_executor_stats_get(px_executor *ex, px_executor_stats *out);
 PX_API const char *px_executor_backend(const px_executor *ex);
 
 /* The number of workers the executor was created with (workers=auto:
- * px_available_parallelism() at creation). -EINVAL for NULL. */
+ * px_available_parallelism() at creation), or the latest count given to
+ * px_executor_resize(). -EINVAL for NULL. */
 PX_API int px_executor_workers(const px_executor *ex);
 
 /*

@@ -87,10 +87,12 @@ PX_API int px_future_get_i64(px_future *f, int64_t timeout_ns, int64_t *out);
 /* Flags for px_future_cancel(). */
 enum {
 	/*
-	 * Also stop the work if it already runs, where the producer can: the
-	 * process pool kills and replaces the worker, the I/O layer cancels the
-	 * operation in the kernel. The thread pool cannot stop a running thread
-	 * and answers -EBUSY.
+	 * Also stop the work if it already runs, where the producer can: an
+	 * executor's task sees it through px_task_cancelled() and may return
+	 * early (on threads and inline that is the only way it stops; the
+	 * process pool kills and replaces the worker if the task still runs
+	 * cancel_grace_ms later); the I/O layer cancels the operation in the
+	 * kernel. A future with no such producer answers -EBUSY.
 	 */
 	PX_CANCEL_RUNNING = 1u << 0,
 };
