@@ -421,9 +421,12 @@ static px_future *next_ready(struct px_as_completed *it)
 			return yield(it, a, true);
 		drop_kept(it, a);
 	}
+	/* The oldest finished member (the list is newest first): when two
+	 * finished while this thread looked elsewhere, the one added first
+	 * comes first, as it would have through the ready list. */
 	struct ac_node *found = NULL;
 	pthread_mutex_lock(&it->mu);
-	for (struct ac_node *a = it->members; a && !found; a = a->next)
+	for (struct ac_node *a = it->members; a; a = a->next)
 		if (px_future_is_done(a->f))
 			found = a;
 	pthread_mutex_unlock(&it->mu);
