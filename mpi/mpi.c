@@ -482,11 +482,16 @@ static int best_rank(void)
 	return best;
 }
 
-/* One task finished by px-mpi: counts it, drops the task's reference. */
+/* One task finished by px-mpi: counts it, completes it (if complete), drops
+ * the task's reference. Counted first, so that a waiter woken by the
+ * completion finds it in the stats (the release of the completion pairs
+ * with the waiter's acquire). Once started, only px-mpi completes a task: a
+ * cancel of a running one only asks its rank (mpi_cancel). */
 static void task_finished(struct mpi_ex *m, px_future *f, int err, bool complete)
 {
-	if (!complete || !px__future_complete(f, err))
-		px__counts_record(&m->counts, err);
+	px__counts_record(&m->counts, err);
+	if (complete)
+		px__future_complete(f, err);
 	px_future_release(f);
 	pthread_mutex_lock(&G.lock);
 	if (--m->outstanding == 0)
