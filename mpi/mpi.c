@@ -100,10 +100,26 @@ static void fatal(const char *fmt, ...)
 
 /* ---- sends in flight ------------------------------------------------------ */
 
+/*
+ * Messages to one rank are packed: the records (tasks one way, results the
+ * other) that one round of a px-mpi loop has for a rank travel as one
+ * message, each record padded to 8 bytes, up to PACK_MAX bytes (a larger
+ * record goes alone). One message per record cost a send, a probe and a
+ * receive each, which bounded the submit rate.
+ */
+#define PACK_MAX (64 * 1024)
+
+struct pack {
+	unsigned char *b;
+	size_t len, cap;
+	int tag;
+};
+
 struct sends {
 	MPI_Request *req;
 	void **buf;
 	size_t n, cap;
+	struct pack *pk; /* G.size packs, by destination rank */
 };
 
 /* Starts sending len bytes of buf (malloc'd; freed once sent) to rank. */
@@ -151,8 +167,63 @@ static bool sends_poll(struct sends *s)
 	return any;
 }
 
+/* Starts sending the records packed for rank, if any. */
+static void pack_flush(struct sends *s, int rank)
+{
+	struct pack *p = s->pk ? &s->pk[rank] : NULL;
+	if (!p || !p->len)
+		return;
+	send_owned(s, p->b, p->len, rank, p->tag);
+	p->b = NULL;
+	p->len = p->cap = 0;
+}
+
+static void packs_flush(struct sends *s)
+{
+	for (int r = 0; s->pk && r < G.size; r++)
+		pack_flush(s, r);
+}
+
+/* Room for a record of len bytes, tagged tag, in the next message to rank;
+ * NULL when out of memory. Sends what was packed first when the record
+ * would not fit or the tag differs. */
+static unsigned char *pack_room(struct sends *s, int rank, int tag, size_t len)
+{
+	if (!s->pk && !(s->pk = calloc((size_t)G.size, sizeof(*s->pk))))
+		return NULL;
+	struct pack *p = &s->pk[rank];
+	size_t padded = (len + 7) & ~(size_t)7;
+	if (p->len && (p->tag != tag || p->len + padded > PACK_MAX))
+		pack_flush(s, rank);
+	if (p->len + padded > p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 4096;
+		if (cap < p->len + padded)
+			cap = p->len + padded; /* a large record: exactly */
+		unsigned char *b = realloc(p->b, cap);
+		if (!b)
+			return NULL;
+		p->b = b;
+		p->cap = cap;
+	}
+	unsigned char *r = p->b + p->len;
+	memset(r + len, 0, padded - len);
+	p->len += padded;
+	p->tag = tag;
+	return r;
+}
+
+/* The next record in a packed message of n bytes at off: its length
+ * rounded up as the sender padded it, clamped to what is left. */
+static size_t next_record(size_t off, size_t len, size_t n)
+{
+	size_t padded = (len + 7) & ~(size_t)7;
+	return padded > n - off ? n : off + padded;
+}
+
 static void sends_finish(struct sends *s)
 {
+	packs_flush(s);
+	free(s->pk);
 	if (s->n)
 		MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
 	for (size_t i = 0; i < s->n; i++)
@@ -242,15 +313,15 @@ static void send_result(struct sends *s, uint64_t id, int err, const void *res,
 	size_t ml = msg ? strlen(msg) : 0;
 	if (ml > 4096)
 		ml = 4096;
-	unsigned char *b = malloc(sizeof(struct px__mpi_result) + res_len + ml);
+	unsigned char *b = pack_room(s, 0, PX__MPI_TAG_RESULT,
+				     sizeof(struct px__mpi_result) + res_len + ml);
 	if (!b) {
 		/* Report the failure itself: a result never goes missing. */
-		struct px__mpi_result *r = malloc(sizeof(*r));
-		if (!r)
-			return; /* rank 0 would wait: out of memory here */
-		*r = (struct px__mpi_result){ .id = id, .err = -ENOMEM };
-		send_owned(s, r, sizeof(*r), 0, PX__MPI_TAG_RESULT);
-		return;
+		struct px__mpi_result r = { .id = id, .err = -ENOMEM };
+		b = pack_room(s, 0, PX__MPI_TAG_RESULT, sizeof(r));
+		if (b)
+			memcpy(b, &r, sizeof(r));
+		return; /* else rank 0 would wait: out of memory here */
 	}
 	struct px__mpi_result h = { .id = id, .err = err,
 				    .res_len = (uint32_t)res_len,
@@ -260,7 +331,6 @@ static void send_result(struct sends *s, uint64_t id, int err, const void *res,
 		memcpy(b + sizeof(h), res, res_len);
 	if (ml)
 		memcpy(b + sizeof(h) + res_len, msg, ml);
-	send_owned(s, b, sizeof(h) + res_len + ml, 0, PX__MPI_TAG_RESULT);
 }
 
 /* An error result naming this rank and host. */
@@ -272,18 +342,10 @@ static void send_error(struct sends *s, uint64_t id, int err, const char *what)
 	send_result(s, id, err, NULL, 0, msg);
 }
 
-static void serve_task(struct sends *s, unsigned char *buf, size_t n,
-		       struct job **jobs, size_t *njobs, size_t *cap)
+/* One task of a TASK message: h, then its argument at arg. */
+static void serve_one(struct sends *s, struct px__mpi_task h, unsigned char *arg,
+		      struct job **jobs, size_t *njobs, size_t *cap)
 {
-	struct px__mpi_task h;
-	if (n < sizeof(h))
-		return; /* no id to answer: malformed, dropped */
-	memcpy(&h, buf, sizeof(h));
-	if (h.arg_len != n - sizeof(h)) {
-		send_error(s, h.id, -EPROTO, "malformed task message");
-		return;
-	}
-	unsigned char *arg = buf + sizeof(h);
 	void *fn, *inner = NULL;
 	int r = px__mpi_fn_decode(&h.fn, &fn);
 	if (!r && (h.flags & PX__MPI_T_CHUNK)) {
@@ -327,6 +389,24 @@ static void serve_task(struct sends *s, unsigned char *buf, size_t n,
 		return;
 	}
 	(*jobs)[(*njobs)++] = (struct job){ lf, h.id };
+}
+
+/* A TASK message: one or more {struct px__mpi_task, argument} records. */
+static void serve_task(struct sends *s, unsigned char *buf, size_t n,
+		       struct job **jobs, size_t *njobs, size_t *cap)
+{
+	size_t off = 0;
+	while (n - off >= sizeof(struct px__mpi_task)) {
+		struct px__mpi_task h;
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.arg_len > n - off - sizeof(h)) {
+			send_error(s, h.id, -EPROTO, "malformed task message");
+			return; /* the records after it cannot be found */
+		}
+		serve_one(s, h, buf + off + sizeof(h), jobs, njobs, cap);
+		off = next_record(off, sizeof(h) + h.arg_len, n);
+	}
+	/* Fewer bytes left than a header: no id to answer, dropped. */
 }
 
 static void serve_done(struct sends *s, struct job *j)
@@ -401,6 +481,7 @@ static void serve(void)
 			jobs[i] = jobs[--njobs];
 			did = true;
 		}
+		packs_flush(&s);
 		did |= sends_poll(&s);
 		if (did)
 			idle_reset(&idle);
@@ -517,7 +598,9 @@ static void send_task(struct mpi_ex *m, struct sends *s, px_future *f,
 	h.id = (uint64_t)sl->gen << 32 | idx;
 	int rank = sl->rank;
 	pthread_mutex_unlock(&G.lock);
-	unsigned char *b = r ? NULL : malloc(sizeof(h) + f->arg_len);
+	unsigned char *b = r ? NULL
+			     : pack_room(s, rank, PX__MPI_TAG_TASK,
+					 sizeof(h) + f->arg_len);
 	if (!b) {
 		pthread_mutex_lock(&G.lock);
 		slot_free(m, idx);
@@ -534,15 +617,16 @@ static void send_task(struct mpi_ex *m, struct sends *s, px_future *f,
 	memcpy(b + sizeof(h), f->arg, f->arg_len);
 	if (h.flags & PX__MPI_T_CHUNK)
 		memset(b + sizeof(h), 0, sizeof(px_task_fn)); /* no raw pointer */
-	send_owned(s, b, sizeof(h) + f->arg_len, rank, PX__MPI_TAG_TASK);
 }
 
-static void take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
+/* One result record of n bytes (at most: a record's fields may claim more
+ * than the message holds, which fails the task with -EPROTO). Returns the
+ * record's length as claimed. */
+static size_t take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
 {
 	struct px__mpi_result h;
-	if (n < sizeof(h))
-		return;
 	memcpy(&h, buf, sizeof(h));
+	size_t claimed = sizeof(h) + (size_t)h.res_len + h.msg_len;
 	uint32_t idx = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
 	pthread_mutex_lock(&G.lock);
 	px_future *f = NULL;
@@ -552,9 +636,9 @@ static void take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
 	}
 	pthread_mutex_unlock(&G.lock);
 	if (!f)
-		return; /* stale or foreign: nothing waits for it */
+		return claimed; /* stale or foreign: nothing waits for it */
 	int err = h.err > 0 ? -h.err : h.err;
-	if ((size_t)h.res_len + h.msg_len != n - sizeof(h)) {
+	if (claimed > n) {
 		err = -EPROTO;
 		h.res_len = h.msg_len = 0;
 	}
@@ -576,6 +660,20 @@ static void take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
 		}
 	}
 	task_finished(m, f, err, true);
+	return claimed;
+}
+
+/* A RESULT message: one or more {struct px__mpi_result, result, message}
+ * records. */
+static void take_results(struct mpi_ex *m, const unsigned char *buf, size_t n)
+{
+	size_t off = 0;
+	while (n - off >= sizeof(struct px__mpi_result)) {
+		size_t len = take_result(m, buf + off, n - off);
+		if (len > n - off)
+			return; /* malformed: the records after it are lost */
+		off = next_record(off, len, n);
+	}
 }
 
 /* Sends EXIT to every serving rank and waits until they have it. */
@@ -692,6 +790,7 @@ static void progress(void)
 			send_task(m, &s, f, batch_i[k]);
 			did = true;
 		}
+		packs_flush(&s); /* before any CANCEL that could name them */
 		for (size_t k = 0; k < nc; k++) {
 			uint64_t *b = malloc(sizeof(*b));
 			if (!b)
@@ -710,7 +809,7 @@ static void progress(void)
 				break;
 			long n = recv_probed(&st, &buf, &bcap);
 			if (n >= 0 && m)
-				take_result(m, buf, (size_t)n);
+				take_results(m, buf, (size_t)n);
 			did = true;
 		}
 		did |= sends_poll(&s);
