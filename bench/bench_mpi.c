@@ -3,10 +3,15 @@
  * master/worker loop, under the same launcher.
  *
  * Run (each line is one MPI job: parex makes a program's MPI calls itself,
- * so the two cannot share one):
+ * so the peers cannot share one):
  *   mpirun -n 3 build/bench/bench_mpi --peer raw --out raw.txt
- *   mpirun -n 3 build/bench/bench_mpi --peer parex --compare raw.txt
- * Options: --tasks N (submit), --map N (records), --pingpong N.
+ *   mpirun -n 3 python3 bench/bench_mpi_py.py --out mpi4py.txt
+ *   mpirun -n 3 build/bench/bench_mpi --peer parex --compare raw.txt \
+ *       --compare-mpi4py mpi4py.txt
+ * Options: --tasks N (submit), --map N (records), --pingpong N; give the
+ * three jobs the same sizes. bench_mpi_py.py is mpi4py.futures'
+ * MPICommExecutor (Debian python3-mpi4py; without it, it writes no file and
+ * its target is reported as not judged).
  *
  * Rank 0 submits; ranks 1..N-1 compute. The task is "return x + 1" on an
  * int64.
@@ -17,8 +22,10 @@
  *       records per message; records/s.
  *   (c) ping-pong: one task to a worker and its result back, --pingpong
  *       times; p50 and p99 in microseconds.
- * Each job prints `name value` lines; --compare FILE reads another run's
- * lines and prints parex/peer ratios. mpi4py.futures is not measured here.
+ * Each job prints `name value` lines; --compare FILE (the raw loop's) and
+ * --compare-mpi4py FILE read other runs' lines and print parex/peer ratios,
+ * then the targets, met or MISSED: submit >= 20x mpi4py.futures, map >=
+ * 0.8x the raw loop, round trip (p50, p99) <= 2x the raw loop's.
  */
 #include <errno.h>
 #include <mpi.h>
@@ -245,10 +252,62 @@ static double *field(struct results *r, int i)
 	return f[i];
 }
 
+/* Reads another run's `name value` lines. 1, or -1 (unreadable). A file
+ * that is missing entirely (a peer that skipped) counts as 0: no results. */
+static int read_results(const char *path, struct results *o)
+{
+	FILE *in = fopen(path, "r");
+	if (!in) {
+		if (errno == ENOENT) {
+			printf("# %s: no results (peer skipped), its targets are "
+			       "not judged\n", path);
+			return 0;
+		}
+		fprintf(stderr, "bench_mpi: cannot read %s\n", path);
+		return -1;
+	}
+	memset(o, 0, sizeof(*o));
+	char name[64];
+	double v;
+	while (fscanf(in, "%63s %lf", name, &v) == 2)
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(name, names[i]))
+				*field(o, i) = v;
+	fclose(in);
+	return 1;
+}
+
+static double ratio(double a, double b)
+{
+	return b > 0 ? a / b : 0.0;
+}
+
+static void print_ratios(const char *peer, const char *path,
+			 struct results *r, struct results *o)
+{
+	printf("# %s / %s (throughput: higher is better for %s; latency: "
+	       "lower is)\n", peer, path, peer);
+	for (int i = 0; i < 4; i++)
+		printf("ratio_%s %.3f\n", names[i],
+		       ratio(*field(r, i), *field(o, i)));
+}
+
+/* One target line: met, missed, or not judged (no peer results). */
+static void target(const char *what, int have, double v, double goal,
+		   int at_least)
+{
+	if (!have) {
+		printf("target %-38s not judged (no peer results)\n", what);
+		return;
+	}
+	int met = v > 0 && (at_least ? v >= goal : v <= goal);
+	printf("target %-38s %8.3f  %s\n", what, v, met ? "met" : "MISSED");
+}
+
 int main(int argc, char **argv)
 {
 	long tasks = 20000, map_n = 200000, pp = 2000;
-	const char *peer = "parex", *outp = NULL, *cmpp = NULL;
+	const char *peer = "parex", *outp = NULL, *cmpp = NULL, *pyp = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v) {
@@ -267,6 +326,8 @@ int main(int argc, char **argv)
 			outp = v;
 		else if (!strcmp(a, "--compare"))
 			cmpp = v;
+		else if (!strcmp(a, "--compare-mpi4py"))
+			pyp = v;
 		else {
 			fprintf(stderr, "bench_mpi: unknown option %s\n", a);
 			return 2;
@@ -295,25 +356,25 @@ int main(int argc, char **argv)
 	}
 	if (out)
 		fclose(out);
-	if (cmpp) {
-		FILE *in = fopen(cmpp, "r");
-		if (!in) {
-			fprintf(stderr, "bench_mpi: cannot read %s\n", cmpp);
-			return 1;
-		}
-		struct results o = { 0 };
-		char name[64];
-		double v;
-		while (fscanf(in, "%63s %lf", name, &v) == 2)
-			for (int i = 0; i < 4; i++)
-				if (!strcmp(name, names[i]))
-					*field(&o, i) = v;
-		fclose(in);
-		printf("# %s / %s (throughput: higher is better for %s; latency: "
-		       "lower is)\n", peer, cmpp, peer);
-		for (int i = 0; i < 4; i++)
-			printf("ratio_%s %.3f\n", names[i],
-			       *field(&o, i) > 0 ? *field(&r, i) / *field(&o, i) : 0.0);
+	struct results raw, py;
+	int have_raw = cmpp ? read_results(cmpp, &raw) : 0;
+	int have_py = pyp ? read_results(pyp, &py) : 0;
+	if (have_raw < 0 || have_py < 0)
+		return 1;
+	if (have_raw)
+		print_ratios(peer, cmpp, &r, &raw);
+	if (have_py)
+		print_ratios(peer, pyp, &r, &py);
+	if (!strcmp(peer, "parex") && (cmpp || pyp)) {
+		printf("# targets (one session, same launcher and rank count)\n");
+		target("submit >= 20x mpi4py.futures", have_py,
+		       have_py ? ratio(r.submit_per_s, py.submit_per_s) : 0, 20, 1);
+		target("map >= 0.8x hand-written C", have_raw,
+		       have_raw ? ratio(r.map_per_s, raw.map_per_s) : 0, 0.8, 1);
+		target("round trip p50 <= 2x hand-written C", have_raw,
+		       have_raw ? ratio(r.p50_us, raw.p50_us) : 0, 2, 0);
+		target("round trip p99 <= 2x hand-written C", have_raw,
+		       have_raw ? ratio(r.p99_us, raw.p99_us) : 0, 2, 0);
 	}
 	return 0;
 }

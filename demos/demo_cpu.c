@@ -551,6 +551,16 @@ int main(int argc, char **argv)
 	const char *defaults[] = { "thread", "process", "thread:gil=1" };
 	const char *entries[8];
 	int nent = demo_backend_list(&o, &env, defaults, 3, entries);
+	/* mpi (libparex-mpi, under mpirun): every rank runs main() up to its
+	 * first open, which only rank 0 leaves; open it before any output. */
+	for (int b = 0; b < nent; b++)
+		if (entries[b] && !strncmp(entries[b], "mpi", 3) &&
+		    (!entries[b][3] || entries[b][3] == ':')) {
+			px_executor *ex;
+			if (!px_executor_open(&ex, entries[b], NULL, 0))
+				px_executor_destroy(ex);
+			break;
+		}
 	int cpus = demo_cpus();
 
 	/* The workers sweep: 1, 2, 4, ... up to the CPUs, the CPUs, 2x. */

@@ -29,11 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <parex/executor.h>
 
 #include "mpi_internal.h"
+#include "px_clock.h"
 
 /* A serving rank's window: enough queued behind each worker to cover a round
  * trip, small enough that an idle rank still finds work left to take. */
@@ -98,10 +100,26 @@ static void fatal(const char *fmt, ...)
 
 /* ---- sends in flight ------------------------------------------------------ */
 
+/*
+ * Messages to one rank are packed: the records (tasks one way, results the
+ * other) that one round of a px-mpi loop has for a rank travel as one
+ * message, each record padded to 8 bytes, up to PACK_MAX bytes (a larger
+ * record goes alone). One message per record cost a send, a probe and a
+ * receive each, which bounded the submit rate.
+ */
+#define PACK_MAX (64 * 1024)
+
+struct pack {
+	unsigned char *b;
+	size_t len, cap;
+	int tag;
+};
+
 struct sends {
 	MPI_Request *req;
 	void **buf;
 	size_t n, cap;
+	struct pack *pk; /* G.size packs, by destination rank */
 };
 
 /* Starts sending len bytes of buf (malloc'd; freed once sent) to rank. */
@@ -149,12 +167,69 @@ static bool sends_poll(struct sends *s)
 	return any;
 }
 
+/* Starts sending the records packed for rank, if any. */
+static void pack_flush(struct sends *s, int rank)
+{
+	struct pack *p = s->pk ? &s->pk[rank] : NULL;
+	if (!p || !p->len)
+		return;
+	send_owned(s, p->b, p->len, rank, p->tag);
+	p->b = NULL;
+	p->len = p->cap = 0;
+}
+
+static void packs_flush(struct sends *s)
+{
+	for (int r = 0; s->pk && r < G.size; r++)
+		pack_flush(s, r);
+}
+
+/* Room for a record of len bytes, tagged tag, in the next message to rank;
+ * NULL when out of memory. Sends what was packed first when the record
+ * would not fit or the tag differs. */
+static unsigned char *pack_room(struct sends *s, int rank, int tag, size_t len)
+{
+	if (!s->pk && !(s->pk = calloc((size_t)G.size, sizeof(*s->pk))))
+		return NULL;
+	struct pack *p = &s->pk[rank];
+	size_t padded = (len + 7) & ~(size_t)7;
+	if (p->len && (p->tag != tag || p->len + padded > PACK_MAX))
+		pack_flush(s, rank);
+	if (p->len + padded > p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 4096;
+		if (cap < p->len + padded)
+			cap = p->len + padded; /* a large record: exactly */
+		unsigned char *b = realloc(p->b, cap);
+		if (!b)
+			return NULL;
+		p->b = b;
+		p->cap = cap;
+	}
+	unsigned char *r = p->b + p->len;
+	memset(r + len, 0, padded - len);
+	p->len += padded;
+	p->tag = tag;
+	return r;
+}
+
+/* The next record in a packed message of n bytes at off: its length
+ * rounded up as the sender padded it, clamped to what is left. */
+static size_t next_record(size_t off, size_t len, size_t n)
+{
+	size_t padded = (len + 7) & ~(size_t)7;
+	return padded > n - off ? n : off + padded;
+}
+
 static void sends_finish(struct sends *s)
 {
-	if (s->n)
-		MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
-	for (size_t i = 0; i < s->n; i++)
+	packs_flush(s);
+	free(s->pk);
+	/* One MPI_Wait each: MPICH's mpi.h declares MPI_Waitall's statuses
+	 * with a size that gcc checks against MPI_STATUSES_IGNORE. */
+	for (size_t i = 0; i < s->n; i++) {
+		MPI_Wait(&s->req[i], MPI_STATUS_IGNORE);
 		free(s->buf[i]);
+	}
 	free(s->req);
 	free(s->buf);
 	memset(s, 0, sizeof(*s));
@@ -184,19 +259,45 @@ static long recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap)
 	return n;
 }
 
-/* Sleeps a little longer each idle round: up to 16 us while tasks are out
- * (busy), up to 512 us otherwise. */
-static void backoff(unsigned *rounds, bool busy)
+/*
+ * The px-mpi threads poll: MPI has no wait that also wakes on a local future
+ * or a submit. How they wait between empty polls decides the round trip.
+ * After the last message or completion a thread keeps polling for SPIN_NS
+ * (px__spin: pauses, the core given away every couple of microseconds so
+ * that a local worker sharing it still runs), then sleeps a little longer
+ * each empty round: up to 16 us while tasks are out (busy), up to 512 us
+ * otherwise. The thread's timer slack is 1 ns (set in mpi_main): with the
+ * default 50 us a 2 us nanosleep lasts 50 us or more.
+ */
+#define SPIN_NS 50000
+
+struct idle {
+	struct px__spin spin;
+	unsigned sleeps; /* empty rounds past the spin; 0: the spin not begun */
+	bool spinning;
+};
+
+static void idle_reset(struct idle *d)
 {
-	if (*rounds < 64) {
-		(*rounds)++;
-		sched_yield();
-		return;
+	d->spinning = false;
+	d->sleeps = 0;
+}
+
+static void backoff(struct idle *d, bool busy)
+{
+	if (!d->spinning && !d->sleeps) {
+		px__spin_init(&d->spin, SPIN_NS);
+		d->spinning = true;
+	}
+	if (d->spinning) {
+		if (px__spin_step(&d->spin))
+			return;
+		d->spinning = false;
 	}
 	unsigned max = busy ? 3 : 8;
-	long ns = 2000L << (*rounds - 64 < max ? *rounds - 64 : max);
-	if (*rounds - 64 < 8)
-		(*rounds)++;
+	long ns = 2000L << (d->sleeps < max ? d->sleeps : max);
+	if (d->sleeps < 8)
+		d->sleeps++;
 	struct timespec ts = { 0, ns };
 	nanosleep(&ts, NULL);
 }
@@ -214,15 +315,15 @@ static void send_result(struct sends *s, uint64_t id, int err, const void *res,
 	size_t ml = msg ? strlen(msg) : 0;
 	if (ml > 4096)
 		ml = 4096;
-	unsigned char *b = malloc(sizeof(struct px__mpi_result) + res_len + ml);
+	unsigned char *b = pack_room(s, 0, PX__MPI_TAG_RESULT,
+				     sizeof(struct px__mpi_result) + res_len + ml);
 	if (!b) {
 		/* Report the failure itself: a result never goes missing. */
-		struct px__mpi_result *r = malloc(sizeof(*r));
-		if (!r)
-			return; /* rank 0 would wait: out of memory here */
-		*r = (struct px__mpi_result){ .id = id, .err = -ENOMEM };
-		send_owned(s, r, sizeof(*r), 0, PX__MPI_TAG_RESULT);
-		return;
+		struct px__mpi_result r = { .id = id, .err = -ENOMEM };
+		b = pack_room(s, 0, PX__MPI_TAG_RESULT, sizeof(r));
+		if (b)
+			memcpy(b, &r, sizeof(r));
+		return; /* else rank 0 would wait: out of memory here */
 	}
 	struct px__mpi_result h = { .id = id, .err = err,
 				    .res_len = (uint32_t)res_len,
@@ -232,7 +333,6 @@ static void send_result(struct sends *s, uint64_t id, int err, const void *res,
 		memcpy(b + sizeof(h), res, res_len);
 	if (ml)
 		memcpy(b + sizeof(h) + res_len, msg, ml);
-	send_owned(s, b, sizeof(h) + res_len + ml, 0, PX__MPI_TAG_RESULT);
 }
 
 /* An error result naming this rank and host. */
@@ -244,18 +344,10 @@ static void send_error(struct sends *s, uint64_t id, int err, const char *what)
 	send_result(s, id, err, NULL, 0, msg);
 }
 
-static void serve_task(struct sends *s, unsigned char *buf, size_t n,
-		       struct job **jobs, size_t *njobs, size_t *cap)
+/* One task of a TASK message: h, then its argument at arg. */
+static void serve_one(struct sends *s, struct px__mpi_task h, unsigned char *arg,
+		      struct job **jobs, size_t *njobs, size_t *cap)
 {
-	struct px__mpi_task h;
-	if (n < sizeof(h))
-		return; /* no id to answer: malformed, dropped */
-	memcpy(&h, buf, sizeof(h));
-	if (h.arg_len != n - sizeof(h)) {
-		send_error(s, h.id, -EPROTO, "malformed task message");
-		return;
-	}
-	unsigned char *arg = buf + sizeof(h);
 	void *fn, *inner = NULL;
 	int r = px__mpi_fn_decode(&h.fn, &fn);
 	if (!r && (h.flags & PX__MPI_T_CHUNK)) {
@@ -301,6 +393,24 @@ static void serve_task(struct sends *s, unsigned char *buf, size_t n,
 	(*jobs)[(*njobs)++] = (struct job){ lf, h.id };
 }
 
+/* A TASK message: one or more {struct px__mpi_task, argument} records. */
+static void serve_task(struct sends *s, unsigned char *buf, size_t n,
+		       struct job **jobs, size_t *njobs, size_t *cap)
+{
+	size_t off = 0;
+	while (n - off >= sizeof(struct px__mpi_task)) {
+		struct px__mpi_task h;
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.arg_len > n - off - sizeof(h)) {
+			send_error(s, h.id, -EPROTO, "malformed task message");
+			return; /* the records after it cannot be found */
+		}
+		serve_one(s, h, buf + off + sizeof(h), jobs, njobs, cap);
+		off = next_record(off, sizeof(h) + h.arg_len, n);
+	}
+	/* Fewer bytes left than a header: no id to answer, dropped. */
+}
+
 static void serve_done(struct sends *s, struct job *j)
 {
 	int err = px_future_error(j->lf);
@@ -324,7 +434,7 @@ static void serve(void)
 	struct job *jobs = NULL;
 	size_t njobs = 0, cap = 0, bcap = 0;
 	unsigned char *buf = NULL;
-	unsigned idle = 0;
+	struct idle idle = { 0 };
 	bool stop = false;
 	while (!stop) {
 		bool did = false;
@@ -373,9 +483,10 @@ static void serve(void)
 			jobs[i] = jobs[--njobs];
 			did = true;
 		}
+		packs_flush(&s);
 		did |= sends_poll(&s);
 		if (did)
-			idle = 0;
+			idle_reset(&idle);
 		else if (!stop)
 			backoff(&idle, njobs > 0);
 	}
@@ -454,11 +565,16 @@ static int best_rank(void)
 	return best;
 }
 
-/* One task finished by px-mpi: counts it, drops the task's reference. */
+/* One task finished by px-mpi: counts it, completes it (if complete), drops
+ * the task's reference. Counted first, so that a waiter woken by the
+ * completion finds it in the stats (the release of the completion pairs
+ * with the waiter's acquire). Once started, only px-mpi completes a task: a
+ * cancel of a running one only asks its rank (mpi_cancel). */
 static void task_finished(struct mpi_ex *m, px_future *f, int err, bool complete)
 {
-	if (!complete || !px__future_complete(f, err))
-		px__counts_record(&m->counts, err);
+	px__counts_record(&m->counts, err);
+	if (complete)
+		px__future_complete(f, err);
 	px_future_release(f);
 	pthread_mutex_lock(&G.lock);
 	if (--m->outstanding == 0)
@@ -484,7 +600,9 @@ static void send_task(struct mpi_ex *m, struct sends *s, px_future *f,
 	h.id = (uint64_t)sl->gen << 32 | idx;
 	int rank = sl->rank;
 	pthread_mutex_unlock(&G.lock);
-	unsigned char *b = r ? NULL : malloc(sizeof(h) + f->arg_len);
+	unsigned char *b = r ? NULL
+			     : pack_room(s, rank, PX__MPI_TAG_TASK,
+					 sizeof(h) + f->arg_len);
 	if (!b) {
 		pthread_mutex_lock(&G.lock);
 		slot_free(m, idx);
@@ -501,15 +619,16 @@ static void send_task(struct mpi_ex *m, struct sends *s, px_future *f,
 	memcpy(b + sizeof(h), f->arg, f->arg_len);
 	if (h.flags & PX__MPI_T_CHUNK)
 		memset(b + sizeof(h), 0, sizeof(px_task_fn)); /* no raw pointer */
-	send_owned(s, b, sizeof(h) + f->arg_len, rank, PX__MPI_TAG_TASK);
 }
 
-static void take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
+/* One result record of n bytes (at most: a record's fields may claim more
+ * than the message holds, which fails the task with -EPROTO). Returns the
+ * record's length as claimed. */
+static size_t take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
 {
 	struct px__mpi_result h;
-	if (n < sizeof(h))
-		return;
 	memcpy(&h, buf, sizeof(h));
+	size_t claimed = sizeof(h) + (size_t)h.res_len + h.msg_len;
 	uint32_t idx = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
 	pthread_mutex_lock(&G.lock);
 	px_future *f = NULL;
@@ -519,9 +638,9 @@ static void take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
 	}
 	pthread_mutex_unlock(&G.lock);
 	if (!f)
-		return; /* stale or foreign: nothing waits for it */
+		return claimed; /* stale or foreign: nothing waits for it */
 	int err = h.err > 0 ? -h.err : h.err;
-	if ((size_t)h.res_len + h.msg_len != n - sizeof(h)) {
+	if (claimed > n) {
 		err = -EPROTO;
 		h.res_len = h.msg_len = 0;
 	}
@@ -543,6 +662,20 @@ static void take_result(struct mpi_ex *m, const unsigned char *buf, size_t n)
 		}
 	}
 	task_finished(m, f, err, true);
+	return claimed;
+}
+
+/* A RESULT message: one or more {struct px__mpi_result, result, message}
+ * records. */
+static void take_results(struct mpi_ex *m, const unsigned char *buf, size_t n)
+{
+	size_t off = 0;
+	while (n - off >= sizeof(struct px__mpi_result)) {
+		size_t len = take_result(m, buf + off, n - off);
+		if (len > n - off)
+			return; /* malformed: the records after it are lost */
+		off = next_record(off, len, n);
+	}
 }
 
 /* Sends EXIT to every serving rank and waits until they have it. */
@@ -564,7 +697,7 @@ static void progress(void)
 	struct sends s = { 0 };
 	unsigned char *buf = NULL;
 	size_t bcap = 0;
-	unsigned idle = 0;
+	struct idle idle = { 0 };
 	px_future *batch_f[SEND_BATCH];
 	uint32_t batch_i[SEND_BATCH];
 	for (;;) {
@@ -659,6 +792,7 @@ static void progress(void)
 			send_task(m, &s, f, batch_i[k]);
 			did = true;
 		}
+		packs_flush(&s); /* before any CANCEL that could name them */
 		for (size_t k = 0; k < nc; k++) {
 			uint64_t *b = malloc(sizeof(*b));
 			if (!b)
@@ -677,12 +811,12 @@ static void progress(void)
 				break;
 			long n = recv_probed(&st, &buf, &bcap);
 			if (n >= 0 && m)
-				take_result(m, buf, (size_t)n);
+				take_results(m, buf, (size_t)n);
 			did = true;
 		}
 		did |= sends_poll(&s);
 		if (did)
-			idle = 0;
+			idle_reset(&idle);
 		else
 			backoff(&idle, true);
 	}
@@ -813,6 +947,8 @@ static void set_state(int state, int err)
 static void *mpi_main(void *arg)
 {
 	(void)arg;
+	/* Short sleeps in backoff() are meant as written (per thread). */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	int inited = 0;
 	MPI_Initialized(&inited);
 	if (inited) {

@@ -35,12 +35,12 @@ int px__mpi_program_id(struct px__mpi_fnid *out);
 void px__mpi_id_hex(const struct px__mpi_fnid *id, char *buf, size_t len);
 
 /* Message tags. Rank 0 -> serving rank: */
-#define PX__MPI_TAG_TASK 1    /* struct px__mpi_task + argument */
+#define PX__MPI_TAG_TASK 1    /* records: struct px__mpi_task + argument */
 #define PX__MPI_TAG_CANCEL 2  /* uint64_t id: cancel, running or not */
 #define PX__MPI_TAG_DROP 3    /* empty: cancel every task not started */
 #define PX__MPI_TAG_EXIT 4    /* empty: stop serving, leave the process */
 /* Serving rank -> rank 0: */
-#define PX__MPI_TAG_RESULT 10 /* struct px__mpi_result + result + message */
+#define PX__MPI_TAG_RESULT 10 /* records: px__mpi_result + result + message */
 
 #define PX__MPI_T_CHUNK 1u /* a map() chunk: inner is its record function */
 

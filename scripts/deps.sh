@@ -13,7 +13,9 @@ build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libjansson-dev)
 test_pkgs=(libcmocka-dev valgrind python3 g++ binutils mandoc groff-base man-db
 	clang libclang-rt-14-dev openmpi-bin libopenmpi-dev)
 # Optional peers for bench/ (skipped cleanly by CMake when absent).
-bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3)
+# python3-mpi4py: mpi4py.futures, bench_mpi's Python peer (bench_mpi_py.py).
+bench_pkgs=(libglib2.0-dev libuv1-dev libck-dev libtbb-dev g++ libdpdk-dev python3
+	python3-mpi4py)
 # python3: the CPython comparisons and report.html (skipped without it).
 demo_pkgs=(gnuplot-nox python3)
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/test_mpi_run.sh MPIRUN TEST_MPI TEST_MPI_PEER TEST_EXECUTOR_MPI SANITIZERS
+# tests/test_mpi_run.sh MPIRUN TEST_MPI TEST_MPI_PEER TEST_EXECUTOR_MPI SANITIZERS [DEMO_CPU]
 # Runs the mpi backend's tests under the launcher, as CI does (as root, 3
 # ranks on 2 CPUs), and checks what the job leaves behind:
 #  1. test_mpi under `mpirun -n 3`: the mpi backend's tests, on rank 0
@@ -8,10 +8,12 @@
 #  2. an MPMD launch of two different programs: every rank's open fails
 #     with PX_EVERSION, and no task is sent;
 #  3. a single rank: a clear one-line error, not a hang;
-#  4. no process running either test binary after each job.
+#  4. demo_cpu --backend mpi (when the demos are built): its table and its
+#     verdict have the mpi row, printed once (by rank 0);
+#  5. no process running either test binary after each job.
 # Skips (77) under ThreadSanitizer: Open MPI is not TSan-clean.
 set -u
-mpirun=$1 prog=$2 peer=$3 common=$4 san=${5:-}
+mpirun=$1 prog=$2 peer=$3 common=$4 san=${5:-} demo=${6:-}
 case "$san" in
 *thread*) echo "test_mpi: skipped under ThreadSanitizer (Open MPI is not TSan-clean)"; exit 77 ;;
 *address*)
@@ -84,4 +86,17 @@ if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -q 'needs at least 2 ranks' "$out"
 	fail=1
 fi
 check_gone "$prog"
+if [ -n "$demo" ]; then
+	echo "== mpirun -n 3 demo_cpu --backend mpi"
+	timeout 120 "$mpirun" -n 3 "$demo" --backend mpi --workers 2 --seconds 0.01 \
+		--tiny 200 --budget 0 --min-rounds 1 --max-rounds 1 >"$out" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ] || [ "$(grep -c '^mpi  *2 ' "$out")" -ne 2 ] ||
+	   ! grep -q '^  \* mpi, ' "$out" || [ "$(grep -c '^demo_cpu: ' "$out")" -ne 1 ]; then
+		cat "$out"
+		echo "FAIL: demo_cpu --backend mpi must print its mpi rows and verdict once (rc $rc)"
+		fail=1
+	fi
+	check_gone "$demo"
+fi
 exit $fail
