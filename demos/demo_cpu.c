@@ -336,18 +336,20 @@ typedef struct cond {
  * Does a backend scale CPU work with `usable` CPUs' worth of workers?
  * "yes": the middle half of the per-round speedups (its lower quartile)
  * and the CPUs used (CPU time / wall) clear 1 + 0.3 per extra CPU. "no",
- * only while the CPUs were free (control: another backend that did scale on
- * this run, or /proc/stat showing them free): the upper quartile stays below
- * 1 + 0.15 per extra CPU, or it stays below the "yes" bar while the CPUs
- * used stay below 1 + 0.15 per extra CPU (the work ran on one CPU at a
- * time, which wall-time noise cannot hide). Anything else is inconclusive, and why
+ * only while the CPUs were free: the upper quartile stays below 1 + 0.15
+ * per extra CPU (free: another backend that did scale on this run, or
+ * /proc/stat showing them free), or it stays below the "yes" bar while the
+ * CPUs used stay below 1 + 0.15 per extra CPU (the work ran on one CPU at a
+ * time; /proc/stat must show the CPUs free, since a busy machine lowers
+ * CPU use too). Anything else is inconclusive, and why
  * goes into reason. Three rounds at least, or nothing is concluded.
  */
 static const char *classify(sp_est e, int usable, const cond *m, bool control,
 			    char *reason, size_t rlen)
 {
 	double yes = 1 + 0.3 * (usable - 1), no = 1 + 0.15 * (usable - 1);
-	bool free_cpus = control || (!isnan(m->avail) && m->avail >= usable - 0.25);
+	bool seen_free = !isnan(m->avail) && m->avail >= usable - 0.25;
+	bool free_cpus = control || seen_free;
 	*reason = 0;
 	if (usable < 2) {
 		snprintf(reason, rlen, "one CPU: nothing to scale onto");
@@ -360,7 +362,12 @@ static const char *classify(sp_est e, int usable, const cond *m, bool control,
 	}
 	if (e.lo >= yes && e.par >= yes)
 		return "yes";
-	if (free_cpus && (e.hi < no || (e.hi < yes && e.par < no)))
+	if (e.hi < no && free_cpus)
+		return "no";
+	/* Low CPU use proves little while other programs take CPUs (it
+	 * drops when the pool waits for one), so this needs /proc/stat's
+	 * word that they were free, not a control. */
+	if (e.hi < yes && e.par < no && seen_free)
 		return "no";
 	if (!free_cpus && !isnan(m->quota) && m->quota < usable - 0.25)
 		snprintf(reason, rlen,
