@@ -336,20 +336,20 @@ typedef struct cond {
  * Does a backend scale CPU work with `usable` CPUs' worth of workers?
  * "yes": the middle half of the per-round speedups (its lower quartile)
  * and the CPUs used (CPU time / wall) clear 1 + 0.3 per extra CPU. "no",
- * only while the CPUs were free: the upper quartile stays below 1 + 0.15
- * per extra CPU (free: another backend that did scale on this run, or
- * /proc/stat showing them free), or it stays below the "yes" bar while the
+ * only while /proc/stat shows the CPUs free: the upper quartile stays
+ * below 1 + 0.15 per extra CPU, or it stays below the "yes" bar while the
  * CPUs used stay below 1 + 0.15 per extra CPU (the work ran on one CPU at a
- * time; /proc/stat must show the CPUs free, since a busy machine lowers
- * CPU use too). Anything else is inconclusive, and why
+ * time). Anything else is inconclusive, and why
  * goes into reason. Three rounds at least, or nothing is concluded.
  */
-static const char *classify(sp_est e, int usable, const cond *m, bool control,
+static const char *classify(sp_est e, int usable, const cond *m,
 			    char *reason, size_t rlen)
 {
 	double yes = 1 + 0.3 * (usable - 1), no = 1 + 0.15 * (usable - 1);
-	bool seen_free = !isnan(m->avail) && m->avail >= usable - 0.25;
-	bool free_cpus = control || seen_free;
+	/* Free CPUs, for a "no": only /proc/stat's measure counts. Another
+	 * backend that scaled on this run proves nothing about the rounds of
+	 * this one, which may have waited for a CPU meanwhile. */
+	bool free_cpus = !isnan(m->avail) && m->avail >= usable - 0.25;
 	*reason = 0;
 	if (usable < 2) {
 		snprintf(reason, rlen, "one CPU: nothing to scale onto");
@@ -362,12 +362,7 @@ static const char *classify(sp_est e, int usable, const cond *m, bool control,
 	}
 	if (e.lo >= yes && e.par >= yes)
 		return "yes";
-	if (e.hi < no && free_cpus)
-		return "no";
-	/* Low CPU use proves little while other programs take CPUs (it
-	 * drops when the pool waits for one), so this needs /proc/stat's
-	 * word that they were free, not a control. */
-	if (e.hi < yes && e.par < no && seen_free)
+	if (free_cpus && (e.hi < no || (e.hi < yes && e.par < no)))
 		return "no";
 	if (!free_cpus && !isnan(m->quota) && m->quota < usable - 0.25)
 		snprintf(reason, rlen,
@@ -510,10 +505,10 @@ static conf *find_conf(conf *cs, int n, const char *label, int workers, int task
 /* Reports one scaling verdict: a sentence and the machine-readable field. */
 static const char *say_scaling(const char *field, const char *who,
 			       const char *what, sp_est e, int workers, int usable,
-			       const cond *m, bool control)
+			       const cond *m)
 {
 	char why[256];
-	const char *v = classify(e, usable, m, control, why, sizeof(why));
+	const char *v = classify(e, usable, m, why, sizeof(why));
 	demo_verdict_field(field, v);
 	if (!strcmp(v, "yes"))
 		demo_verdict("%s: %.2fx over sequential with %d workers (middle half of the runs %.2f..%.2fx, %.2f CPUs busy on average): %s scales",
@@ -813,13 +808,13 @@ int main(int argc, char **argv)
 	if (ct) {
 		snprintf(who, sizeof(who), "%s, %d large tasks", thr, coarse);
 		vt = say_scaling("threads_scale", who, "CPU-bound C work on threads",
-				 et, wref, usable, &m, false);
+				 et, wref, usable, &m);
 	}
 	if (cp) {
 		snprintf(who, sizeof(who), "%s, %d large tasks", proc, coarse);
 		vp = say_scaling("processes_scale", who,
 				 "CPU-bound C work on processes", ep, wref, usable,
-				 &m, vt && !strcmp(vt, "yes"));
+				 &m);
 	}
 	if (ct && cp && !strcmp(vt, "yes") && !strcmp(vp, "yes")) {
 		bool overlap = et.lo <= ep.hi && ep.lo <= et.hi;
@@ -832,11 +827,10 @@ int main(int argc, char **argv)
 				     et.med, ep.med);
 	}
 	if (cg && wref > 1) {
-		bool control = (vt && !strcmp(vt, "yes")) || (vp && !strcmp(vp, "yes"));
 		snprintf(who, sizeof(who), "under GIL emulation (%s), %d large tasks",
 			 gil, coarse);
 		vg = say_scaling("gil_scales", who, "the emulated GIL", eg, wref,
-				 usable, &m, control);
+				 usable, &m);
 		if (!strcmp(vg, "yes"))
 			demo_verdict("that is unexpected: the emulated GIL should serialise computing tasks");
 		else if (!strcmp(vg, "no") && vp && !strcmp(vp, "yes"))
@@ -887,8 +881,8 @@ int main(int argc, char **argv)
 		sp_est pt = estimate(&py.seq, &py.thr), pp = estimate(&py.seq, &py.proc);
 		char wt[256], wp[256];
 		int pu = py.workers < cpus ? py.workers : cpus;
-		const char *cvp = classify(pp, pu, &mpy, false, wp, sizeof(wp));
-		const char *cvt = classify(pt, pu, &mpy, !strcmp(cvp, "yes"), wt, sizeof(wt));
+		const char *cvp = classify(pp, pu, &mpy, wp, sizeof(wp));
+		const char *cvt = classify(pt, pu, &mpy, wt, sizeof(wt));
 		demo_verdict_field("cpython_threads_scale", cvt);
 		demo_verdict_field("cpython_processes_scale", cvp);
 		/* parex beside CPython at CPython's workers count (at most 4),
@@ -936,7 +930,7 @@ int main(int argc, char **argv)
 				snprintf(who, sizeof(who), "%s, %d large tasks", labels[b],
 					 coarse);
 				say_scaling("scales", who, "this backend",
-					    estimate(bc, c), wref, usable, &m, false);
+					    estimate(bc, c), wref, usable, &m);
 			}
 		}
 	}
