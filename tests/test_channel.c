@@ -152,23 +152,6 @@ static int odd_fails(px_task *t, const void *arg, size_t len)
 }
 
 /* A gate in executor-shared memory: tasks wait until the test opens it. */
-struct gate {
-	atomic_int open;
-	atomic_int entered;
-};
-
-static int wait_gate(px_task *t, const void *arg, size_t len)
-{
-	struct gate *g;
-	if (len != sizeof(g))
-		return -EINVAL;
-	memcpy(&g, arg, sizeof(g));
-	atomic_fetch_add(&g->entered, 1);
-	while (!atomic_load(&g->open))
-		px_task_sleep(t, 200000);
-	return 0;
-}
-
 static void check_triple(px_future *f, intptr_t u)
 {
 	int64_t v = -1;

@@ -81,23 +81,6 @@ static int worker_id(px_task *t, const void *arg, size_t len)
 }
 
 /* A gate in shared memory: tasks wait until the test opens it. */
-struct gate {
-	atomic_int open;
-	atomic_int entered;
-};
-
-static int wait_gate(px_task *t, const void *arg, size_t len)
-{
-	struct gate *g;
-	if (len != sizeof(g))
-		return -EINVAL;
-	memcpy(&g, arg, sizeof(g));
-	atomic_fetch_add(&g->entered, 1);
-	while (!atomic_load(&g->open))
-		px_task_sleep(t, 200000);
-	return 0;
-}
-
 static void wait_entered(struct gate *g, int n)
 {
 	while (atomic_load(&g->entered) < n)

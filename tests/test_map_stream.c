@@ -311,23 +311,6 @@ static void sink_stop(void **state)
 }
 
 /* Deadline, concurrent backends: tasks wait on a gate that stays shut. */
-struct gate {
-	atomic_int open;
-	atomic_int entered;
-};
-
-static int wait_gate(px_task *t, const void *arg, size_t len)
-{
-	struct gate *g;
-	if (len != sizeof(g))
-		return -EINVAL;
-	memcpy(&g, arg, sizeof(g));
-	atomic_fetch_add(&g->entered, 1);
-	while (!atomic_load(&g->open))
-		px_task_sleep(t, 200000);
-	return 0;
-}
-
 struct gate_run {
 	struct gate *g;
 	int64_t n, next;

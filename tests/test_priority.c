@@ -9,14 +9,14 @@
 #include "test_util.h"
 
 /* Shared with the tasks: plain memory on threads, the arena on processes. */
-struct gate {
+struct prio_gate {
 	atomic_int open;
 	atomic_int gated;  /* gate tasks waiting */
 	atomic_long order; /* next start position */
 };
 
 struct arg {
-	struct gate *g;
+	struct prio_gate *g;
 };
 
 /* Holds a worker until the gate opens (at most 60 s). */
@@ -24,7 +24,7 @@ static int gate_task(px_task *t, const void *a, size_t len)
 {
 	(void)t;
 	(void)len;
-	struct gate *g = ((const struct arg *)a)->g;
+	struct prio_gate *g = ((const struct arg *)a)->g;
 	atomic_fetch_add(&g->gated, 1);
 	int64_t end = test_now_ns() + 60 * (int64_t)1000000000;
 	while (!atomic_load(&g->open) && test_now_ns() < end)
@@ -36,18 +36,18 @@ static int gate_task(px_task *t, const void *a, size_t len)
 static int ordered_task(px_task *t, const void *a, size_t len)
 {
 	(void)len;
-	struct gate *g = ((const struct arg *)a)->g;
+	struct prio_gate *g = ((const struct arg *)a)->g;
 	int64_t v = atomic_fetch_add(&g->order, 1);
 	return px_task_return(t, &v, sizeof(v));
 }
 
 /* Opens spec, fills its `workers` workers with gate tasks and waits until
  * every one of them holds a worker. */
-static px_executor *gated_pool(const char *spec, int workers, struct gate **gp,
+static px_executor *gated_pool(const char *spec, int workers, struct prio_gate **gp,
 			       px_future **gates)
 {
 	px_executor *ex = open_ex(spec);
-	struct gate *g;
+	struct prio_gate *g;
 	assert_int_equal(px_executor_alloc(ex, sizeof(*g), (void **)&g), 0);
 	struct arg a = { g };
 	for (int i = 0; i < workers; i++)
@@ -74,7 +74,7 @@ static void overtake_case(const char *spec)
 {
 	enum { WORKERS = 2, LOW = 10000 };
 	px_future *gates[WORKERS];
-	struct gate *g;
+	struct prio_gate *g;
 	px_executor *ex = gated_pool(spec, WORKERS, &g, gates);
 	struct arg a = { g };
 	px_future **low = calloc(LOW, sizeof(*low));
@@ -132,7 +132,7 @@ static void starve_case(const char *spec)
 {
 	enum { HIGH = 2000, OTHER = 50 };
 	px_future *gate1[1];
-	struct gate *g;
+	struct prio_gate *g;
 	px_executor *ex = gated_pool(spec, 1, &g, gate1);
 	struct arg a = { g };
 	px_future *hf[HIGH], *nf[OTHER], *lf[OTHER];
@@ -212,7 +212,7 @@ static void full_level_fails_nowait(void **state)
 {
 	(void)state;
 	px_future *gate1[1];
-	struct gate *g;
+	struct prio_gate *g;
 	px_executor *ex = gated_pool("thread:workers=1,queue=4", 1, &g, gate1);
 	struct arg a = { g };
 	px_future *fs[4], *f;

@@ -16,6 +16,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -180,6 +181,28 @@ static inline struct sockaddr_in loopback(uint16_t port)
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	return sa;
+}
+
+/*
+ * A gate tasks wait at: wait_gate's argument is a struct gate pointer; each
+ * task counts itself in `entered`, then sleeps (a blocking section) until
+ * `open` is set. For tests that need tasks held running.
+ */
+struct gate {
+	atomic_int open;
+	atomic_int entered;
+};
+
+static inline int wait_gate(px_task *t, const void *arg, size_t len)
+{
+	struct gate *g;
+	if (len != sizeof(g))
+		return -EINVAL;
+	memcpy(&g, arg, sizeof(g));
+	atomic_fetch_add(&g->entered, 1);
+	while (!atomic_load(&g->open))
+		px_task_sleep(t, 200000);
+	return 0;
 }
 
 #endif /* PX_TEST_UTIL_H */
