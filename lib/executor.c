@@ -5,6 +5,7 @@
  * allocator in heap.c.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ void px__executor_init(px_executor *ex, const struct px__backend_ops *ops,
 	if (ex->cfg.workers <= 0)
 		ex->cfg.workers = px_available_parallelism();
 	atomic_init(&ex->shut, 0);
+	atomic_init(&ex->helping, 0);
 	atomic_init(&ex->submitted, 0);
 }
 
@@ -230,6 +232,10 @@ PX_API void px_executor_destroy(px_executor *ex)
 		return;
 	atomic_store(&ex->shut, 1);
 	ex->ops->shutdown(ex, true, false);
+	/* Every future is finished now, so no new waiter can pin ex
+	 * (px__future_help); wait for those still inside wait_help. */
+	while (atomic_load_explicit(&ex->helping, memory_order_acquire))
+		sched_yield();
 	ex->ops->destroy(ex);
 }
 

@@ -84,6 +84,19 @@ struct px__backend_ops {
 	/* Optional (NULL: -ENOTSUP): px_executor_resize(), workers already
 	 * checked to be 1..4096. */
 	int (*resize)(px_executor *ex, int workers);
+	/*
+	 * Optional (NULL: waiters only spin and sleep): called by a thread
+	 * about to wait for f, a future of this executor that was not yet
+	 * finished, through px__future_help(), which keeps ex alive for the
+	 * call (ex->helping). The backend may use the waiting thread: run
+	 * queued tasks on it, or complete finished tasks' futures itself
+	 * instead of waking a third party. Returns > 0 when it made progress
+	 * (the waiter checks f and calls again), 0 when there is nothing to do
+	 * (the waiter spins and sleeps as before). Never blocks past deadline
+	 * (an absolute CLOCK_MONOTONIC time, PX__NO_DEADLINE for none) except
+	 * inside a task it chose to run.
+	 */
+	int (*wait_help)(px_executor *ex, px_future *f, int64_t deadline);
 };
 
 struct px_executor {
@@ -94,6 +107,9 @@ struct px_executor {
 	struct px__trace *trace;
 	struct px__config cfg;
 	atomic_int shut;                /* 1 once shutdown began */
+	/* Waiting threads inside ops->wait_help (px__future_help); destroy
+	 * waits for none before freeing. */
+	atomic_int helping;
 	/* Written on every submit: padded off the lines workers read (by
 	 * padding, not alignas, so backends may allocate with malloc). */
 	char pad_before_[64];
@@ -321,5 +337,16 @@ int px__submit_parts(px_executor *ex, px_task_fn fn, const void *a,
 int px__heap_alloc(px_executor *ex, size_t size, void **out);
 void px__heap_free(px_executor *ex, void *p);
 
+
+/*
+ * Lends the calling thread, about to wait for f, to f's executor through its
+ * ops->wait_help. Returns what wait_help returned, or 0 when f has no
+ * executor, its executor has no wait_help, or f is already finished. Pins
+ * the executor first: ex->helping is raised under f's lock bit while f is
+ * unfinished, so it is raised before f completes, and so before any
+ * shutdown that waited for f returns; px_executor_destroy() waits for
+ * helping to drop to zero before freeing.
+ */
+int px__future_help(px_future *f, int64_t deadline);
 
 #endif /* PX_EXECUTOR_INTERNAL_H */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "executor_internal.h"
 #include "future_internal.h"
 #include "gil.h"
 
@@ -605,6 +606,28 @@ PX_API const void *px_future_result(const px_future *f, size_t *len)
 
 /* Waiting ------------------------------------------------------------------ */
 
+int px__future_help(px_future *f, int64_t deadline)
+{
+	/* ex is written before the future is published and never after, but
+	 * only a pinned executor may be touched: pin under the lock bit, which
+	 * completion also takes, so the pin precedes f's completion. */
+	uint32_t w;
+	if (lock_state(f, NEED_UNFINISHED, &w))
+		return 0;
+	px_executor *ex = f->ex;
+	if (!ex || !ex->ops->wait_help) {
+		unlock_future(f, w);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&ex->helping, 1, memory_order_relaxed);
+	unlock_future(f, w);
+	int r = ex->ops->wait_help(ex, f, deadline);
+	/* release: the backend's accesses during the call happen before
+	 * destroy's acquire load sees the count drop. */
+	atomic_fetch_sub_explicit(&ex->helping, 1, memory_order_release);
+	return r;
+}
+
 /* How long a waiter spins before it sleeps: long enough to catch a task that
  * finishes within a few cache-line round trips, short against a futex wake
  * (about 22 us on the reference VM). */
@@ -623,6 +646,16 @@ PX_API int px_future_wait(px_future *f, int64_t timeout_ns)
 	void *tok = px__blocking_enter();
 	int64_t deadline = px__deadline_after(timeout_ns);
 	int r = 0;
+	/* Lend this thread to f's executor while it has something to do. */
+	while (px__future_help(f, deadline) > 0) {
+		w = atomic_load_explicit(&f->state, memory_order_acquire);
+		if (final_state(st(w)))
+			goto out;
+		if (px__deadline_passed(deadline)) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+	}
 	struct px__spin spin;
 	px__spin_init(&spin, timeout_ns >= 0 && timeout_ns < WAIT_SPIN_NS
 				     ? timeout_ns : WAIT_SPIN_NS);

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "executor_internal.h"
 #include "future_internal.h"
 #include "gil.h"
 
@@ -97,6 +98,16 @@ static void wait_fire(struct px__node *n, px_future *f)
 	atomic_store_explicit(&n->fired, 1, memory_order_release);
 }
 
+/* Lends the waiting thread to the executor of the first unfinished future
+ * (px__future_help). True if it made progress. */
+static bool help_one(px_future *const *fs, size_t n, int64_t deadline)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!px_future_is_done(fs[i]))
+			return px__future_help(fs[i], deadline) > 0;
+	return false;
+}
+
 static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,
 		    bool *done)
 {
@@ -158,6 +169,8 @@ PX_API int px_wait(px_future *const *fs, size_t n, px_wait_mode mode,
 			r = -ETIMEDOUT;
 			break;
 		}
+		if (help_one(fs, n, deadline))
+			continue;
 		waitset_sleep(&ws, seq, deadline);
 	}
 	px__blocking_leave(tok);
