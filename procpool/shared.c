@@ -1,6 +1,7 @@
 /*
  * procpool/shared.c - code over the shared mapping's header that every
- * process of a pool runs: ringing the collector's doorbell (shared.h).
+ * process of a pool runs: ringing the collector's doorbell (shared.h), or
+ * leaving it alone after a reply that a waiting thread watches for.
  *
  * Out of line on purpose: gcc rejects (-Wtsan) an atomic_thread_fence
  * inlined into another function under -fsanitize=thread.
@@ -16,6 +17,26 @@ void px__pp_bell_ring(struct pp_hdr *hdr)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&hdr->bell_sleeping, memory_order_relaxed)) {
 		/* Release: pairs with the collector's acquire load of the bell. */
+		atomic_fetch_add_explicit(&hdr->bell, 1, memory_order_release);
+		px__futex_wake_shared(&hdr->bell, 1);
+	}
+}
+
+void px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh)
+{
+	/* Dekker pair with the helper's clear of sh->helper (reply.c): our
+	 * reply's push before this fence, its clear before its fence. The
+	 * same fence serves px__pp_bell_ring()'s pairing with park(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t h = atomic_load_explicit(&sh->helper, memory_order_relaxed);
+	if (h == HELP_ASLEEP) {
+		/* Release: pairs with the watcher's acquire load of hseq. */
+		atomic_fetch_add_explicit(&sh->hseq, 1, memory_order_release);
+		px__futex_wake_shared(&sh->hseq, 1);
+	}
+	if (h != HELP_NONE)
+		return; /* a waiting thread watches the ring: it takes the reply */
+	if (atomic_load_explicit(&hdr->bell_sleeping, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&hdr->bell, 1, memory_order_release);
 		px__futex_wake_shared(&hdr->bell, 1);
 	}

@@ -202,7 +202,7 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 	 * flight per worker, replies included. */
 	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
 		;
-	px__pp_bell_ring(c->hdr);
+	px__pp_reply_bell(c->hdr, sh);
 }
 
 /*
@@ -259,23 +259,30 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 	/* Opened once: a pread per task then costs one system call. */
 	int statm = wc->max_rss ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
 	alignas(16) struct pp_req rq;
+	/* Spin for the next request only while requests have been coming
+	 * within spin_ns of each other (pp_spin): a sporadic caller's worker
+	 * parks at once instead of taking the CPU its caller runs on. */
+	struct pp_spin spin;
+	pp_spin_init(&spin, wc->spin_ns);
 	for (;;) {
 		int r = px_ring_try_pop(sh->req, &rq);
-		if (r == -EAGAIN && streak >= 0) {
-			/* Busy time per run of tasks, not per task: two clock
-			 * reads per run. Single writer: a relaxed pair. */
-			atomic_store_explicit(
-				&sh->busy_ns,
-				atomic_load_explicit(&sh->busy_ns, memory_order_relaxed) +
-					(uint64_t)(px__now_ns() - streak),
-				memory_order_relaxed);
-			streak = -1;
-		}
-		if (r == -EAGAIN && wc->spin_ns > 0) {
-			/* Spin a little first: a futex wake costs far more than a
-			 * task. Yield now and then for a runnable parent. */
-			int64_t until = px__now_ns() + wc->spin_ns;
-			for (unsigned i = 1;; i++) {
+		if (r == -EAGAIN) {
+			int64_t idle0 = px__now_ns();
+			if (streak >= 0) {
+				/* Busy time per run of tasks, not per task. Single
+				 * writer: a relaxed pair. */
+				atomic_store_explicit(
+					&sh->busy_ns,
+					atomic_load_explicit(&sh->busy_ns,
+							     memory_order_relaxed) +
+						(uint64_t)(idle0 - streak),
+					memory_order_relaxed);
+				streak = -1;
+			}
+			/* Spin a little first: a futex wake costs far more than
+			 * a task. Yield now and then for a runnable parent. */
+			int64_t until = idle0 + spin.budget;
+			for (unsigned i = 1; spin.budget > 0; i++) {
 				r = px_ring_try_pop(sh->req, &rq);
 				if (r != -EAGAIN)
 					break;
@@ -287,9 +294,10 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 						sched_yield();
 				}
 			}
+			if (r == -EAGAIN)
+				r = px_ring_pop(sh->req, &rq, PX_FOREVER);
+			pp_spin_learn(&spin, px__now_ns() - idle0);
 		}
-		if (r == -EAGAIN)
-			r = px_ring_pop(sh->req, &rq, PX_FOREVER);
 		if (r == PX_EEOF)
 			break;
 		if (r)
