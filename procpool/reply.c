@@ -393,14 +393,24 @@ int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 	uint64_t bd = f->backend_data;
 	if (bd & BD_INWORKER) {
 		struct pp_worker *x = &p->w[(bd >> 8) & 0xffffffffu];
-		if (x->ent[bd & 0xff].f == f) {
+		if (x->ent[bd & 0xff].f == f)
 			w = x;
-			warm = w->quick && p->spin_ns > 0 &&
-			       px__now_ns() - w->last_reply_ns < p->spin_ns;
+	} else if (!p->broken) {
+		/* Still in the central queue: it goes to a worker as replies
+		 * free room, so watch a worker that has tasks out (and is
+		 * not watched yet); its replies refill the windows. */
+		for (int i = 0; i < p->nw && !w; i++) {
+			struct pp_worker *x = &p->w[i];
+			if ((x->life == L_LIVE || x->life == L_DRAINING) &&
+			    w_inflight(x) &&
+			    !atomic_load_explicit(&x->tok, memory_order_relaxed))
+				w = x;
 		}
 	}
+	if (w)
+		warm = w->quick && p->spin_ns > 0 &&
+		       px__now_ns() - w->last_reply_ns < p->spin_ns;
 	pthread_mutex_unlock(&p->lock);
-	/* Still central: nothing to watch yet. */
 	if (!w || atomic_load_explicit(&w->tok_wanted, memory_order_relaxed) ||
 	    !px__pp_tok_try(w))
 		return 0;
