@@ -522,8 +522,10 @@ static bool check_shutdown(struct pp_pool *p)
 			goto busy;
 		/* Nothing left to run: let the workers drain out. */
 		p->closing = true;
-		for (int i = 0; i < p->nw; i++)
+		for (int i = 0; i < p->nw; i++) {
 			px_ring_close(p->w[i].sh->req);
+			px__pp_worker_wake(p->w[i].sh);
+		}
 	}
 	for (int i = 0; i < p->nw; i++)
 		if (p->w[i].life == L_LIVE || p->w[i].life == L_DRAINING)

@@ -79,7 +79,8 @@ void px__pp_slot_reset(struct pp_worker *w, uint64_t *busy_dead)
 	*busy_dead += atomic_load_explicit(&sh->busy_ns, memory_order_relaxed);
 	atomic_store_explicit(&sh->busy_ns, 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->pid, 0, memory_order_relaxed);
-	atomic_store_explicit(&sh->helper, 0, memory_order_relaxed);
+	atomic_store_explicit(&sh->helper, HELP_NONE, memory_order_relaxed);
+	atomic_store_explicit(&sh->wsleep, 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->state, WS_NONE, memory_order_relaxed);
 	sh->init_err = 0;
 	w->gen++;
@@ -518,6 +519,7 @@ static int pp_resize(px_executor *ex, int workers)
 			} else if (w->life == L_LIVE) {
 				w->life = L_DRAINING;
 				px_ring_close(w->sh->req);
+				px__pp_worker_wake(w->sh);
 				cur--;
 			}
 		}

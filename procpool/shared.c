@@ -1,7 +1,8 @@
 /*
  * procpool/shared.c - code over the shared mapping's header that every
  * process of a pool runs: ringing the collector's doorbell (shared.h), or
- * leaving it alone after a reply that a waiting thread watches for.
+ * leaving it alone after a reply that a waiting thread watches for; waking
+ * a parked worker.
  *
  * Out of line on purpose: gcc rejects (-Wtsan) an atomic_thread_fence
  * inlined into another function under -fsanitize=thread.
@@ -39,5 +40,16 @@ void px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh)
 	if (atomic_load_explicit(&hdr->bell_sleeping, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&hdr->bell, 1, memory_order_release);
 		px__futex_wake_shared(&hdr->bell, 1);
+	}
+}
+
+void px__pp_worker_wake(struct pp_wshared *sh)
+{
+	/* Dekker pair with the worker's park (worker.c), see shared.h. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&sh->wsleep, memory_order_relaxed)) {
+		/* Release: pairs with the worker's acquire load of wseq. */
+		atomic_fetch_add_explicit(&sh->wseq, 1, memory_order_release);
+		px__futex_wake_shared(&sh->wseq, 1);
 	}
 }

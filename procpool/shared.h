@@ -99,7 +99,10 @@ struct pp_req {
 	const void *arg;  /* in the arena, or NULL: the bytes are in inl */
 	uint32_t arg_len;
 	uint32_t flags;   /* QF_* */
-	uint32_t pad[4];
+	/* CLOCK_MONOTONIC when handed over: the worker learns from it how
+	 * long it waited for the request, whether or not it slept (pp_spin). */
+	int64_t sent_ns;
+	uint32_t pad[2];
 	alignas(16) unsigned char inl[PP_REQ_INLINE];
 };
 _Static_assert(sizeof(struct pp_req) == PP_REQ_SLOT, "request slot size");
@@ -132,6 +135,13 @@ struct pp_wshared {
 	 * doorbell (px__pp_reply_bell). */
 	alignas(64) _Atomic uint32_t helper;
 	_Atomic uint32_t hseq; /* futex word of the sleeping watcher */
+	/* The worker parks here when its request ring is empty: wsleep says
+	 * it is about to sleep or sleeps on wseq; the parent bumps wseq and
+	 * wakes it after a push or a close (px__pp_worker_wake). A plain
+	 * Dekker pair of seq_cst fences, so the sleeper needs no
+	 * membarrier() (see worker.c). */
+	alignas(64) _Atomic uint32_t wsleep;
+	_Atomic uint32_t wseq;
 	alignas(64) struct pp_rec rec[PP_WINDOW];
 	px_ring *req, *resp;
 	/* PP_NBIG areas of big_len bytes: max_result bytes of result, then
@@ -195,6 +205,14 @@ void px__pp_bell_ring(struct pp_hdr *hdr);
 void px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh);
 
 /*
+ * Wakes sh's worker if it is parked (shared.c), after a push onto its
+ * request ring or a close of it. Dekker pair with the worker's park
+ * (worker.c): the push or close, a seq_cst fence, the load of wsleep here;
+ * the worker's store of wsleep, a fence, its look at the ring there.
+ */
+void px__pp_worker_wake(struct pp_wshared *sh);
+
+/*
  * How long to spin before parking, learnt from how long the waits were
  * (the worker for its next request, the collector for its next reply): a
  * spin pays only when what it waits for comes within it, and on a machine
@@ -214,7 +232,10 @@ static inline void pp_spin_init(struct pp_spin *s, int64_t max)
 	s->budget = s->max;
 }
 
-/* Learns from one wait of waited_ns. */
+/* Learns from one wait of waited_ns: the time until what was awaited was
+ * there, not until the waiter noticed (a parked party's wake-up time would
+ * make every wait look long, and a party that parks once would never spin
+ * again). */
 static inline void pp_spin_learn(struct pp_spin *s, int64_t waited_ns)
 {
 	if (waited_ns <= s->max) {

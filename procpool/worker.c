@@ -244,6 +244,38 @@ static void worker_init(const struct pp_wconf *wc, struct pp_wshared *sh,
 	px__pp_bell_ring(wc->hdr);
 }
 
+/*
+ * Pops the next request, sleeping on the slot's wseq until the parent
+ * pushes one or closes the ring. Returns 0 or PX_EEOF. Not px_ring_pop():
+ * its sleeper calls membarrier() on every sleep so that its wakers need no
+ * fence, an IPI to every CPU running the parent, which on a VM stalls the
+ * very thread that is taking this worker's last reply. Here the parent
+ * pays a fence per hand-over instead (px__pp_worker_wake). noinline for
+ * the fence (-Wtsan, as in shared.c).
+ */
+static __attribute__((noinline)) int worker_park(struct pp_wshared *sh,
+						 struct pp_req *rq)
+{
+	for (;;) {
+		/* Acquire: pairs with the waker's release bump. */
+		uint32_t v = atomic_load_explicit(&sh->wseq, memory_order_acquire);
+		atomic_store_explicit(&sh->wsleep, 1, memory_order_relaxed);
+		/* Dekker pair with px__pp_worker_wake(): our wsleep before this
+		 * fence and the look at the ring after it; the parent's push
+		 * before its fence and its load of wsleep after. */
+		atomic_thread_fence(memory_order_seq_cst);
+		int r = px_ring_try_pop(sh->req, rq);
+		if (r == -EAGAIN) {
+			px__futex_wait_shared(&sh->wseq, v, PX__NO_DEADLINE);
+			r = px_ring_try_pop(sh->req, rq);
+		}
+		if (r != -EAGAIN) {
+			atomic_store_explicit(&sh->wsleep, 0, memory_order_relaxed);
+			return r;
+		}
+	}
+}
+
 /* Entered in a fresh worker process (see forkserver.c); never returns. */
 void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 {
@@ -294,9 +326,15 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 						sched_yield();
 				}
 			}
-			if (r == -EAGAIN)
-				r = px_ring_pop(sh->req, &rq, PX_FOREVER);
-			pp_spin_learn(&spin, px__now_ns() - idle0);
+			if (r == -EAGAIN) {
+				r = worker_park(sh, &rq);
+				/* How long until the request was sent, not until
+				 * we woke (the parent's clock is ours). */
+				if (r == 0)
+					pp_spin_learn(&spin, rq.sent_ns - idle0);
+			} else if (r == 0) {
+				pp_spin_learn(&spin, px__now_ns() - idle0);
+			}
 		}
 		if (r == PX_EEOF)
 			break;
@@ -306,9 +344,11 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 			streak = px__now_ns();
 		worker_run(slot, &c, &rq);
 		/* Nothing more to do: hand the core to whoever waits for this
-		 * reply (the collector, the waiting thread) if they share it,
-		 * rather than spin on it until the next periodic yield. */
-		if (!px_ring_count(sh->req))
+		 * reply (the waiting thread, the collector) if they share it,
+		 * rather than spin on it until the next periodic yield. Not
+		 * when about to park anyway (no spin budget): the sleep gives
+		 * the core away. */
+		if (spin.budget > 0 && !px_ring_count(sh->req))
 			sched_yield();
 		if (wc->max_tasks && ++ran >= wc->max_tasks)
 			break; /* recycled: the parent sends no more */
