@@ -81,6 +81,8 @@ void px__pp_slot_reset(struct pp_worker *w, uint64_t *busy_dead)
 	atomic_store_explicit(&sh->pid, 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->helper, HELP_NONE, memory_order_relaxed);
 	atomic_store_explicit(&sh->wsleep, 0, memory_order_relaxed);
+	atomic_store_explicit(&sh->wcpu, -1, memory_order_relaxed);
+	atomic_store_explicit(&sh->hcpu, -1, memory_order_relaxed);
 	atomic_store_explicit(&sh->state, WS_NONE, memory_order_relaxed);
 	sh->init_err = 0;
 	w->gen++;

@@ -54,9 +54,9 @@
 #include "px_clock.h"
 #include "px_futex.h"
 
-/* A waiter spins for a reply at most this long, and only while the worker
- * is streaming (it replied within spin_us, so it is spinning for its next
- * request and will answer within a task's time); else it sleeps at once. */
+/* A waiter spins for a reply at most this long, and only for the worker's
+ * next reply while the worker is streaming (see px__pp_wait_help); else it
+ * sleeps at once. */
 #define HELP_SPIN_NS (20 * 1000)
 /* A sleeping waiter looks again at least this often: its future may have
  * moved (requeued after a death), or one of the others a px_wait() waits
@@ -393,8 +393,16 @@ int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 	uint64_t bd = f->backend_data;
 	if (bd & BD_INWORKER) {
 		struct pp_worker *x = &p->w[(bd >> 8) & 0xffffffffu];
-		if (x->ent[bd & 0xff].f == f)
+		const struct pp_entry *e = &x->ent[bd & 0xff];
+		if (e->f == f) {
 			w = x;
+			/* Spin only for the worker's next reply, and only while
+			 * it streams (replied within spin_us: it spins for its
+			 * requests, so it runs ours now): a spin that does not
+			 * catch the reply takes a CPU from the workers. */
+			warm = e->seq == w->done_seq && w->quick && p->spin_ns > 0 &&
+			       px__now_ns() - w->last_reply_ns < p->spin_ns;
+		}
 	} else if (!p->broken) {
 		/* Still in the central queue: it goes to a worker as replies
 		 * free room, so watch a worker that has tasks out (and is
@@ -407,9 +415,6 @@ int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 				w = x;
 		}
 	}
-	if (w)
-		warm = w->quick && p->spin_ns > 0 &&
-		       px__now_ns() - w->last_reply_ns < p->spin_ns;
 	pthread_mutex_unlock(&p->lock);
 	if (!w || atomic_load_explicit(&w->tok_wanted, memory_order_relaxed) ||
 	    !px__pp_tok_try(w))
@@ -417,6 +422,11 @@ int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 	struct pp_wshared *sh = w->sh;
 	/* Relaxed: a worker that misses it only rings the doorbell in vain. */
 	atomic_store_explicit(&sh->helper, HELP_SPIN, memory_order_relaxed);
+	/* On the worker's CPU a spin only keeps it off (shared.h). */
+	int cpu = sched_getcpu();
+	atomic_store_explicit(&sh->hcpu, cpu, memory_order_relaxed);
+	if (cpu >= 0 && cpu == atomic_load_explicit(&sh->wcpu, memory_order_relaxed))
+		warm = false;
 	uint32_t seen = atomic_load_explicit(&p->completions, memory_order_relaxed);
 	struct pp_resp rs[PP_BURST];
 	int n = 0, ret = 1;

@@ -142,6 +142,10 @@ struct pp_wshared {
 	 * membarrier() (see worker.c). */
 	alignas(64) _Atomic uint32_t wsleep;
 	_Atomic uint32_t wseq;
+	/* The CPUs the worker and its last watcher last ran on (-1: not
+	 * known): a spin for the other side pays only when it runs on
+	 * another CPU; on the same one it only delays it. Hints. */
+	_Atomic int32_t wcpu, hcpu;
 	alignas(64) struct pp_rec rec[PP_WINDOW];
 	px_ring *req, *resp;
 	/* PP_NBIG areas of big_len bytes: max_result bytes of result, then

@@ -312,9 +312,16 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 				streak = -1;
 			}
 			/* Spin a little first: a futex wake costs far more than
-			 * a task. Yield now and then for a runnable parent. */
+			 * a task. Yield now and then for a runnable parent. Not
+			 * on the CPU the parent's waiting thread last ran on:
+			 * there the spin only keeps it off the CPU. */
 			int64_t until = idle0 + spin.budget;
-			for (unsigned i = 1; spin.budget > 0; i++) {
+			int cpu = sched_getcpu();
+			atomic_store_explicit(&sh->wcpu, cpu, memory_order_relaxed);
+			bool alone = cpu < 0 ||
+				     cpu != atomic_load_explicit(&sh->hcpu,
+								 memory_order_relaxed);
+			for (unsigned i = 1; spin.budget > 0 && alone; i++) {
 				r = px_ring_try_pop(sh->req, &rq);
 				if (r != -EAGAIN)
 					break;
