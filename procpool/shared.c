@@ -23,7 +23,7 @@ void px__pp_bell_ring(struct pp_hdr *hdr)
 	}
 }
 
-void px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh)
+bool px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh, bool defer)
 {
 	/* Dekker pair with the helper's clear of sh->helper (reply.c): our
 	 * reply's push before this fence, its clear before its fence. The
@@ -36,11 +36,14 @@ void px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh)
 		px__futex_wake_shared(&sh->hseq, 1);
 	}
 	if (h != HELP_NONE)
-		return; /* a waiting thread watches the ring: it takes the reply */
-	if (atomic_load_explicit(&hdr->bell_sleeping, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&hdr->bell, 1, memory_order_release);
-		px__futex_wake_shared(&hdr->bell, 1);
-	}
+		return false; /* a waiting thread watches the ring: it takes the reply */
+	if (!atomic_load_explicit(&hdr->bell_sleeping, memory_order_relaxed))
+		return false;
+	if (defer)
+		return true;
+	atomic_fetch_add_explicit(&hdr->bell, 1, memory_order_release);
+	px__futex_wake_shared(&hdr->bell, 1);
+	return false;
 }
 
 void px__pp_worker_wake(struct pp_wshared *sh)

@@ -51,6 +51,7 @@
 
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -205,8 +206,17 @@ void px__pp_bell_ring(struct pp_hdr *hdr);
  * sh->helper here; the watcher's store of HELP_ASLEEP (or HELP_NONE), a
  * fence, its look at the ring there. Either the watcher sees the reply or
  * this sees the watcher.
+ * With defer (the worker has nothing queued), it does not ring the
+ * doorbell but returns true: the bell is owed, and the worker rings it
+ * PP_BELL_DEFER_NS later if the reply is still on the ring.
  */
-void px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh);
+bool px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh, bool defer);
+
+/* How long an idle worker holds back the doorbell for its last reply
+ * (px__pp_reply_bell with defer): the thread that submitted the task is
+ * usually on its way to wait for it and takes it itself, which spares a
+ * wake of the collector, a third party on two CPUs. */
+#define PP_BELL_DEFER_NS (15 * 1000)
 
 /*
  * Wakes sh's worker if it is parked (shared.c), after a push onto its

@@ -35,6 +35,7 @@ struct wctx {
 	struct pp_resp resp;
 	unsigned big_next; /* the area the next large reply goes to */
 	bool big_waited;
+	bool bell_owed; /* the last reply's doorbell is held back */
 };
 
 static unsigned char *big_area(struct wctx *c)
@@ -202,7 +203,9 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 	 * flight per worker, replies included. */
 	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
 		;
-	px__pp_reply_bell(c->hdr, sh);
+	/* Nothing queued: we will idle, so hold the doorbell back a little
+	 * (see the main loop). */
+	c->bell_owed = px__pp_reply_bell(c->hdr, sh, !px_ring_count(sh->req));
 }
 
 /*
@@ -254,7 +257,8 @@ static void worker_init(const struct pp_wconf *wc, struct pp_wshared *sh,
  * the fence (-Wtsan, as in shared.c).
  */
 static __attribute__((noinline)) int worker_park(struct pp_wshared *sh,
-						 struct pp_req *rq)
+						 struct pp_req *rq,
+						 int64_t deadline)
 {
 	for (;;) {
 		/* Acquire: pairs with the waker's release bump. */
@@ -266,9 +270,11 @@ static __attribute__((noinline)) int worker_park(struct pp_wshared *sh,
 		atomic_thread_fence(memory_order_seq_cst);
 		int r = px_ring_try_pop(sh->req, rq);
 		if (r == -EAGAIN) {
-			px__futex_wait_shared(&sh->wseq, v, PX__NO_DEADLINE);
+			px__futex_wait_shared(&sh->wseq, v, deadline);
 			r = px_ring_try_pop(sh->req, rq);
 		}
+		if (r == -EAGAIN && px__deadline_passed(deadline))
+			r = -ETIMEDOUT;
 		if (r != -EAGAIN) {
 			atomic_store_explicit(&sh->wsleep, 0, memory_order_relaxed);
 			return r;
@@ -333,8 +339,21 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 						sched_yield();
 				}
 			}
+			if (c.bell_owed) {
+				/* The last reply's doorbell, held back: a waiting
+				 * thread usually takes the reply meanwhile. Ring
+				 * it if not, or before the next task. */
+				if (r == -EAGAIN && px_ring_count(sh->resp)) {
+					r = worker_park(sh, &rq, idle0 + PP_BELL_DEFER_NS);
+					if (r == -ETIMEDOUT)
+						r = -EAGAIN;
+				}
+				if (px_ring_count(sh->resp))
+					px__pp_reply_bell(wc->hdr, sh, false);
+				c.bell_owed = false;
+			}
 			if (r == -EAGAIN) {
-				r = worker_park(sh, &rq);
+				r = worker_park(sh, &rq, PX__NO_DEADLINE);
 				/* How long until the request was sent, not until
 				 * we woke (the parent's clock is ours). */
 				if (r == 0)
