@@ -4,6 +4,9 @@
  * Run: build-dir/bench/bench_procpool [--rounds N] [--tasks N] [--map N]
  *      [--pingpong N] [--py-submit N] [--py-map1 N] [--py-map256 N]
  *      [--py-pingpong N] [--no-python] [--sporadic N] [--no-sporadic]
+ *      [--parts abcd] [--help]
+ * --parts runs only the parts named (letters below; default all), e.g.
+ * --parts c for the ping-pong alone.
  *
  * Every pool has 2 worker processes (parex's thread pool, 2 threads, is
  * shown for reference). The task is "return x + 1" on an int64.
@@ -45,6 +48,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +75,12 @@ static size_t opt_py_map256 = 200000;
 static size_t opt_py_pingpong = 2000;
 static int opt_python = 1;
 static size_t opt_sporadic = 200; /* (d): round trips per gap; 0: none */
+static const char *opt_parts = "abcd";
+
+static bool part(char c)
+{
+	return strchr(opt_parts, c) != NULL;
+}
 
 static int64_t now_ns(void)
 {
@@ -515,6 +525,17 @@ static void parse_args(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			printf("usage: bench_procpool [--rounds N] [--tasks N] [--map N] "
+			       "[--pingpong N]\n"
+			       "       [--py-submit N] [--py-map1 N] [--py-map256 N] "
+			       "[--py-pingpong N]\n"
+			       "       [--no-python] [--sporadic N] [--no-sporadic] "
+			       "[--parts LETTERS]\n"
+			       "parts: a submit, b map, c ping-pong, d sporadic (idle "
+			       "wake); default abcd\n");
+			exit(0);
+		}
 		if (!strcmp(a, "--no-python")) {
 			opt_python = 0;
 			continue;
@@ -544,6 +565,10 @@ static void parse_args(int argc, char **argv)
 			opt_py_map256 = parse_count(v);
 		} else if (!strcmp(a, "--py-pingpong")) {
 			opt_py_pingpong = parse_count(v);
+		} else if (!strcmp(a, "--parts")) {
+			if (!*v || strspn(v, "abcd") != strlen(v))
+				die("--parts: letters among abcd", v);
+			opt_parts = v;
 		} else if (!strcmp(a, "--sporadic")) {
 			opt_sporadic = parse_count(v);
 			if (opt_sporadic > 100000)
@@ -595,6 +620,8 @@ static void ratio(const char *what, double num, double den, double target,
 int main(int argc, char **argv)
 {
 	parse_args(argc, argv);
+	if (!part('d'))
+		opt_sporadic = 0;
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Pipe pools first: their workers are forked before any thread. */
@@ -655,26 +682,40 @@ int main(int argc, char **argv)
 	printf("bench_procpool: %d workers each, %d interleaved rounds, medians\n",
 	       WORKERS, opt_rounds);
 	for (int r = 0; r < opt_rounds; r++) {
-		add(&s_px, px_submit(proc, opt_tasks, fs));
-		add(&m_px, px_map(proc, opt_map, 0, in, out));
-		add(&m_pxs, px_map_stream(proc, opt_map));
-		add(&m_px256, px_map(proc, opt_map, 256, in, out));
-		px_pingpong(proc, opt_pingpong, lat);
-		pingpong_stats(lat, opt_pingpong, &p_px50, &p_px99);
+		if (part('a'))
+			add(&s_px, px_submit(proc, opt_tasks, fs));
+		if (part('b')) {
+			add(&m_px, px_map(proc, opt_map, 0, in, out));
+			add(&m_pxs, px_map_stream(proc, opt_map));
+			add(&m_px256, px_map(proc, opt_map, 256, in, out));
+		}
+		if (part('c')) {
+			px_pingpong(proc, opt_pingpong, lat);
+			pingpong_stats(lat, opt_pingpong, &p_px50, &p_px99);
+		}
 
-		add(&s_pt, px_submit(thr, opt_tasks, fs));
-		add(&m_pt, px_map(thr, opt_map, 0, in, out));
-		add(&m_pts, px_map_stream(thr, opt_map));
-		px_pingpong(thr, opt_pingpong, lat);
-		pingpong_stats(lat, opt_pingpong, &p_pt50, &p_pt99);
+		if (part('a'))
+			add(&s_pt, px_submit(thr, opt_tasks, fs));
+		if (part('b')) {
+			add(&m_pt, px_map(thr, opt_map, 0, in, out));
+			add(&m_pts, px_map_stream(thr, opt_map));
+		}
+		if (part('c')) {
+			px_pingpong(thr, opt_pingpong, lat);
+			pingpong_stats(lat, opt_pingpong, &p_pt50, &p_pt99);
+		}
 
-		add(&s_naive, pipepool_run(&naive, opt_tasks));
-		add(&m_batch, pipepool_run(&batched, opt_map));
-		pipe_pingpong(&naive, opt_pingpong, lat);
-		pingpong_stats(lat, opt_pingpong, &p_pipe50, &p_pipe99);
+		if (part('a'))
+			add(&s_naive, pipepool_run(&naive, opt_tasks));
+		if (part('b'))
+			add(&m_batch, pipepool_run(&batched, opt_map));
+		if (part('c')) {
+			pipe_pingpong(&naive, opt_pingpong, lat);
+			pingpong_stats(lat, opt_pingpong, &p_pipe50, &p_pipe99);
+		}
 
 #if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
-		if (py) {
+		if (py && (part('a') || part('b') || part('c'))) {
 			double v[5];
 			if (py_round(v)) {
 				printf("python: skipped: the script failed\n");

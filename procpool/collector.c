@@ -1,16 +1,19 @@
 /*
  * procpool/collector.c - the collector thread, one per pool, in the
- * parent: it drains every worker's response ring and completes the futures
- * (done callbacks run here), refills the windows as replies free room
- * (dispatch.h; submitters also hand out tasks themselves), kills tasks past
- * their timeout, reads the fork server's reports of deaths and respawns or
- * retires the dead workers' slots, fails tasks for want of arena room, and
- * sees startup and shutdown through.
+ * parent: it drains the workers' response rings that no waiting thread
+ * watches and completes those futures (reply.c; done callbacks run there,
+ * or in the waiting thread that took the reply), refills the windows as
+ * replies free room (dispatch.h; submitters also hand out tasks
+ * themselves), kills tasks past their timeout, reads the fork server's
+ * reports of deaths and respawns or retires the dead workers' slots, fails
+ * tasks for want of arena room, and sees startup and shutdown through.
  *
- * It spins spin_ns after work, then parks on the shared doorbell
- * (shared.h), which workers, the fork server and submitters of timed tasks
- * ring only while it sleeps; it never sleeps longer than PP_PARK_MAX_NS, so
- * that a fork server that dies without a word is noticed.
+ * It spins after work while the gaps between work stay within spin_ns
+ * (pp_spin in shared.h), then parks on the shared doorbell (shared.h),
+ * which workers, the fork server and submitters of timed tasks ring only
+ * while it sleeps (and workers not for a reply a waiting thread watches
+ * for); it never sleeps longer than PP_PARK_MAX_NS, so that a fork server
+ * that dies without a word is noticed.
  *
  * When a worker dies, its records tell what happened to each task it held:
  * RUNNING/KILLING/DONE-without-response is the one it died in (failed with
@@ -40,123 +43,6 @@ static __thread struct pp_pool *collector_of;
 bool px__pp_on_collector(const struct pp_pool *p)
 {
 	return collector_of == p;
-}
-
-/* Replies ----------------------------------------------------------------- */
-
-struct pp_done {
-	px_future *f;
-	struct pp_resp r;
-	bool release_only; /* withdrawn: the canceller completed it */
-	pid_t pid;               /* tracing: the worker, and when it ran */
-	int64_t start_ns, end_ns; /* the task (from its record) */
-};
-
-#define BURST 32
-
-/*
- * Hands large-reply area `area` back to its worker, waking it if it waits
- * for it. noinline: gcc rejects (-Wtsan) an atomic_thread_fence inlined
- * into another function under -fsanitize=thread.
- */
-static __attribute__((noinline)) void big_release(struct pp_wshared *sh,
-						  unsigned area)
-{
-	/* Release: pairs with the worker's acquire in big_wait(); then the
-	 * Dekker fence before reading big_waiters. */
-	_Atomic uint32_t *busy = &sh->big_busy[area];
-	atomic_store_explicit(busy, 0, memory_order_release);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&sh->big_waiters, memory_order_relaxed))
-		px__futex_wake_shared(busy, 1);
-}
-
-/* Completes f from reply r (its result or message in area `big`), then
- * hands the large-reply area back to the worker. Outside the lock. */
-static void complete_reply(struct pp_pool *p, struct pp_worker *w,
-			   struct pp_done *d)
-{
-	px_future *f = d->f;
-	struct pp_resp *r = &d->r;
-	unsigned area = (r->flags >> RF_AREA_SHIFT) % PP_NBIG;
-	const unsigned char *big = w->sh->big + (size_t)area * p->big_len;
-	if (d->release_only || (r->flags & RF_SKIPPED))
-		pp_trace_not_run(p, f, -ECANCELED);
-	if (!d->release_only && !(r->flags & RF_SKIPPED)) {
-		int err = r->err;
-		if (!err) {
-			const void *src = r->flags & RF_BIG ? (const void *)big : r->inl;
-			/* Into the buffer map() attached to f, if any: no
-			 * malloc of a large result per task. */
-			void *dst = px__future_result_buffer(f, r->len);
-			if (!dst)
-				err = -ENOMEM;
-			else if (r->len)
-				memcpy(dst, src, r->len);
-		}
-		if (r->flags & RF_MSG)
-			px__future_store_message(f, (const char *)big + p->ex.cfg.max_result);
-		pp_trace(p, f, w->id, d->pid, d->start_ns, d->end_ns, err, 0);
-		if (!px__future_complete(f, err))
-			px__counts_record(&p->ccounts, err);
-	}
-	if (r->flags & (RF_BIG | RF_MSG))
-		big_release(w->sh, area);
-	px_future_release(f);
-}
-
-/* Retires replies rs[0..n) of w: completes their futures. */
-static void process_replies(struct pp_pool *p, struct pp_worker *w,
-			    struct pp_resp *rs, int n)
-{
-	struct pp_done d[BURST];
-	pthread_mutex_lock(&p->lock);
-	for (int i = 0; i < n; i++) {
-		struct pp_entry *e = &w->ent[rs[i].seq % PP_WINDOW];
-		d[i].r = rs[i];
-		d[i].release_only = e->cancelled;
-		if (p->ex.trace) {
-			/* Before done_seq moves on: then the record may be
-			 * handed to the next task. The reply's pop (acquire)
-			 * ordered the worker's stores before these loads. */
-			struct pp_rec *rec = &w->sh->rec[rs[i].seq % PP_WINDOW];
-			d[i].pid = atomic_load_explicit(&w->sh->pid,
-							memory_order_relaxed);
-			d[i].start_ns = atomic_load_explicit(&rec->start_ns,
-							     memory_order_relaxed);
-			d[i].end_ns = atomic_load_explicit(&rec->end_ns,
-							   memory_order_relaxed);
-		}
-		d[i].f = entry_retire(p, e);
-		w->done_seq++;
-	}
-	/* Several replies at once, or two close together: short tasks. One
-	 * reply long after the last: a long task, or the first after idling;
-	 * do not stack a window behind it. */
-	int64_t now = px__now_ns();
-	w->quick = n >= 2 || now - w->last_reply_ns <= PP_STREAM_NS;
-	w->last_reply_ns = now;
-	pump_n(p, 2 * BURST);
-	pthread_mutex_unlock(&p->lock);
-	for (int i = 0; i < n; i++)
-		complete_reply(p, w, &d[i]);
-}
-
-/* Drains w's reply ring. Returns how many replies it retired. */
-static int drain_worker(struct pp_pool *p, struct pp_worker *w)
-{
-	int total = 0;
-	struct pp_resp rs[BURST];
-	for (;;) {
-		int n = px_ring_try_pop_burst(w->sh->resp, rs, BURST);
-		if (n <= 0)
-			break;
-		process_replies(p, w, rs, n);
-		total += n;
-		if (n < BURST)
-			break;
-	}
-	return total;
 }
 
 /* Failing tasks in bulk ---------------------------------------------------- */
@@ -394,7 +280,10 @@ static void replace_or_retire(struct pp_pool *p, struct pp_worker *w,
 static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
 			 int forkerr)
 {
-	drain_worker(p, w); /* what it finished before dying still counts */
+	/* Its ring and window are ours alone from here: a waiting thread
+	 * asleep watching the ring is woken and lets go. */
+	px__pp_tok_take(w);
+	px__pp_drain_held(p, w); /* what it finished before dying still counts */
 	pthread_mutex_lock(&p->lock);
 	uint32_t ws = atomic_load_explicit(&w->sh->state, memory_order_acquire);
 	struct pp_victim victims[PP_WINDOW];
@@ -444,8 +333,12 @@ static void handle_death(struct pp_pool *p, struct pp_worker *w, int status,
 				&all, &nall);
 	pump(p);
 	pthread_mutex_unlock(&p->lock);
+	px__pp_tok_put(p, w, false); /* the collector looks at the ring next */
 	finish_victims(p, victims, nv);
 	finish_all(p, all, nall);
+	/* Waiters asleep on other rings whose futures were failed. */
+	if (all)
+		px__pp_kick_helpers(p, NULL);
 }
 
 /* The fork server died: every worker dies with it (PR_SET_PDEATHSIG). */
@@ -462,6 +355,7 @@ static void handle_fs_death(struct pp_pool *p)
 	pthread_cond_broadcast(&p->state_cv);
 	pthread_mutex_unlock(&p->lock);
 	finish_all(p, all, n);
+	px__pp_kick_helpers(p, NULL);
 }
 
 /* Reads the fork server's messages. */
@@ -628,8 +522,10 @@ static bool check_shutdown(struct pp_pool *p)
 			goto busy;
 		/* Nothing left to run: let the workers drain out. */
 		p->closing = true;
-		for (int i = 0; i < p->nw; i++)
+		for (int i = 0; i < p->nw; i++) {
 			px_ring_close(p->w[i].sh->req);
+			px__pp_worker_wake(p->w[i].sh);
+		}
 	}
 	for (int i = 0; i < p->nw; i++)
 		if (p->w[i].life == L_LIVE || p->w[i].life == L_DRAINING)
@@ -670,10 +566,14 @@ static void fail_deferred(struct pp_pool *p)
 
 /* The loop -------------------------------------------------------------------- */
 
+/* A reply the collector should take: on a ring whose token is free (a
+ * waiter holding one takes what comes, and rings for what it leaves, see
+ * px__pp_tok_put()). */
 static bool any_reply(struct pp_pool *p)
 {
 	for (int i = 0; i < p->nw; i++)
-		if (px_ring_count(p->w[i].sh->resp))
+		if (!atomic_load_explicit(&p->w[i].tok, memory_order_relaxed) &&
+		    px_ring_count(p->w[i].sh->resp))
 			return true;
 	return false;
 }
@@ -684,7 +584,7 @@ static int collect_round(struct pp_pool *p, int64_t *next)
 {
 	int got = 0;
 	for (int i = 0; i < p->nw; i++)
-		got += drain_worker(p, &p->w[i]);
+		got += px__pp_drain(p, &p->w[i]);
 	/* Acquire: pairs with the server's release bump after a send. */
 	uint32_t ev = atomic_load_explicit(&p->hdr->fs_events, memory_order_acquire);
 	if (ev != p->fs_seen) {
@@ -735,7 +635,12 @@ void *px__pp_collector_main(void *arg)
 	struct pp_pool *p = arg;
 	pthread_setname_np(pthread_self(), "px-collector");
 	collector_of = p;
-	int64_t spin_until = 0;
+	/* Spin after work only as long as the gaps between work have been
+	 * short (pp_spin): waiting threads take most replies themselves now,
+	 * and a spin that catches nothing takes a CPU from them. */
+	struct pp_spin spin;
+	pp_spin_init(&spin, p->spin_ns);
+	int64_t spin_until = 0, idle_since = 0;
 	for (;;) {
 		int64_t next;
 		int got = collect_round(p, &next);
@@ -743,9 +648,14 @@ void *px__pp_collector_main(void *arg)
 			break;
 		int64_t now = px__now_ns();
 		if (got) {
-			spin_until = now + p->spin_ns;
+			if (idle_since)
+				pp_spin_learn(&spin, now - idle_since);
+			idle_since = 0;
+			spin_until = now + spin.budget;
 			continue;
 		}
+		if (!idle_since)
+			idle_since = now;
 		if (now < spin_until) {
 			for (int k = 0; k < 64; k++)
 				px__cpu_relax();
@@ -754,10 +664,20 @@ void *px__pp_collector_main(void *arg)
 		}
 		park(p, now, next);
 	}
+	/* Waiting threads still completing replies they retired (their
+	 * callbacks may be destroying the pool): the pool stays until they
+	 * are done. Acquire: pairs with their release decrement. */
+	while (atomic_load_explicit(&p->cb_helpers, memory_order_acquire))
+		sched_yield();
 	pthread_mutex_lock(&p->lock);
 	bool free_it = p->free_on_exit;
 	pthread_mutex_unlock(&p->lock);
-	if (free_it)
+	if (free_it) {
+		/* Destroyed from a done callback (here or in a waiting
+		 * thread, which took its pins back, see reply.c). */
+		while (atomic_load_explicit(&p->ex.helping, memory_order_acquire))
+			sched_yield();
 		px__pp_free(p); /* the last one to touch it, see pp_destroy() in pool.c */
+	}
 	return NULL;
 }

@@ -94,6 +94,7 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 	rq.arg = argmem;
 	rq.arg_len = f->arg_len;
 	rq.flags = (f->timeout_ns > 0 ? QF_TIMED : 0) | (p->ex.trace ? QF_TRACE : 0);
+	rq.sent_ns = px__now_ns();
 	atomic_store_explicit(&w->sh->rec[idx].word, rword(seq, R_QUEUED),
 			      memory_order_relaxed); /* published by the push */
 	w->ent[idx] = (struct pp_entry){ .f = f, .argmem = argmem, .seq = seq,
@@ -102,6 +103,7 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 			  (uint64_t)w->id << 8 | idx;
 	int r = px_ring_try_push(w->sh->req, &rq);
 	(void)r; /* cannot fail: in flight < PP_WINDOW = capacity */
+	px__pp_worker_wake(w->sh);
 	w->next_seq++;
 	w->dispatched++;
 	w->last_used = ++p->tick;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +79,10 @@ void px__pp_slot_reset(struct pp_worker *w, uint64_t *busy_dead)
 	*busy_dead += atomic_load_explicit(&sh->busy_ns, memory_order_relaxed);
 	atomic_store_explicit(&sh->busy_ns, 0, memory_order_relaxed);
 	atomic_store_explicit(&sh->pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&sh->helper, HELP_NONE, memory_order_relaxed);
+	atomic_store_explicit(&sh->wsleep, 0, memory_order_relaxed);
+	atomic_store_explicit(&sh->wcpu, -1, memory_order_relaxed);
+	atomic_store_explicit(&sh->hcpu, -1, memory_order_relaxed);
 	atomic_store_explicit(&sh->state, WS_NONE, memory_order_relaxed);
 	sh->init_err = 0;
 	w->gen++;
@@ -162,6 +167,13 @@ static void pp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 		drop = nx;
 	}
 	ring_bell_always(p);
+	if (wait && px__pp_on_helper(p)) {
+		/* A done callback in a waiting thread (reply.c), which holds
+		 * pins on the executor that px_executor_destroy() would wait
+		 * for: give them back, and do not wait, as on the collector. */
+		px__pp_helper_unpin(p);
+		return;
+	}
 	if (!wait || !p->collector_started ||
 	    pthread_equal(pthread_self(), p->collector))
 		return; /* a done callback cannot wait for its own thread */
@@ -207,12 +219,31 @@ static void pp_destroy(px_executor *ex)
 		pthread_detach(pthread_self());
 		return;
 	}
+	if (px__pp_on_helper(p)) {
+		/* From a done callback in a waiting thread, which returns into
+		 * the pool: the collector frees it once no waiter completes
+		 * replies and no pin is left (it cannot have left yet: it
+		 * waits for cb_helpers, which counts us). */
+		pthread_mutex_lock(&p->lock);
+		bool detach = !p->joined;
+		p->free_on_exit = true;
+		p->joined = true;
+		pthread_mutex_unlock(&p->lock);
+		if (detach)
+			pthread_detach(p->collector);
+		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	bool join = p->collector_started && !p->joined;
 	p->joined = true;
 	pthread_mutex_unlock(&p->lock);
 	if (join)
 		pthread_join(p->collector, NULL);
+	/* A waiting thread whose callback shut the pool down gave its pins
+	 * back (px__pp_helper_unpin) and takes them again before the
+	 * collector can leave: wait for its last touch of ex. */
+	while (atomic_load_explicit(&p->ex.helping, memory_order_acquire))
+		sched_yield();
 	px__pp_free(p);
 }
 
@@ -490,6 +521,7 @@ static int pp_resize(px_executor *ex, int workers)
 			} else if (w->life == L_LIVE) {
 				w->life = L_DRAINING;
 				px_ring_close(w->sh->req);
+				px__pp_worker_wake(w->sh);
 				cur--;
 			}
 		}
@@ -530,4 +562,5 @@ const struct px__backend_ops px__process_backend = {
 	.alloc = pp_alloc,
 	.free = pp_free_mem,
 	.resize = pp_resize,
+	.wait_help = px__pp_wait_help,
 };

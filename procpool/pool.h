@@ -85,6 +85,17 @@ struct pp_worker {
 	int64_t grace_dl;   /* a cooperative cancel's kill deadline; 0: none */
 	bool back;          /* L_DRAINING, wanted back by a grow: forked again
 			       when it exits */
+	/*
+	 * The reply ring's consumer token (reply.c): the ring is SPSC, so only
+	 * its holder pops from it, and it holds the token from the pop until
+	 * the replies are retired under the lock. The collector and waiting
+	 * threads (px__pp_wait_help) take it with a try; the collector takes
+	 * it for good (tok_wanted, then wakes a sleeping watcher until it lets
+	 * go) before it empties a dead worker's window or resets its slot.
+	 * Lock order: tok, then pool->lock.
+	 */
+	_Atomic uint32_t tok;
+	_Atomic uint32_t tok_wanted;
 	struct pp_entry ent[PP_WINDOW];
 };
 
@@ -140,6 +151,14 @@ struct pp_pool {
 
 	struct px__counts ccounts; /* written by the collector only */
 	struct px__counts xcounts; /* other threads, atomic adds */
+	/* Waiting threads completing replies they retired (px__pp_wait_help),
+	 * raised under the lock as they retire them: the collector does not
+	 * leave (nor free the pool) while one is at it. */
+	_Atomic int cb_helpers;
+	/* Bumped after each batch of futures completed (or failed) by the
+	 * collector, a waiter or a canceller; a watcher about to sleep looks
+	 * at it (see px__pp_kick_helpers). */
+	_Atomic uint32_t completions;
 };
 
 /* Counts a task completed by a thread other than the collector. */
@@ -272,6 +291,54 @@ static inline px_future *entry_retire(struct pp_pool *p, struct pp_entry *e)
 	e->f = NULL;
 	return f;
 }
+
+/* reply.c: replies, for the collector and waiting threads -------------- */
+
+#define PP_BURST 32 /* replies popped at once */
+
+/* A retired reply, completed outside the lock. */
+struct pp_done {
+	px_future *f;      /* NULL: stale (its entry was failed meanwhile) */
+	struct pp_resp r;
+	bool release_only; /* withdrawn: the canceller completed it */
+	pid_t pid;               /* tracing: the worker, and when it ran */
+	int64_t start_ns, end_ns; /* the task (from its record) */
+};
+
+/* Takes w's reply-ring token if free (and nobody wants it). */
+bool px__pp_tok_try(struct pp_worker *w);
+
+/* The collector: takes w's token, waking a waiter asleep watching the
+ * ring until it lets go. */
+void px__pp_tok_take(struct pp_worker *w);
+
+/* Releases w's token; with bell, rings the collector's doorbell for
+ * replies left on the ring (see reply.c). */
+void px__pp_tok_put(struct pp_pool *p, struct pp_worker *w, bool bell);
+
+/* The collector: drains w's reply ring (token held), completing the
+ * futures. Returns how many replies it retired. */
+int px__pp_drain_held(struct pp_pool *p, struct pp_worker *w);
+
+/* The collector: as px__pp_drain_held() if it gets the token, else 0. */
+int px__pp_drain(struct pp_pool *p, struct pp_worker *w);
+
+/* After completing futures: wakes the waiting threads asleep on reply
+ * rings other than except's (NULL: all), since one of them may wait for
+ * one of those futures among others (px_wait). */
+void px__pp_kick_helpers(struct pp_pool *p, const struct pp_worker *except);
+
+/* The backend's wait_help (lib/executor_internal.h), see reply.c. */
+int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline);
+
+/* True on a thread completing p's replies inside wait_help, where done
+ * callbacks may run (and so shut the pool down or destroy it). */
+bool px__pp_on_helper(const struct pp_pool *p);
+
+/* On such a thread: gives back its pins on p's executor (ex->helping),
+ * which px_executor_destroy() waits for; the frames take them again as
+ * they leave. */
+void px__pp_helper_unpin(struct pp_pool *p);
 
 /* submit.c: the backend's submit and the cancel hook it installs. */
 int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,

@@ -51,6 +51,7 @@
 
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,10 @@
 /* Record states, low 3 bits of the record word. */
 enum { R_FREE = 0, R_QUEUED, R_RUNNING, R_DONE, R_CANCELLED, R_KILLING,
        R_CANCELREQ };
+
+/* pp_wshared.helper: nobody watches the reply ring, a waiting thread
+ * spins on it, or sleeps on hseq. */
+enum { HELP_NONE = 0, HELP_SPIN, HELP_ASLEEP };
 
 /* Worker lifecycle, written by the worker into its shared slot. */
 enum { WS_NONE = 0, WS_STARTING, WS_READY, WS_INITFAIL, WS_EXITING };
@@ -95,7 +100,10 @@ struct pp_req {
 	const void *arg;  /* in the arena, or NULL: the bytes are in inl */
 	uint32_t arg_len;
 	uint32_t flags;   /* QF_* */
-	uint32_t pad[4];
+	/* CLOCK_MONOTONIC when handed over: the worker learns from it how
+	 * long it waited for the request, whether or not it slept (pp_spin). */
+	int64_t sent_ns;
+	uint32_t pad[2];
 	alignas(16) unsigned char inl[PP_REQ_INLINE];
 };
 _Static_assert(sizeof(struct pp_req) == PP_REQ_SLOT, "request slot size");
@@ -122,6 +130,23 @@ struct pp_wshared {
 	/* The worker's pid, stored by itself before its first reply (the
 	 * parent learns it later, from the fork server): for timelines. */
 	_Atomic int32_t pid;
+	/* HELP_* (below): a waiting thread of the parent holds the reply
+	 * ring's token and watches the ring, spinning or asleep on hseq; the
+	 * worker then wakes it (if asleep) instead of ringing the collector's
+	 * doorbell (px__pp_reply_bell). */
+	alignas(64) _Atomic uint32_t helper;
+	_Atomic uint32_t hseq; /* futex word of the sleeping watcher */
+	/* The worker parks here when its request ring is empty: wsleep says
+	 * it is about to sleep or sleeps on wseq; the parent bumps wseq and
+	 * wakes it after a push or a close (px__pp_worker_wake). A plain
+	 * Dekker pair of seq_cst fences, so the sleeper needs no
+	 * membarrier() (see worker.c). */
+	alignas(64) _Atomic uint32_t wsleep;
+	_Atomic uint32_t wseq;
+	/* The CPUs the worker and its last watcher last ran on (-1: not
+	 * known): a spin for the other side pays only when it runs on
+	 * another CPU; on the same one it only delays it. Hints. */
+	_Atomic int32_t wcpu, hcpu;
 	alignas(64) struct pp_rec rec[PP_WINDOW];
 	px_ring *req, *resp;
 	/* PP_NBIG areas of big_len bytes: max_result bytes of result, then
@@ -172,6 +197,70 @@ static inline uint64_t rword(uint64_t seq, unsigned st)
  * (a ring push, a socket message, a timed task).
  */
 void px__pp_bell_ring(struct pp_hdr *hdr);
+
+/*
+ * A worker's doorbell after pushing a reply onto sh's reply ring (shared.c):
+ * when a waiting thread watches the ring (sh->helper), it wakes it if it
+ * sleeps and leaves the collector alone; else px__pp_bell_ring(). Dekker
+ * pairs with the watcher (reply.c): the push, a seq_cst fence, the load of
+ * sh->helper here; the watcher's store of HELP_ASLEEP (or HELP_NONE), a
+ * fence, its look at the ring there. Either the watcher sees the reply or
+ * this sees the watcher.
+ * With defer (the worker has nothing queued), it does not ring the
+ * doorbell but returns true: the bell is owed, and the worker rings it
+ * PP_BELL_DEFER_NS later if the reply is still on the ring.
+ */
+bool px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh, bool defer);
+
+/* How long an idle worker holds back the doorbell for its last reply
+ * (px__pp_reply_bell with defer): the thread that submitted the task is
+ * usually on its way to wait for it and takes it itself, which spares a
+ * wake of the collector, a third party on two CPUs. */
+#define PP_BELL_DEFER_NS (15 * 1000)
+
+/*
+ * Wakes sh's worker if it is parked (shared.c), after a push onto its
+ * request ring or a close of it. Dekker pair with the worker's park
+ * (worker.c): the push or close, a seq_cst fence, the load of wsleep here;
+ * the worker's store of wsleep, a fence, its look at the ring there.
+ */
+void px__pp_worker_wake(struct pp_wshared *sh);
+
+/*
+ * How long to spin before parking, learnt from how long the waits were
+ * (the worker for its next request, the collector for its next reply): a
+ * spin pays only when what it waits for comes within it, and on a machine
+ * with few CPUs a spin that does not pay takes the CPU from the party it
+ * waits for. Each wait that a spin of the full budget would have caught
+ * doubles the budget (up to max), each that it would not have halves it,
+ * down to none; a party that parks at once still measures its waits and so
+ * starts spinning again when they shorten. Owned by one thread.
+ */
+struct pp_spin {
+	int64_t budget, max; /* ns */
+};
+
+static inline void pp_spin_init(struct pp_spin *s, int64_t max)
+{
+	s->max = max > 0 ? max : 0;
+	s->budget = s->max;
+}
+
+/* Learns from one wait of waited_ns: the time until what was awaited was
+ * there, not until the waiter noticed (a parked party's wake-up time would
+ * make every wait look long, and a party that parks once would never spin
+ * again). */
+static inline void pp_spin_learn(struct pp_spin *s, int64_t waited_ns)
+{
+	if (waited_ns <= s->max) {
+		int64_t b = s->budget ? 2 * s->budget : s->max / 16 + 1;
+		s->budget = b < s->max ? b : s->max;
+	} else {
+		s->budget /= 2;
+		if (s->budget < s->max / 64)
+			s->budget = 0;
+	}
+}
 
 /*
  * The worker process's main loop (worker.c), entered through the fork

@@ -101,6 +101,10 @@ int px__pp_cancel(px_future *f, void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (!px__future_complete(f, -ECANCELED))
 			xcount(p, -ECANCELED);
+		/* A thread waiting on f may sleep on a reply ring (reply.c);
+		 * on this worker's, the skip's reply comes only after the
+		 * tasks ahead of it: wake it now. */
+		px__pp_kick_helpers(p, NULL);
 		return 0;
 	}
 	int r = -EBUSY;

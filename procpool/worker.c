@@ -35,6 +35,7 @@ struct wctx {
 	struct pp_resp resp;
 	unsigned big_next; /* the area the next large reply goes to */
 	bool big_waited;
+	bool bell_owed; /* the last reply's doorbell is held back */
 };
 
 static unsigned char *big_area(struct wctx *c)
@@ -202,7 +203,9 @@ static void worker_run(int slot, struct wctx *c, struct pp_req *rq)
 	 * flight per worker, replies included. */
 	while (px_ring_push(sh->resp, &c->resp, PX_FOREVER) == -EINTR)
 		;
-	px__pp_bell_ring(c->hdr);
+	/* Nothing queued: we will idle, so hold the doorbell back a little
+	 * (see the main loop). */
+	c->bell_owed = px__pp_reply_bell(c->hdr, sh, !px_ring_count(sh->req));
 }
 
 /*
@@ -244,6 +247,41 @@ static void worker_init(const struct pp_wconf *wc, struct pp_wshared *sh,
 	px__pp_bell_ring(wc->hdr);
 }
 
+/*
+ * Pops the next request, sleeping on the slot's wseq until the parent
+ * pushes one or closes the ring. Returns 0 or PX_EEOF. Not px_ring_pop():
+ * its sleeper calls membarrier() on every sleep so that its wakers need no
+ * fence, an IPI to every CPU running the parent, which on a VM stalls the
+ * very thread that is taking this worker's last reply. Here the parent
+ * pays a fence per hand-over instead (px__pp_worker_wake). noinline for
+ * the fence (-Wtsan, as in shared.c).
+ */
+static __attribute__((noinline)) int worker_park(struct pp_wshared *sh,
+						 struct pp_req *rq,
+						 int64_t deadline)
+{
+	for (;;) {
+		/* Acquire: pairs with the waker's release bump. */
+		uint32_t v = atomic_load_explicit(&sh->wseq, memory_order_acquire);
+		atomic_store_explicit(&sh->wsleep, 1, memory_order_relaxed);
+		/* Dekker pair with px__pp_worker_wake(): our wsleep before this
+		 * fence and the look at the ring after it; the parent's push
+		 * before its fence and its load of wsleep after. */
+		atomic_thread_fence(memory_order_seq_cst);
+		int r = px_ring_try_pop(sh->req, rq);
+		if (r == -EAGAIN) {
+			px__futex_wait_shared(&sh->wseq, v, deadline);
+			r = px_ring_try_pop(sh->req, rq);
+		}
+		if (r == -EAGAIN && px__deadline_passed(deadline))
+			r = -ETIMEDOUT;
+		if (r != -EAGAIN) {
+			atomic_store_explicit(&sh->wsleep, 0, memory_order_relaxed);
+			return r;
+		}
+	}
+}
+
 /* Entered in a fresh worker process (see forkserver.c); never returns. */
 void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 {
@@ -259,23 +297,37 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 	/* Opened once: a pread per task then costs one system call. */
 	int statm = wc->max_rss ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
 	alignas(16) struct pp_req rq;
+	/* Spin for the next request only while requests have been coming
+	 * within spin_ns of each other (pp_spin): a sporadic caller's worker
+	 * parks at once instead of taking the CPU its caller runs on. */
+	struct pp_spin spin;
+	pp_spin_init(&spin, wc->spin_ns);
 	for (;;) {
 		int r = px_ring_try_pop(sh->req, &rq);
-		if (r == -EAGAIN && streak >= 0) {
-			/* Busy time per run of tasks, not per task: two clock
-			 * reads per run. Single writer: a relaxed pair. */
-			atomic_store_explicit(
-				&sh->busy_ns,
-				atomic_load_explicit(&sh->busy_ns, memory_order_relaxed) +
-					(uint64_t)(px__now_ns() - streak),
-				memory_order_relaxed);
-			streak = -1;
-		}
-		if (r == -EAGAIN && wc->spin_ns > 0) {
-			/* Spin a little first: a futex wake costs far more than a
-			 * task. Yield now and then for a runnable parent. */
-			int64_t until = px__now_ns() + wc->spin_ns;
-			for (unsigned i = 1;; i++) {
+		if (r == -EAGAIN) {
+			int64_t idle0 = px__now_ns();
+			if (streak >= 0) {
+				/* Busy time per run of tasks, not per task. Single
+				 * writer: a relaxed pair. */
+				atomic_store_explicit(
+					&sh->busy_ns,
+					atomic_load_explicit(&sh->busy_ns,
+							     memory_order_relaxed) +
+						(uint64_t)(idle0 - streak),
+					memory_order_relaxed);
+				streak = -1;
+			}
+			/* Spin a little first: a futex wake costs far more than
+			 * a task. Yield now and then for a runnable parent. Not
+			 * on the CPU the parent's waiting thread last ran on:
+			 * there the spin only keeps it off the CPU. */
+			int64_t until = idle0 + spin.budget;
+			int cpu = sched_getcpu();
+			atomic_store_explicit(&sh->wcpu, cpu, memory_order_relaxed);
+			bool alone = cpu < 0 ||
+				     cpu != atomic_load_explicit(&sh->hcpu,
+								 memory_order_relaxed);
+			for (unsigned i = 1; spin.budget > 0 && alone; i++) {
 				r = px_ring_try_pop(sh->req, &rq);
 				if (r != -EAGAIN)
 					break;
@@ -287,9 +339,29 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 						sched_yield();
 				}
 			}
+			if (c.bell_owed) {
+				/* The last reply's doorbell, held back: a waiting
+				 * thread usually takes the reply meanwhile. Ring
+				 * it if not, or before the next task. */
+				if (r == -EAGAIN && px_ring_count(sh->resp)) {
+					r = worker_park(sh, &rq, idle0 + PP_BELL_DEFER_NS);
+					if (r == -ETIMEDOUT)
+						r = -EAGAIN;
+				}
+				if (px_ring_count(sh->resp))
+					px__pp_reply_bell(wc->hdr, sh, false);
+				c.bell_owed = false;
+			}
+			if (r == -EAGAIN) {
+				r = worker_park(sh, &rq, PX__NO_DEADLINE);
+				/* How long until the request was sent, not until
+				 * we woke (the parent's clock is ours). */
+				if (r == 0)
+					pp_spin_learn(&spin, rq.sent_ns - idle0);
+			} else if (r == 0) {
+				pp_spin_learn(&spin, px__now_ns() - idle0);
+			}
 		}
-		if (r == -EAGAIN)
-			r = px_ring_pop(sh->req, &rq, PX_FOREVER);
 		if (r == PX_EEOF)
 			break;
 		if (r)
@@ -298,9 +370,11 @@ void px__pp_worker_main(void *ctx, int slot, uint64_t gen)
 			streak = px__now_ns();
 		worker_run(slot, &c, &rq);
 		/* Nothing more to do: hand the core to whoever waits for this
-		 * reply (the collector, the waiting thread) if they share it,
-		 * rather than spin on it until the next periodic yield. */
-		if (!px_ring_count(sh->req))
+		 * reply (the waiting thread, the collector) if they share it,
+		 * rather than spin on it until the next periodic yield. Not
+		 * when about to park anyway (no spin budget): the sleep gives
+		 * the core away. */
+		if (spin.budget > 0 && !px_ring_count(sh->req))
 			sched_yield();
 		if (wc->max_tasks && ++ran >= wc->max_tasks)
 			break; /* recycled: the parent sends no more */

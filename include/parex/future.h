@@ -109,7 +109,10 @@ PX_API int px_future_cancel(px_future *f, unsigned flags);
 /*
  * A done callback. It runs exactly once, in the thread that completes the
  * future (a pool worker, the process pool's collector thread, the I/O reaper
- * thread), or at once in the calling thread if the future is already done.
+ * thread, or a thread waiting on a future of the same executor that took
+ * the outcome itself: the process pool's waiters complete the replies they
+ * take, theirs and others'), or at once in the calling thread if the future
+ * is already done.
  * It runs just after the outcome is published, so a thread waiting on the
  * future may wake before the callback has run (as in Python).
  * It must not block for long; it may call any px_future function, including

@@ -1,0 +1,546 @@
+/*
+ * tests/test_procpool_help.c - threads waiting on process-pool futures take
+ * the replies off the workers' rings themselves (procpool/reply.c, the
+ * backend's wait_help): a waiter completes its own future while the
+ * collector is stuck in a done callback; px_wait() over futures on two
+ * workers returns when the one it does not watch completes; many threads
+ * waiting at once with crashes, timeouts and cancels mixed in get every
+ * outcome right and every done callback exactly once; destroy races
+ * threads that are waiting; a done callback run by a waiting thread
+ * destroys the pool.
+ *
+ * Each case runs in a forked child under an alarm and reports through its
+ * exit status (0 sound, the failing line otherwise), as in
+ * test_procpool_adversarial.c.
+ * Usage: test_procpool_help [CASE]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <parex/executor.h>
+
+#include "test_util.h"
+
+/* Fails the case with its line number as the child's exit status. */
+#define CHECK(c)                                                               \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "%s:%d: %s\n", __func__, __LINE__, #c);  \
+			return __LINE__ % 200 + 2;                             \
+		}                                                              \
+	} while (0)
+
+__attribute__((noinline, no_sanitize_address, no_sanitize_thread,
+	       no_sanitize_undefined)) static void segfault(volatile int *p)
+{
+	*p = 1;
+}
+
+static bool no_children(void)
+{
+	return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
+}
+
+static void spin_for(int64_t ns)
+{
+	int64_t until = test_now_ns() + ns;
+	while (test_now_ns() < until)
+		;
+}
+
+/* Tasks: return 2v+1, after spinning ns, or crash. */
+enum { T_VALUE, T_SEGV, T_SPIN };
+
+struct op {
+	int32_t kind;
+	int32_t pad;
+	int64_t v;
+	int64_t ns;
+};
+
+static int op_task(px_task *t, const void *arg, size_t len)
+{
+	struct op o;
+	if (len != sizeof(o))
+		return -EINVAL;
+	memcpy(&o, arg, sizeof(o));
+	if (o.kind == T_SEGV)
+		segfault(NULL);
+	if (o.ns)
+		spin_for(o.ns);
+	int64_t r = 2 * o.v + 1;
+	return px_task_return(t, &r, sizeof(r));
+}
+
+static int submit_op(px_executor *ex, int kind, int64_t v, int64_t ns,
+		     int64_t timeout_ns, px_future **out)
+{
+	struct op o = { .kind = kind, .v = v, .ns = ns };
+	px_submit_opts so = { .timeout_ns = timeout_ns };
+	return px_executor_submit(ex, op_task, &o, sizeof(o),
+				  timeout_ns ? &so : NULL, out);
+}
+
+/* 0 if f finished within 20 s with value 2v+1. */
+static int want_value(px_future *f, int64_t v)
+{
+	int64_t r = -1;
+	int e = px_future_get_i64(f, 20 * PX_SEC, &r);
+	if (e || r != 2 * v + 1) {
+		fprintf(stderr, "future: %s (%s), value %lld, want %lld\n",
+			px_strerror(e),
+			px_future_message(f) ? px_future_message(f) : "",
+			(long long)r, (long long)(2 * v + 1));
+		return -1;
+	}
+	return 0;
+}
+
+/* The thread a done callback ran on. */
+struct where {
+	pthread_t th;
+	atomic_int ran;
+};
+
+static void note_thread(px_future *f, void *arg)
+{
+	(void)f;
+	struct where *w = arg;
+	w->th = pthread_self();
+	atomic_fetch_add(&w->ran, 1);
+}
+
+/* A waiter completes its own future while the collector is stuck ----------- */
+
+static atomic_int blocker_in, blocker_go;
+static pthread_t main_thread;
+
+/* Holds the thread completing the future until blocker_go: the collector,
+ * since nobody waits on that future. */
+static void block_cb(px_future *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	if (pthread_equal(pthread_self(), main_thread))
+		return; /* ran at once (already done): the case reports it */
+	atomic_store(&blocker_in, 1);
+	int64_t t0 = test_now_ns();
+	while (!atomic_load(&blocker_go) && test_now_ns() - t0 < 30 * PX_SEC)
+		usleep(200);
+}
+
+static int case_waiter_completes_while_collector_blocked(void)
+{
+	main_thread = pthread_self();
+	px_executor *ex = open_ex("process:workers=2");
+	px_future *a;
+	CHECK(submit_op(ex, T_SPIN, 1, 50 * PX_MSEC, 0, &a) == 0);
+	CHECK(px_future_on_done(a, block_cb, NULL) == 0);
+	for (int64_t t0 = test_now_ns(); !atomic_load(&blocker_in);) {
+		CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		usleep(500);
+	}
+	/* The collector sits in a's callback: only the waiting threads
+	 * themselves can complete these. Several round trips, on both
+	 * workers, one with its own callback. */
+	for (int i = 0; i < 50; i++) {
+		px_future *b;
+		struct where wh = { .ran = 0 };
+		CHECK(submit_op(ex, T_VALUE, 100 + i, i % 5 ? 0 : PX_MSEC, 0, &b) == 0);
+		CHECK(px_future_on_done(b, note_thread, &wh) == 0);
+		int64_t r = -1;
+		CHECK(px_future_get_i64(b, 10 * PX_SEC, &r) == 0);
+		CHECK(r == 2 * (100 + i) + 1);
+		CHECK(atomic_load(&wh.ran) == 1);
+		CHECK(pthread_equal(wh.th, main_thread));
+		px_future_release(b);
+	}
+	/* px_wait too, over several futures on both workers. */
+	px_future *fs[8];
+	for (int i = 0; i < 8; i++)
+		CHECK(submit_op(ex, T_VALUE, i, 0, 0, &fs[i]) == 0);
+	CHECK(px_wait(fs, 8, PX_ALL_COMPLETED, 10 * PX_SEC, NULL) == 8);
+	for (int i = 0; i < 8; i++) {
+		CHECK(want_value(fs[i], i) == 0);
+		px_future_release(fs[i]);
+	}
+	atomic_store(&blocker_go, 1);
+	CHECK(want_value(a, 1) == 0);
+	px_future_release(a);
+	px_executor_destroy(ex);
+	return 0;
+}
+
+/* px_wait(FIRST_COMPLETED) watching one worker, woken by the other ----------- */
+
+static int case_wait_any_across_workers(void)
+{
+	px_executor *ex = open_ex("process:workers=2,cancel_grace_ms=0");
+	for (int round = 0; round < 5; round++) {
+		px_future *fs[2];
+		/* The long one first: the waiter watches its worker. */
+		CHECK(submit_op(ex, T_SPIN, 1, 3 * PX_SEC, 0, &fs[0]) == 0);
+		CHECK(submit_op(ex, T_SPIN, 2, 20 * PX_MSEC, 0, &fs[1]) == 0);
+		bool done[2];
+		int64_t t0 = test_now_ns();
+		CHECK(px_wait(fs, 2, PX_FIRST_COMPLETED, 10 * PX_SEC, done) == 1);
+		CHECK(test_now_ns() - t0 < 2 * PX_SEC);
+		CHECK(!done[0] && done[1]);
+		CHECK(want_value(fs[1], 2) == 0);
+		CHECK(px_future_cancel(fs[0], PX_CANCEL_RUNNING) == 0);
+		CHECK(px_future_wait(fs[0], 10 * PX_SEC) == 0);
+		CHECK(px_future_error(fs[0]) == -ECANCELED);
+		px_future_release(fs[0]);
+		px_future_release(fs[1]);
+	}
+	px_executor_destroy(ex);
+	return 0;
+}
+
+/* Many waiters, crashes, timeouts and cancels ---------------------------------- */
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+enum { K_VALUE, K_CRASH, K_TIMEOUT, K_CANCEL, K_BATCH, K_KINDS };
+#define BATCH 6
+#define MAXF 4096
+
+struct waiter {
+	px_executor *ex;
+	uint64_t seed;
+	int iters;
+	int id;
+	/* One callback counter per future this thread submitted. */
+	atomic_int fired[MAXF];
+	int nf;
+	int outcomes[K_KINDS];
+	int bad; /* the failing line, 0 if sound */
+};
+
+static void count_cb(px_future *f, void *arg)
+{
+	(void)f;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+#define WCHECK(c)                                                              \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "waiter %d: %s:%d: %s\n", w->id,       \
+				__func__, __LINE__, #c);                       \
+			w->bad = __LINE__;                                     \
+			return NULL;                                           \
+		}                                                              \
+	} while (0)
+
+/* Submits one task and registers its exactly-once callback. */
+static px_future *w_submit(struct waiter *w, int kind, int64_t v, int64_t ns,
+			   int64_t timeout_ns)
+{
+	px_future *f = NULL;
+	if (w->nf >= MAXF)
+		return NULL;
+	if (submit_op(w->ex, kind, v, ns, timeout_ns, &f))
+		return NULL;
+	if (px_future_on_done(f, count_cb, &w->fired[w->nf++])) {
+		px_future_release(f);
+		return NULL;
+	}
+	return f;
+}
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	for (int it = 0; it < w->iters; it++) {
+		int kind = (int)(rnd(&w->seed) % K_KINDS);
+		int64_t v = (int64_t)w->id * 1000000 + it;
+		int64_t r = -1;
+		px_future *f;
+		switch (kind) {
+		case K_VALUE:
+			f = w_submit(w, T_SPIN, v, (int64_t)(rnd(&w->seed) % 3) * 100000, 0);
+			WCHECK(f);
+			WCHECK(px_future_get_i64(f, 20 * PX_SEC, &r) == 0);
+			WCHECK(r == 2 * v + 1);
+			break;
+		case K_CRASH:
+			f = w_submit(w, T_SEGV, v, 0, 0);
+			WCHECK(f);
+			WCHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+			WCHECK(px_future_error(f) == PX_EWORKERDIED);
+			break;
+		case K_TIMEOUT:
+			f = w_submit(w, T_SPIN, v, 2 * PX_SEC, 20 * PX_MSEC);
+			WCHECK(f);
+			WCHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+			WCHECK(px_future_error(f) == -ETIMEDOUT);
+			break;
+		case K_CANCEL: {
+			f = w_submit(w, T_SPIN, v, 2 * PX_MSEC, 0);
+			WCHECK(f);
+			usleep((useconds_t)(rnd(&w->seed) % 3000));
+			int c = px_future_cancel(f, PX_CANCEL_RUNNING);
+			WCHECK(c == 0 || c == -EBUSY);
+			WCHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+			if (c == 0) {
+				WCHECK(px_future_error(f) == -ECANCELED);
+			} else { /* -EBUSY: it had finished, with its value */
+				WCHECK(px_future_get_i64(f, 0, &r) == 0);
+				WCHECK(r == 2 * v + 1);
+			}
+			break;
+		}
+		default: { /* K_BATCH: several at once, px_wait in a mode */
+			px_future *fs[BATCH];
+			for (int i = 0; i < BATCH; i++) {
+				fs[i] = w_submit(w, T_SPIN, v * 10 + i,
+						 (int64_t)(rnd(&w->seed) % 4) * 50000, 0);
+				WCHECK(fs[i]);
+			}
+			px_wait_mode mode = rnd(&w->seed) % 2 ? PX_ALL_COMPLETED
+							      : PX_FIRST_COMPLETED;
+			for (;;) {
+				bool done[BATCH];
+				int n = px_wait(fs, BATCH, mode, 20 * PX_SEC, done);
+				WCHECK(n >= 1);
+				if (n == BATCH)
+					break;
+			}
+			for (int i = 0; i < BATCH; i++) {
+				WCHECK(px_future_get_i64(fs[i], 0, &r) == 0);
+				WCHECK(r == 2 * (v * 10 + i) + 1);
+				px_future_release(fs[i]);
+			}
+			f = NULL;
+			break;
+		}
+		}
+		px_future_release(f);
+		w->outcomes[kind]++;
+	}
+	return NULL;
+}
+
+static int case_many_waiters_mixed(void)
+{
+	enum { NT = 4 };
+	px_executor *ex = open_ex("process:workers=2,cancel_grace_ms=0");
+	static struct waiter ws[NT];
+	pthread_t th[NT];
+	int iters = (int)test_scaled(120);
+	for (int i = 0; i < NT; i++) {
+		memset(&ws[i], 0, sizeof(ws[i]));
+		ws[i] = (struct waiter){ .ex = ex, .seed = 0x9e3779b97f4a7c15ull * (i + 1),
+					 .iters = iters, .id = i };
+		CHECK(pthread_create(&th[i], NULL, waiter_main, &ws[i]) == 0);
+	}
+	for (int i = 0; i < NT; i++)
+		CHECK(pthread_join(th[i], NULL) == 0);
+	int total = 0, kinds[K_KINDS] = { 0 };
+	for (int i = 0; i < NT; i++) {
+		CHECK(ws[i].bad == 0);
+		total += ws[i].nf;
+		for (int k = 0; k < K_KINDS; k++)
+			kinds[k] += ws[i].outcomes[k];
+	}
+	/* Every callback exactly once: wait for stragglers (a callback runs
+	 * just after the outcome is published), then count. */
+	for (int64_t t0 = test_now_ns();;) {
+		bool all = true;
+		for (int i = 0; i < NT && all; i++)
+			for (int j = 0; j < ws[i].nf; j++)
+				if (atomic_load(&ws[i].fired[j]) != 1)
+					all = false;
+		if (all)
+			break;
+		CHECK(test_now_ns() - t0 < 10 * PX_SEC);
+		usleep(1000);
+	}
+	for (int i = 0; i < NT; i++)
+		for (int j = 0; j < ws[i].nf; j++)
+			CHECK(atomic_load(&ws[i].fired[j]) == 1);
+	/* Each kind came up, and the pool counted every task once. */
+	for (int k = 0; k < K_KINDS; k++)
+		CHECK(kinds[k] > 0 || iters < 40);
+	px_executor_stats st;
+	CHECK(px_executor_stats_get(ex, &st) == 0);
+	CHECK(st.submitted == (uint64_t)total);
+	CHECK(st.completed + st.failed + st.cancelled == (uint64_t)total);
+	px_executor_destroy(ex);
+	CHECK(no_children());
+	return 0;
+}
+
+/* Destroy racing waiters ---------------------------------------------------------- */
+
+struct dwaiter {
+	px_future **fs;
+	int n, first;
+	int bad;
+};
+
+static void *dwaiter_main(void *arg)
+{
+	struct dwaiter *d = arg;
+	for (int i = 0; i < d->n; i++) {
+		px_future *f = d->fs[i];
+		/* Short waits, again and again: the helper's deadline path
+		 * and its re-entry race the shutdown. */
+		int64_t t0 = test_now_ns();
+		while (px_future_wait(f, 300 * 1000) == -ETIMEDOUT) {
+			if (test_now_ns() - t0 > 20 * PX_SEC) {
+				d->bad = __LINE__;
+				return NULL;
+			}
+		}
+		int64_t r = -1;
+		if (px_future_get_i64(f, 0, &r) || r != 2 * (d->first + i) + 1) {
+			d->bad = __LINE__;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static int case_destroy_racing_waiters(void)
+{
+	enum { NT = 3, PER = 12 };
+	int rounds = (int)test_scaled(8);
+	for (int round = 0; round < rounds; round++) {
+		px_executor *ex = open_ex("process:workers=2");
+		px_future *fs[NT * PER];
+		for (int i = 0; i < NT * PER; i++)
+			CHECK(submit_op(ex, T_SPIN, i, (int64_t)(i % 4) * 300000, 0,
+					&fs[i]) == 0);
+		struct dwaiter d[NT];
+		pthread_t th[NT];
+		for (int t = 0; t < NT; t++) {
+			d[t] = (struct dwaiter){ .fs = fs + t * PER, .n = PER,
+						 .first = t * PER };
+			CHECK(pthread_create(&th[t], NULL, dwaiter_main, &d[t]) == 0);
+		}
+		usleep((useconds_t)(round * 700));
+		px_executor_destroy(ex); /* waits for every task */
+		for (int t = 0; t < NT; t++) {
+			CHECK(pthread_join(th[t], NULL) == 0);
+			CHECK(d[t].bad == 0);
+		}
+		for (int i = 0; i < NT * PER; i++) {
+			CHECK(want_value(fs[i], i) == 0);
+			px_future_release(fs[i]);
+		}
+		CHECK(no_children());
+	}
+	return 0;
+}
+
+/* A done callback on a waiting thread destroys the pool ---------------------------- */
+
+struct dctx {
+	px_executor *ex;
+	struct where wh;
+};
+
+static void destroy_cb(px_future *f, void *arg)
+{
+	(void)f;
+	struct dctx *c = arg;
+	c->wh.th = pthread_self();
+	atomic_fetch_add(&c->wh.ran, 1);
+	px_executor_destroy(c->ex);
+}
+
+static int case_destroy_from_callback_on_waiter(void)
+{
+	int on_waiter = 0;
+	main_thread = pthread_self();
+	for (int round = 0; round < 6; round++) {
+		struct dctx c = { .ex = open_ex("process:workers=2") };
+		px_future *f, *g;
+		CHECK(submit_op(c.ex, T_VALUE, 1, 0, 0, &g) == 0);
+		CHECK(submit_op(c.ex, T_SPIN, 2, 20 * PX_MSEC, 0, &f) == 0);
+		CHECK(px_future_on_done(f, destroy_cb, &c) == 0);
+		CHECK(want_value(f, 2) == 0);
+		CHECK(want_value(g, 1) == 0);
+		/* The callback has run by the time a waiter that ran it
+		 * returns; one the collector ran may still be running. */
+		for (int64_t t0 = test_now_ns(); !atomic_load(&c.wh.ran);) {
+			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+			usleep(1000);
+		}
+		CHECK(atomic_load(&c.wh.ran) == 1);
+		on_waiter += pthread_equal(c.wh.th, main_thread) != 0;
+		px_future_release(f);
+		px_future_release(g);
+		for (int64_t t0 = test_now_ns(); !no_children();) {
+			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+			usleep(1000);
+		}
+	}
+	/* The waiter watches f's worker for 20 ms: it, not the collector,
+	 * takes the reply (all but a rare race with a nap's end). */
+	CHECK(on_waiter >= 3);
+	return 0;
+}
+
+/* The runner ---------------------------------------------------------------------- */
+
+struct tcase {
+	const char *name;
+	int (*fn)(void);
+};
+
+static const struct tcase cases[] = {
+	{ "waiter_completes_while_collector_blocked",
+	  case_waiter_completes_while_collector_blocked },
+	{ "wait_any_across_workers", case_wait_any_across_workers },
+	{ "many_waiters_mixed", case_many_waiters_mixed },
+	{ "destroy_racing_waiters", case_destroy_racing_waiters },
+	{ "destroy_from_callback_on_waiter", case_destroy_from_callback_on_waiter },
+};
+
+static const char *only; /* run just this case (argv[1]) */
+
+static void run_case(void **state)
+{
+	const struct tcase *c = *state;
+	test_run_in_child(c->name, c->fn, 120);
+}
+
+int main(int argc, char **argv)
+{
+	unsetenv("PAREX_EXECUTOR");
+	unsetenv("PAREX_CONFIG");
+	only = argc > 1 ? argv[1] : NULL;
+	enum { NC = sizeof(cases) / sizeof(cases[0]) };
+	struct CMUnitTest tests[NC];
+	int n = 0;
+	for (int i = 0; i < NC; i++) {
+		if (only && strcmp(only, cases[i].name))
+			continue;
+		tests[n++] = (struct CMUnitTest){ .name = cases[i].name,
+						  .test_func = run_case,
+						  .initial_state = (void *)&cases[i] };
+	}
+	return _cmocka_run_group_tests("procpool_help", tests, (size_t)n, NULL, NULL);
+}
