@@ -22,7 +22,9 @@
  *
  * A worker of the pool that waits inside a task runs the awaited task
  * itself instead, nested on its stack, as itself (as the block hook runs
- * its claimed tasks): it is already one of the pool's running tasks.
+ * its claimed tasks): it is already one of the pool's running tasks. So
+ * does a waiter whose task, run in a borrowed worker's place, waits: as
+ * that worker, which stays borrowed (a one-worker pool has no other).
  *
  * When a thread helps (documented with px_task_worker_id() and `help`):
  * help=1 (the default); no GIL emulation (the waiter holds no GIL, and the
@@ -44,9 +46,11 @@
  *
  * Lending (struct tp_worker.lend): a worker about to sleep in park() offers
  * itself (LEND_OFFERED, release: its counters are the borrower's to write
- * now); a borrower takes it with a CAS OFFERED -> TAKEN (acquire) and gives
- * it back with an exchange to OFFERED (release), waking the worker if it
- * said it was waiting (LEND_WAITED). A worker that wakes up takes itself
+ * now); a borrower clears its parked bit (so submits wake others) and takes
+ * it with a CAS OFFERED -> TAKEN (acquire), and gives it back by setting
+ * the bit again and exchanging the word to OFFERED (release), waking the
+ * worker if it said it was waiting (LEND_WAITED), then waking a worker if
+ * tasks came meanwhile (their submits found no parked bit to wake). A worker that wakes up takes itself
  * back with a CAS OFFERED -> NO (acquire), first waiting out a borrower.
  * So a worker's counters and its id have one user at a time. A shutdown
  * joins workers, and a borrowed worker exits only once given back: a
@@ -58,8 +62,10 @@
 /* Most helped tasks on one thread's stack at once. */
 #define HELP_DEPTH 8
 
-/* The pool a task this thread runs by helping belongs to (innermost). */
+/* The innermost task this thread runs by helping: its pool, and the worker
+ * it runs as (borrowed, or the thread's own). */
 static PX__TLS const struct thread_pool *tls_help_tp;
+static PX__TLS struct tp_worker *tls_as;
 static PX__TLS unsigned tls_depth; /* helped tasks on this stack */
 
 bool px__tp_in_help(const struct thread_pool *tp)
@@ -91,7 +97,11 @@ void px__tp_lend_reclaim(struct tp_worker *w)
 	}
 }
 
-/* Takes a parked worker that offered itself, or returns NULL. */
+/*
+ * Takes a parked worker that offered itself, or returns NULL. Clears its
+ * parked bit first, as a submit's wake does, so that submits meanwhile wake
+ * workers that can run their tasks rather than this one.
+ */
 static struct tp_worker *borrow(struct thread_pool *tp)
 {
 	int nw = nwords(tp);
@@ -99,9 +109,13 @@ static struct tp_worker *borrow(struct thread_pool *tp)
 		uint64_t bits = atomic_load_explicit(&tp->parked[i],
 						     memory_order_relaxed);
 		while (bits) {
-			int id = i * 64 + __builtin_ctzll(bits);
+			uint64_t bit = bits & -bits;
 			bits &= bits - 1;
-			struct tp_worker *w = tp->workers[id];
+			/* seq_cst: the parking handshake's side of a waker. */
+			if (!(atomic_fetch_and(&tp->parked[i], ~bit) & bit))
+				continue; /* a submit is waking it */
+			struct tp_worker *w =
+				tp->workers[i * 64 + __builtin_ctzll(bit)];
 			uint32_t v = LEND_OFFERED;
 			/* acquire: pairs with the offer's release (and the
 			 * last borrower's give-back). */
@@ -109,17 +123,28 @@ static struct tp_worker *borrow(struct thread_pool *tp)
 				    &w->lend, &v, LEND_TAKEN,
 				    memory_order_acquire, memory_order_relaxed))
 				return w;
+			/* Not asleep yet, or awake already: list it again
+			 * and pass on any wake its bit stood for. */
+			atomic_fetch_or(&tp->parked[i], bit);
+			if (tp_nonempty(tp))
+				wake_one(tp);
 		}
 	}
 	return NULL;
 }
 
-static void give_back(struct tp_worker *w)
+static void give_back(struct thread_pool *tp, struct tp_worker *w)
 {
+	/* Listed as parked again before it can take itself back, which
+	 * unlists it (park). seq_cst, then the tails: a submit meanwhile
+	 * found no bit and woke nobody, so its task needs a wake now. */
+	atomic_fetch_or(&tp->parked[w->id / 64], 1ull << (w->id % 64));
 	/* release: our writes to its counters, before it takes itself back. */
 	if (atomic_exchange_explicit(&w->lend, LEND_OFFERED,
 				     memory_order_release) == LEND_WAITED)
 		px__futex_wake_private(&w->lend, 1);
+	if (tp_nonempty(tp))
+		wake_one(tp);
 }
 
 /* Claims f and runs it as worker w on this thread. Returns true if it ran
@@ -140,13 +165,16 @@ static bool claim_and_run(struct thread_pool *tp, px_future *f,
 		return true;
 	}
 	const struct thread_pool *outer = tls_help_tp;
+	struct tp_worker *outer_as = tls_as;
 	uint32_t was = atomic_load_explicit(&w->running, memory_order_relaxed);
 	atomic_store_explicit(&w->running, 1, memory_order_relaxed);
 	tls_help_tp = tp;
+	tls_as = w;
 	tls_depth++;
 	px__task_run(&tp->ex, f, w->id, &px__future_task_ops, &w->counts,
 		     timed);
 	tls_depth--;
+	tls_as = outer_as;
 	tls_help_tp = outer;
 	atomic_store_explicit(&w->running, was, memory_order_relaxed);
 	return true;
@@ -164,12 +192,17 @@ int px__tp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 	struct tp_worker *self = px__tp_self(tp);
 	if (self)
 		return claim_and_run(tp, f, self, false);
+	if (tls_help_tp == tp) {
+		/* A task this thread runs in a borrowed worker's place
+		 * waits: nest, as that worker (which stays borrowed). */
+		return claim_and_run(tp, f, tls_as, true);
+	}
 	if (tp->ex.cfg.init)
 		return 0;
 	struct tp_worker *w = borrow(tp);
 	if (!w)
 		return 0;
 	bool ran = claim_and_run(tp, f, w, true);
-	give_back(w);
+	give_back(tp, w);
 	return ran;
 }

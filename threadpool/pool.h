@@ -125,6 +125,7 @@ struct tp_worker {
 	bool joinable;           /* a thread to join; under shut_mu */
 	_Atomic int state;       /* W_*, see the top */
 	unsigned takes;          /* pops so far (PRIO_FAIR); own thread */
+	unsigned spin_misses;    /* idle spins in a row that found nothing */
 	_Atomic uint32_t wake;    /* futex word this worker parks on */
 	_Atomic uint32_t running; /* 1 while a task runs (stats) */
 	_Atomic uint32_t claimed; /* popped, not yet started (stats) */

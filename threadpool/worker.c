@@ -195,18 +195,33 @@ static bool take_and_run(struct thread_pool *tp, struct tp_worker *w,
 	return true;
 }
 
-/* Idle: spin a little, since a wake costs far more. Returns true if a task
- * showed up or the worker stopped being ACTIVE meanwhile. */
+/*
+ * Idle: spin a little, since a wake costs far more. Returns true if a task
+ * showed up or the worker stopped being ACTIVE meanwhile.
+ *
+ * Adaptive: each spin that ends in parking halves the next one's budget
+ * (down to none after SPIN_MISSES_MAX in a row); one that finds a task, or
+ * a wake that comes within the full budget after parking (worker_loop),
+ * restores it. A pool fed back to back keeps spinning, but under sporadic
+ * work (a task every millisecond) the spin only burns a CPU that, on a
+ * small machine, the submitter waiting for the result needs: the worker
+ * woken for the task often lands on that very CPU, and the waiter then
+ * gets it back only when the worker parks.
+ */
+#define SPIN_MISSES_MAX 4
 static bool spin_idle(struct thread_pool *tp, struct tp_worker *w)
 {
-	if (!tp->spin_ns)
+	if (!tp->spin_ns || w->spin_misses >= SPIN_MISSES_MAX)
 		return false;
 	struct px__spin spin;
-	px__spin_init(&spin, (int64_t)tp->spin_ns);
+	px__spin_init(&spin, (int64_t)(tp->spin_ns >> w->spin_misses));
 	do {
-		if (tp_next_ready(tp) || !w_active(w))
+		if (tp_next_ready(tp) || !w_active(w)) {
+			w->spin_misses = 0;
 			return true;
+		}
 	} while (px__spin_step(&spin));
+	w->spin_misses++;
 	return false;
 }
 
@@ -240,7 +255,11 @@ static bool worker_loop(struct tp_worker *w, int64_t *streak)
 				continue;
 			return false;
 		}
+		int64_t parked_at = w->spin_misses ? px__now_ns() : 0;
 		park(tp, w);
+		/* Woken within the spin budget: spinning would have paid. */
+		if (parked_at && px__now_ns() - parked_at < (int64_t)tp->spin_ns)
+			w->spin_misses = 0;
 	}
 }
 
