@@ -32,8 +32,9 @@
  * waiter is one of the pool's workers (a task may count on what the
  * initializer set up in its thread); the wait has no deadline (the task
  * could outlast any timeout); fewer than HELP_DEPTH helped tasks on the
- * thread's stack (a task that waits for a task that waits...), so the
- * recursion stays bounded, past which the thread only waits.
+ * thread's stack on top of the one it runs as a worker (a task that waits
+ * for a task that waits...), so the recursion stays bounded, past which
+ * the thread only waits.
  *
  * Claiming. The queue still holds the task and a worker pops it later, so
  * the popper and the helper race for it: whoever swaps the future's qnext
@@ -59,7 +60,7 @@
  */
 #include "pool.h"
 
-/* Most helped tasks on one thread's stack at once. */
+/* Most tasks nested by helping on a task that runs as a worker. */
 #define HELP_DEPTH 8
 
 /* The innermost task this thread runs by helping: its pool, and the worker
@@ -183,21 +184,26 @@ static bool claim_and_run(struct thread_pool *tp, px_future *f,
 int px__tp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 {
 	struct thread_pool *tp = (struct thread_pool *)ex;
-	if (!tp->help || deadline != PX__NO_DEADLINE || tls_depth >= HELP_DEPTH)
+	if (!tp->help || deadline != PX__NO_DEADLINE)
 		return 0;
 	/* Started (or finished) already: nothing to run here. */
 	if ((atomic_load_explicit(&f->state, memory_order_relaxed) &
 	     PX__F_STATE_MASK) != PX_FUTURE_PENDING)
 		return 0;
+	/* Depth: tasks nested on a task that runs as a worker, the worker's
+	 * own (not counted in tls_depth) or a waiter's first helped one (the
+	 * first counted), at most HELP_DEPTH either way. */
 	struct tp_worker *self = px__tp_self(tp);
 	if (self)
-		return claim_and_run(tp, f, self, false);
+		return tls_depth < HELP_DEPTH &&
+		       claim_and_run(tp, f, self, false);
 	if (tls_help_tp == tp) {
 		/* A task this thread runs in a borrowed worker's place
 		 * waits: nest, as that worker (which stays borrowed). */
-		return claim_and_run(tp, f, tls_as, true);
+		return tls_depth <= HELP_DEPTH &&
+		       claim_and_run(tp, f, tls_as, true);
 	}
-	if (tp->ex.cfg.init)
+	if (tp->ex.cfg.init || tls_depth > HELP_DEPTH)
 		return 0;
 	struct tp_worker *w = borrow(tp);
 	if (!w)
