@@ -45,9 +45,10 @@
  * Without help nobody claims (tp_claim is true at once). A task a waiter
  * ran counts as queued in the stats until a worker passes it in the queue.
  *
- * Lending (struct tp_worker.lend): a worker about to sleep in park() offers
- * itself (LEND_OFFERED, release: its counters are the borrower's to write
- * now); a borrower clears its parked bit (so submits wake others) and takes
+ * Lending (struct tp_worker.lend): a worker about to park offers itself
+ * (LEND_OFFERED, release: its counters are the borrower's to write now)
+ * before it sets its parked bit, so a set bit means offered, lent, or awake
+ * and about to unlist itself; a borrower clears its parked bit (so submits wake others) and takes
  * it with a CAS OFFERED -> TAKEN (acquire), and gives it back by setting
  * the bit again and exchanging the word to OFFERED (release), waking the
  * worker if it said it was waiting (LEND_WAITED), then waking a worker if
@@ -124,8 +125,11 @@ static struct tp_worker *borrow(struct thread_pool *tp)
 				    &w->lend, &v, LEND_TAKEN,
 				    memory_order_acquire, memory_order_relaxed))
 				return w;
-			/* Not asleep yet, or awake already: list it again
-			 * and pass on any wake its bit stood for. */
+			if (v == LEND_NO)
+				continue; /* awake: it unlists itself */
+			/* Lent, and its borrower is giving it back (bit
+			 * first): list it again and pass on any wake a
+			 * submit skipped meanwhile. */
 			atomic_fetch_or(&tp->parked[i], bit);
 			if (tp_nonempty(tp))
 				wake_one(tp);
@@ -199,9 +203,10 @@ int px__tp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 		       claim_and_run(tp, f, self, false);
 	if (tls_help_tp == tp) {
 		/* A task this thread runs in a borrowed worker's place
-		 * waits: nest, as that worker (which stays borrowed). */
+		 * waits: nest, as that worker (which stays borrowed; the
+		 * outer task's run time covers this one's). */
 		return tls_depth <= HELP_DEPTH &&
-		       claim_and_run(tp, f, tls_as, true);
+		       claim_and_run(tp, f, tls_as, false);
 	}
 	if (tp->ex.cfg.init || tls_depth > HELP_DEPTH)
 		return 0;

@@ -59,17 +59,15 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 	_Atomic uint64_t *word = &tp->parked[w->id / 64];
 	/* Acquire: a resize stores the state before it bumps wake. */
 	uint32_t seen = atomic_load_explicit(&w->wake, memory_order_acquire);
+	/* Parked, a waiter may run its own task in our place (help.c):
+	 * offered before listed. release: our counters are its to write. */
+	if (tp->help)
+		atomic_store_explicit(&w->lend, LEND_OFFERED, memory_order_release);
 	atomic_fetch_or(word, bit); /* seq_cst, then tp_nonempty loads tail */
-	if (!tp_nonempty(tp) && !tp_closed(tp) && w_active(w)) {
-		/* Asleep, a waiter may run its own task in our place
-		 * (help.c). release: our counters are its to write. */
-		if (tp->help)
-			atomic_store_explicit(&w->lend, LEND_OFFERED,
-					      memory_order_release);
+	if (!tp_nonempty(tp) && !tp_closed(tp) && w_active(w))
 		px__futex_wait_private(&w->wake, seen, PX__NO_DEADLINE);
-		if (tp->help)
-			px__tp_lend_reclaim(w);
-	}
+	if (tp->help)
+		px__tp_lend_reclaim(w); /* waits out a borrower */
 	/* Woken, or changed our mind: make sure we are not listed. */
 	atomic_fetch_and(word, ~bit);
 }
