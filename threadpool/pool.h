@@ -66,8 +66,15 @@
  * Lock order: tp->shut_mu is taken only by shutdown/destroy/resize, never by
  * a worker, and no other lock is held with it.
  *
+ * Helping waiters (help.c, key help): a thread that waits with no deadline
+ * for a task no worker has started runs it itself, in place of a parked
+ * worker it borrows through the worker's lend word; a worker and a waiter
+ * race for the queued future through its qnext word (tp_claim). help.c's
+ * top has the rules and the pairings.
+ *
  * Files: pool.h (this: structs, constants, shared inline helpers);
  * worker.c (the worker thread: take, run, spin, park, retire, exit);
+ * help.c (waiters that run their own task: ops->wait_help);
  * threadpool.c (create, submit, shutdown, destroy, resize, stats, the ops
  * table). "See the top" in those files means the comment above.
  */
@@ -181,9 +188,6 @@ void *px__tp_worker_main(void *arg);
 /* worker.c: whether the calling thread is one of tp's workers. */
 bool px__tp_on_worker(const struct thread_pool *tp);
 
-/* worker.c: whether the calling thread is a worker of any thread pool. */
-bool px__tp_on_any_worker(void);
-
 /* worker.c: the calling thread's worker struct if it is one of tp's
  * workers, else NULL. */
 struct tp_worker *px__tp_self(const struct thread_pool *tp);
@@ -289,69 +293,7 @@ static inline uint64_t q_depth(struct tp_queue *q)
 	return tail > head ? tail - head : 0;
 }
 
-/* The depth at which blocked producers are woken. */
-static inline uint64_t low_water(const struct thread_pool *tp)
-{
-	return tp->cap / 2;
-}
-
-/* Taking ------------------------------------------------------------------ */
-
-/*
- * How many tasks to claim at once from q: BATCH_MAX if at least 4 batches
- * per worker are queued, 1 if less than 4 tasks per worker. Probes two
- * slots rather than reading tail, whose line the producers are busy
- * writing.
- */
-static inline unsigned batch_size(struct thread_pool *tp, struct tp_queue *q)
-{
-	uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
-	uint64_t per = 4 * (uint64_t)atomic_load_explicit(&tp->nactive,
-							  memory_order_relaxed);
-	if (per * BATCH_MAX >= tp->cap)
-		return 1;
-	uint64_t far = head + per * BATCH_MAX, near = head + per * 4;
-	if (atomic_load_explicit(&slot_at(tp, q, far)->seq,
-				 memory_order_relaxed) == 2 * far + 1)
-		return BATCH_MAX;
-	if (atomic_load_explicit(&slot_at(tp, q, near)->seq,
-				 memory_order_relaxed) == 2 * near + 1)
-		return 4;
-	return 1;
-}
-
-/* The order in which a worker or helper looks at the levels for its next
- * take. */
-static const unsigned char take_order[3][P_LEVELS] = {
-	{ P_HIGH, P_NORMAL, P_LOW }, /* usual */
-	{ P_LOW, P_NORMAL, P_HIGH }, /* every PRIO_FAIR-th take */
-	{ P_NORMAL, P_LOW, P_HIGH }, /* every other PRIO_FAIR-th take */
-};
-
-/*
- * Claims the next tasks into out (BATCH_MAX entries) for a worker or a
- * helper whose take count is *takes: from the normal queue alone until
- * priorities are used, then by level (see the top). Returns how many.
- */
-static inline unsigned tp_take(struct thread_pool *tp, unsigned *takes,
-			       px_future **out)
-{
-	if (!atomic_load_explicit(&tp->prio_used, memory_order_relaxed)) {
-		struct tp_queue *q = &tp->q[P_NORMAL];
-		return tp_pop_batch(tp, q, out, batch_size(tp, q));
-	}
-	unsigned t = (*takes)++;
-	const unsigned char *order = take_order[0];
-	if (t % PRIO_FAIR == PRIO_FAIR - 1)
-		order = take_order[1 + (t / PRIO_FAIR) % 2];
-	for (int i = 0; i < P_LEVELS; i++) {
-		struct tp_queue *q = &tp->q[order[i]];
-		unsigned n = tp_pop_batch(tp, q, out, batch_size(tp, q));
-		if (n)
-			return n;
-	}
-	return 0;
-}
+/* Helping (help.c) -------------------------------------------------------- */
 
 /* The claim word of a queued future when help is on (help.c): its qnext,
  * which the thread pool does not use otherwise. */
@@ -372,28 +314,6 @@ static inline bool tp_claim(const struct thread_pool *tp, px_future *f)
 		return false;
 	return __atomic_exchange_n(&f->qnext, TP_CLAIMED, __ATOMIC_ACQ_REL) ==
 	       NULL;
-}
-
-/* Wakes producers blocked on a full queue (of any level), once it has
- * drained to the low water mark. After a pop from q. */
-static inline void wake_space(struct thread_pool *tp, struct tp_queue *q)
-{
-	/* seq_cst, after the head CAS: the space handshake. */
-	if (atomic_load(&tp->space_wanted) && q_depth(q) <= low_water(tp) &&
-	    atomic_exchange(&tp->space_wanted, 0)) {
-		atomic_fetch_add(&tp->space_seq, 1);
-		px__futex_wake_private(&tp->space_seq, INT_MAX);
-	}
-}
-
-/* wake_space for every level in use. After a take. */
-static inline void tp_wake_space_all(struct thread_pool *tp)
-{
-	wake_space(tp, &tp->q[P_NORMAL]);
-	if (atomic_load_explicit(&tp->prio_used, memory_order_relaxed)) {
-		wake_space(tp, &tp->q[P_HIGH]);
-		wake_space(tp, &tp->q[P_LOW]);
-	}
 }
 
 /* Parking -------------------------------------------------------------------- */
@@ -426,6 +346,12 @@ static inline void wake_one(struct thread_pool *tp)
 			bits = old & ~bit;
 		}
 	}
+}
+
+/* The depth at which blocked producers are woken. */
+static inline uint64_t low_water(const struct thread_pool *tp)
+{
+	return tp->cap / 2;
 }
 
 static inline bool w_active(struct tp_worker *w)

@@ -24,12 +24,60 @@ bool px__tp_on_worker(const struct thread_pool *tp)
 	return tls_pool == tp;
 }
 
-bool px__tp_on_any_worker(void)
+/* Taking ------------------------------------------------------------------ */
+
+/*
+ * How many tasks to claim at once from q: BATCH_MAX if at least 4 batches
+ * per worker are queued, 1 if less than 4 tasks per worker. Probes two
+ * slots rather than reading tail, whose line the producers are busy
+ * writing.
+ */
+static unsigned batch_size(struct thread_pool *tp, struct tp_queue *q)
 {
-	return tls_pool != NULL;
+	uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+	uint64_t per = 4 * (uint64_t)atomic_load_explicit(&tp->nactive,
+							  memory_order_relaxed);
+	if (per * BATCH_MAX >= tp->cap)
+		return 1;
+	uint64_t far = head + per * BATCH_MAX, near = head + per * 4;
+	if (atomic_load_explicit(&slot_at(tp, q, far)->seq,
+				 memory_order_relaxed) == 2 * far + 1)
+		return BATCH_MAX;
+	if (atomic_load_explicit(&slot_at(tp, q, near)->seq,
+				 memory_order_relaxed) == 2 * near + 1)
+		return 4;
+	return 1;
 }
 
-/* Taking ------------------------------------------------------------------ */
+/* The order in which worker w looks at the levels for its next take. */
+static const unsigned char take_order[3][P_LEVELS] = {
+	{ P_HIGH, P_NORMAL, P_LOW }, /* usual */
+	{ P_LOW, P_NORMAL, P_HIGH }, /* every PRIO_FAIR-th take */
+	{ P_NORMAL, P_LOW, P_HIGH }, /* every other PRIO_FAIR-th take */
+};
+
+/*
+ * Claims the next tasks for w into w->batch: from the normal queue alone
+ * until priorities are used, then by level (see the top). Returns how many.
+ */
+static unsigned tp_take(struct thread_pool *tp, struct tp_worker *w)
+{
+	if (!atomic_load_explicit(&tp->prio_used, memory_order_relaxed)) {
+		struct tp_queue *q = &tp->q[P_NORMAL];
+		return tp_pop_batch(tp, q, w->batch, batch_size(tp, q));
+	}
+	unsigned t = w->takes++;
+	const unsigned char *order = take_order[0];
+	if (t % PRIO_FAIR == PRIO_FAIR - 1)
+		order = take_order[1 + (t / PRIO_FAIR) % 2];
+	for (int i = 0; i < P_LEVELS; i++) {
+		struct tp_queue *q = &tp->q[order[i]];
+		unsigned n = tp_pop_batch(tp, q, w->batch, batch_size(tp, q));
+		if (n)
+			return n;
+	}
+	return 0;
+}
 
 /* Whether the slot at q's head is published. */
 static bool q_next_ready(const struct thread_pool *tp, struct tp_queue *q)
@@ -49,6 +97,18 @@ static bool tp_next_ready(struct thread_pool *tp)
 	if (!atomic_load_explicit(&tp->prio_used, memory_order_relaxed))
 		return false;
 	return q_next_ready(tp, &tp->q[P_HIGH]) || q_next_ready(tp, &tp->q[P_LOW]);
+}
+
+/* Wakes producers blocked on a full queue (of any level), once it has
+ * drained to the low water mark. After a pop from q. */
+static void wake_space(struct thread_pool *tp, struct tp_queue *q)
+{
+	/* seq_cst, after the head CAS: the space handshake. */
+	if (atomic_load(&tp->space_wanted) && q_depth(q) <= low_water(tp) &&
+	    atomic_exchange(&tp->space_wanted, 0)) {
+		atomic_fetch_add(&tp->space_seq, 1);
+		px__futex_wake_private(&tp->space_seq, INT_MAX);
+	}
 }
 
 /* Running and parking ------------------------------------------------------ */
@@ -181,10 +241,14 @@ static bool take_and_run(struct thread_pool *tp, struct tp_worker *w,
 	/* Take a few tasks at once when many are queued: one CAS and
 	 * overlapped cache misses for all of them. Few queued: one, so
 	 * long tasks spread over every worker. */
-	unsigned n = tp_take(tp, &w->takes, w->batch);
+	unsigned n = tp_take(tp, w);
 	if (!n)
 		return false;
-	tp_wake_space_all(tp);
+	wake_space(tp, &tp->q[P_NORMAL]);
+	if (atomic_load_explicit(&tp->prio_used, memory_order_relaxed)) {
+		wake_space(tp, &tp->q[P_HIGH]);
+		wake_space(tp, &tp->q[P_LOW]);
+	}
 	if (*streak < 0)
 		*streak = px__now_ns();
 	w->batch_next = 0;
