@@ -195,7 +195,7 @@ static const struct key keys[] = {
 	{ "gil", K_BOOL, FIELD(gil), 0, 1, "0", "0 or 1",
 	  "1: emulate CPython's GIL (one task computes at a time)", true },
 	{ "help", K_BOOL, FIELD(help), 0, 1, "1", "0 or 1",
-	  "1: a thread that waits with no timeout for a task no worker has "
+	  "1: a thread that waits with no timeout for one task no worker has "
 	  "started runs it itself, in place of a sleeping worker (not with "
 	  "`gil=1` or, outside the pool, an initializer; see "
 	  "`px_task_worker_id`)", false },

@@ -4,7 +4,8 @@
  * task no worker has started runs it itself, in place of a sleeping worker.
  * Checks that it happens, exactly once per task, within the pool's worker
  * count and ids; that it does not happen where the contract says not
- * (help=0, a timed wait, an initializer, gil=1); that shutdown and destroy
+ * (help=0, a timed wait, an initializer, gil=1, a wait for the first of
+ * several, a future with a done callback); that shutdown and destroy
  * wait for a task a waiter runs; and that a task waiting for a task of its
  * own one-worker pool finishes, with the nesting bounded.
  *
@@ -400,6 +401,88 @@ static int task_waiting_for_a_task_of_its_own_pool_in_child(void)
 
 TEST_IN_CHILD(task_waiting_for_a_task_of_its_own_pool, 60)
 
+/* px_wait(FIRST_COMPLETED) waits for any of its futures, not for one in
+ * particular: it must not run a task that waits for what the waiter does
+ * once the wait returns (here the first, released after the wait). */
+static int wait_flag(px_task *t, const void *arg, size_t len)
+{
+	(void)len;
+	atomic_int *flag = *(atomic_int *const *)arg;
+	while (!atomic_load(flag))
+		px_task_sleep(t, 100000);
+	return 0;
+}
+
+static void *set_later(void *p)
+{
+	usleep(2000);
+	px_promise_set_i64(p, 1);
+	return NULL;
+}
+
+static int first_completed_runs_nothing_in_the_waiter_in_child(void)
+{
+	px_executor *ex = open_ex("thread:workers=2,spin_us=0");
+	for (int i = 0; i < (int)test_scaled(300); i++) {
+		atomic_int flag = 0;
+		atomic_int *fp = &flag;
+		px_future *fs[2];
+		pthread_t th;
+		usleep(300); /* both workers park; the submit wakes one */
+		if (px_executor_submit(ex, wait_flag, &fp, sizeof(fp), NULL, &fs[0]) ||
+		    px_promise_create(&fs[1]) ||
+		    pthread_create(&th, NULL, set_later, fs[1]))
+			return 1;
+		/* The promise ends the wait; a hang here (the harness's
+		 * alarm) means the waiter ran the flag task. */
+		if (px_wait(fs, 2, PX_FIRST_COMPLETED, PX_FOREVER, NULL) < 1)
+			return 2;
+		atomic_store(&flag, 1);
+		pthread_join(th, NULL);
+		if (px_wait(fs, 2, PX_ALL_COMPLETED, PX_FOREVER, NULL) != 2)
+			return 3;
+		px_future_release(fs[0]);
+		px_future_release(fs[1]);
+	}
+	px_executor_destroy(ex);
+	return 0;
+}
+
+TEST_IN_CHILD(first_completed_runs_nothing_in_the_waiter, 120)
+
+/* A future with a done callback is left to the workers: the callback runs
+ * where it did without helping, never in the waiter. */
+static void note_thread(px_future *f, void *arg)
+{
+	(void)f;
+	struct held *h = arg;
+	if (pthread_equal(pthread_self(), h->caller))
+		atomic_fetch_add(&h->started, 1);
+}
+
+static void callbacks_keep_their_task_on_a_worker(void **state)
+{
+	(void)state;
+	px_executor *ex = open_ex("thread:workers=2,spin_us=0");
+	struct held h = { .caller = pthread_self() };
+	for (int i = 0; i < 300; i++) {
+		usleep(300);
+		struct where_arg a = { .caller = pthread_self(), .value = i };
+		px_future *f;
+		assert_int_equal(px_executor_submit(ex, where_task, &a, sizeof(a),
+						    NULL, &f), 0);
+		assert_int_equal(px_future_on_done(f, note_thread, &h), 0);
+		int64_t r;
+		assert_int_equal(px_future_get_i64(f, PX_FOREVER, &r), 0);
+		/* Ran on a worker, or was done before the callback was
+		 * added (then the callback ran here, at once: not counted
+		 * apart, so only the task's own report is checked). */
+		assert_int_equal(r & 2, 0);
+		px_future_release(f);
+	}
+	px_executor_destroy(ex);
+}
+
 /* A task run by its waiter sees px_task_cancelled() like any other. */
 static int until_cancelled(px_task *t, const void *arg, size_t len)
 {
@@ -467,6 +550,8 @@ int main(void)
 		cmocka_unit_test(destroy_races_a_helping_waiter),
 		cmocka_unit_test(task_waiting_for_a_task_of_its_own_pool),
 		cmocka_unit_test(cooperative_cancel_reaches_a_helped_task),
+		cmocka_unit_test(first_completed_runs_nothing_in_the_waiter),
+		cmocka_unit_test(callbacks_keep_their_task_on_a_worker),
 	};
 	if (getenv("PX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PX_TEST_FILTER"));
