@@ -21,7 +21,10 @@
  *       request finds the workers parked; alternating with a round trip
  *       over a pipe to a forked process blocked in read() after the same
  *       gap, and Python's ThreadPoolExecutor(2) at the same gaps in its own
- *       process; p50 and p99 per gap.
+ *       process; p50 and p99 per gap. parex runs its spec as given (a
+ *       waiter runs its own task in place of a parked worker, see `help`)
+ *       and, as a reference, with help=0 added (parex_nohelp: the parked
+ *       worker's wake itself, the path of callbacks and timed waits).
  * Peers, each built in only when found at configure time and otherwise
  * skipped with a printed line: GLib GThreadPool, libuv uv_queue_work,
  * OpenMP tasks, oneTBB task_group (bench_threadpool_tbb.cpp), and Python's
@@ -267,14 +270,21 @@ static int64_t px_throughput(size_t n)
 	return t1 - t0;
 }
 
+static void px_pingpong_on(px_executor *ex, size_t n, int64_t *lat);
+
 static void px_pingpong(size_t n, int64_t *lat)
+{
+	px_pingpong_on(px_ex, n, lat);
+}
+
+static void px_pingpong_on(px_executor *ex, size_t n, int64_t *lat)
 {
 	for (size_t i = 0; i < n; i++) {
 		int64_t in = (int64_t)i, out = -1, t0 = now_ns();
 		px_future *f;
 		int r;
 
-		r = px_executor_submit(px_ex, px_echo_task, &in, sizeof in,
+		r = px_executor_submit(ex, px_echo_task, &in, sizeof in,
 				       NULL, &f);
 		if (r < 0)
 			die("px_executor_submit", px_strerror(r));
@@ -783,8 +793,13 @@ static void run_idle(struct peer *p)
 
 static void print_ratio(int width, double px, double peer);
 
-enum { SP_PAREX, SP_PIPE, SP_PYTHON, SP_PEERS };
-static const char *const sp_name[SP_PEERS] = {"parex", "pipe", "python"};
+/* parex_nohelp: the same spec with help=0, so that the waiter never runs
+ * the task itself: the path a parked worker's wake takes (callbacks, timed
+ * waits, a pool with an initializer). Reference only. */
+enum { SP_PAREX, SP_NOHELP, SP_PIPE, SP_PYTHON, SP_PEERS };
+static const char *const sp_name[SP_PEERS] = {"parex", "parex_nohelp", "pipe",
+					      "python"};
+static px_executor *px_ex_nohelp;
 static struct px_bench_echo sp_echo;
 static int sp_python; /* python takes part in (d) */
 /* per peer and gap, one p50 and one p99 (us) per round */
@@ -847,8 +862,9 @@ static int py_sporadic(void)
 #endif
 
 /* One round of (d): per gap, opt_sporadic parex round trips, each after
- * the gap, alternating with pipe round trips after the same gap. */
-static void run_sporadic(int64_t *lat_px, int64_t *lat_pipe)
+ * the gap, alternating with pipe round trips and parex help=0 round trips
+ * after the same gap. */
+static void run_sporadic(int64_t *lat_px, int64_t *lat_pipe, int64_t *lat_nh)
 {
 	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
 		int gap = px_bench_gap_us(g);
@@ -860,9 +876,15 @@ static void run_sporadic(int64_t *lat_px, int64_t *lat_pipe)
 			lat_pipe[i] = px_bench_echo_rtt(&sp_echo, (int64_t)i);
 			if (lat_pipe[i] < 0)
 				die("pipe round trip", "failed");
+			if (px_ex_nohelp) {
+				px_bench_sleep_us(gap);
+				px_pingpong_on(px_ex_nohelp, 1, &lat_nh[i]);
+			}
 		}
 		sp_record(SP_PAREX, g, lat_px, opt_sporadic);
 		sp_record(SP_PIPE, g, lat_pipe, opt_sporadic);
+		if (px_ex_nohelp)
+			sp_record(SP_NOHELP, g, lat_nh, opt_sporadic);
 	}
 #if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
 	if (sp_python && py_sporadic() != 0) {
@@ -878,7 +900,9 @@ static void print_sporadic(void)
 	       "(python: the same, in its process)\n", opt_sporadic);
 	printf("(parex/pipe <= 1: parex wakes a parked worker at least as "
 	       "fast as a pipe wakes a blocked process)\n");
-	printf("%-8s %8s %10s %10s %12s %12s\n", "peer", "gap us", "p50 us",
+	printf("(parex_nohelp: help=0, the waiter never runs the task: the "
+	       "parked worker's wake itself; reference)\n");
+	printf("%-12s %8s %10s %10s %12s %12s\n", "peer", "gap us", "p50 us",
 	       "p99 us", "/pipe (p50)", "/pipe (p99)");
 	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
 		double pipe50 = 0, pipe99 = 0;
@@ -894,7 +918,7 @@ static void print_sporadic(void)
 				continue;
 			a = median(sp_p50[k][g], sp_runs[k][g]);
 			b = median(sp_p99[k][g], sp_runs[k][g]);
-			printf("%-8s %8d %10.2f %10.2f", sp_name[k],
+			printf("%-12s %8d %10.2f %10.2f", sp_name[k],
 			       px_bench_gap_us(g), a, b);
 			print_ratio(12, a, pipe50);
 			print_ratio(12, b, pipe99);
@@ -1022,7 +1046,7 @@ static void print_tables(void)
 
 int main(int argc, char **argv)
 {
-	int64_t *lat, *lat_sp = NULL, *lat_pipe = NULL;
+	int64_t *lat, *lat_sp = NULL, *lat_pipe = NULL, *lat_nh = NULL;
 
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1064,8 +1088,22 @@ int main(int argc, char **argv)
 			}
 		lat_pipe = xmalloc(opt_sporadic * sizeof *lat_pipe);
 		lat_sp = xmalloc(opt_sporadic * sizeof *lat_sp);
+		lat_nh = xmalloc(opt_sporadic * sizeof *lat_nh);
 	}
 	px_setup();
+	if (strchr(opt_parts, 'd') && !peers[0].absent) {
+		/* The same pool without helping waiters (thread backend
+		 * only: other backends have no such key and would ignore
+		 * it, measuring nothing new). */
+		char spec[512];
+		snprintf(spec, sizeof spec, "%s%shelp=0", opt_spec,
+			 strchr(opt_spec, ':') ? "," : ":");
+		if (!strncmp(opt_spec, "thread", 6) &&
+		    px_executor_open(&px_ex_nohelp, spec, NULL, 0) < 0)
+			px_ex_nohelp = NULL;
+		if (px_ex_nohelp)
+			px_pingpong_on(px_ex_nohelp, 100, lat_nh);
+	}
 #ifdef PX_BENCH_HAVE_GLIB
 	glib_setup();
 #endif
@@ -1090,7 +1128,7 @@ int main(int argc, char **argv)
 	for (int r = 0; r < opt_rounds; r++) {
 		run_round(r, lat);
 		if (strchr(opt_parts, 'd') && !peers[0].absent)
-			run_sporadic(lat_sp, lat_pipe);
+			run_sporadic(lat_sp, lat_pipe, lat_nh);
 	}
 
 	if (opt_idle) {
@@ -1106,6 +1144,7 @@ int main(int argc, char **argv)
 	print_tables();
 
 	px_executor_destroy(px_ex);
+	px_executor_destroy(px_ex_nohelp);
 #ifdef PX_BENCH_HAVE_GLIB
 	glib_teardown();
 #endif
@@ -1121,6 +1160,7 @@ int main(int argc, char **argv)
 		px_bench_echo_stop(&sp_echo);
 		free(lat_sp);
 		free(lat_pipe);
+		free(lat_nh);
 		for (int k = 0; k < SP_PEERS; k++)
 			for (int g = 0; g < PX_BENCH_NGAPS; g++) {
 				free(sp_p50[k][g]);

@@ -30,7 +30,7 @@
 static const struct px__backend builtin_backends[] = {
 	{ "inline", &px__inline_backend, "workers max_arg max_result trace" },
 	{ "thread", &px__thread_backend,
-	  "workers queue block max_arg max_result spin_us gil trace" },
+	  "workers queue block max_arg max_result spin_us gil help trace" },
 	{ "process", &px__process_backend,
 	  "workers queue block max_arg max_result spin_us task_timeout_ms "
 	  "max_tasks_per_worker max_worker_rss cancel_grace_ms shm_size trace" },
@@ -194,6 +194,11 @@ static const struct key keys[] = {
 	  false },
 	{ "gil", K_BOOL, FIELD(gil), 0, 1, "0", "0 or 1",
 	  "1: emulate CPython's GIL (one task computes at a time)", true },
+	{ "help", K_BOOL, FIELD(help), 0, 1, "1", "0 or 1",
+	  "1: a thread that waits with no timeout for one task no worker has "
+	  "started runs it itself, in place of a sleeping worker (not with "
+	  "`gil=1` or, outside the pool, an initializer; see "
+	  "`px_task_worker_id`)", false },
 	{ "task_timeout_ms", K_UINT, FIELD(task_timeout_ms), 0,
 	  86400000ull * 365, "0", "milliseconds, 0 = none",
 	  "kill a task (and its worker) running longer; 0: none", false },

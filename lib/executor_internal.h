@@ -41,6 +41,7 @@ struct px__config {
 	uint32_t max_result;           /* bytes */
 	uint32_t spin_us;              /* spin this long before parking */
 	bool gil;                      /* thread: CPython-style GIL emulation */
+	bool help;                     /* thread: waiters run queued tasks */
 	int64_t task_timeout_ms;       /* process: 0 = none */
 	uint64_t max_tasks_per_worker; /* process: recycle after N; 0 = never */
 	uint64_t max_worker_rss;       /* process: recycle past it; 0 = never */

@@ -233,7 +233,7 @@ static void format_lists_every_key_with_its_default(void **state)
 	char want[512];
 	snprintf(want, sizeof(want),
 		 "thread:workers=%d,queue=16384,block=1,max_arg=65536,"
-		 "max_result=65536,spin_us=50,gil=0,task_timeout_ms=0,"
+		 "max_result=65536,spin_us=50,gil=0,help=1,task_timeout_ms=0,"
 		 "max_tasks_per_worker=0,max_worker_rss=0,cancel_grace_ms=50,"
 		 "shm_size=67108864,local=process,workers_per_rank=%d",
 		 px_available_parallelism(), px_available_parallelism());

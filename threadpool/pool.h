@@ -66,8 +66,15 @@
  * Lock order: tp->shut_mu is taken only by shutdown/destroy/resize, never by
  * a worker, and no other lock is held with it.
  *
+ * Helping waiters (help.c, key help): a thread that waits with no deadline
+ * for a task no worker has started runs it itself, in place of a parked
+ * worker it borrows through the worker's lend word; a worker and a waiter
+ * race for the queued future through its qnext word (tp_claim). help.c's
+ * top has the rules and the pairings.
+ *
  * Files: pool.h (this: structs, constants, shared inline helpers);
  * worker.c (the worker thread: take, run, spin, park, retire, exit);
+ * help.c (waiters that run their own task: ops->wait_help);
  * threadpool.c (create, submit, shutdown, destroy, resize, stats, the ops
  * table). "See the top" in those files means the comment above.
  */
@@ -114,6 +121,10 @@ struct tp_queue {
 	char pad_[56];
 };
 
+/* A worker's lend word (help.c): whether a waiter may run a task in its
+ * place while it sleeps. */
+enum { LEND_NO = 0, LEND_OFFERED, LEND_TAKEN, LEND_WAITED };
+
 struct tp_worker {
 	alignas(64) struct thread_pool *tp;
 	pthread_t thread;
@@ -121,9 +132,11 @@ struct tp_worker {
 	bool joinable;           /* a thread to join; under shut_mu */
 	_Atomic int state;       /* W_*, see the top */
 	unsigned takes;          /* pops so far (PRIO_FAIR); own thread */
+	unsigned spin_misses;    /* idle spins in a row that found nothing */
 	_Atomic uint32_t wake;    /* futex word this worker parks on */
 	_Atomic uint32_t running; /* 1 while a task runs (stats) */
 	_Atomic uint32_t claimed; /* popped, not yet started (stats) */
+	_Atomic uint32_t lend;    /* LEND_*, futex word; see help.c */
 	/* Tasks claimed by one pop, run in order; only this worker's thread
 	 * touches them (also from the block hook, see run_claimed). */
 	px_future *batch[BATCH_MAX];
@@ -154,6 +167,8 @@ struct thread_pool {
 	alignas(64) _Atomic uint32_t space_seq; /* futex word for producers */
 	_Atomic uint32_t space_wanted;          /* a producer sleeps or may */
 
+	bool help; /* cfg.help and no GIL (help.c); fixed at creation */
+
 	alignas(64) _Atomic uint32_t init_left; /* futex word: initialising */
 	atomic_int init_err;
 	bool init_exit; /* a failing initializer retires its worker (resize) */
@@ -172,6 +187,20 @@ void *px__tp_worker_main(void *arg);
 
 /* worker.c: whether the calling thread is one of tp's workers. */
 bool px__tp_on_worker(const struct thread_pool *tp);
+
+/* worker.c: the calling thread's worker struct if it is one of tp's
+ * workers, else NULL. */
+struct tp_worker *px__tp_self(const struct thread_pool *tp);
+
+/* help.c: ops->wait_help, see lib/executor_internal.h and the top. */
+int px__tp_wait_help(px_executor *ex, px_future *f, int64_t deadline);
+
+/* help.c: whether the calling thread is running a task of tp as a helper. */
+bool px__tp_in_help(const struct thread_pool *tp);
+
+/* help.c: a worker that woke up in park() takes itself back from any
+ * waiter that borrowed it, waiting until it is given back. */
+void px__tp_lend_reclaim(struct tp_worker *w);
 
 /* threadpool.c: frees the pool (destroy, or the last worker out). */
 void px__tp_free(struct thread_pool *tp);
@@ -262,6 +291,29 @@ static inline uint64_t q_depth(struct tp_queue *q)
 			~TAIL_CLOSED;
 	uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
 	return tail > head ? tail - head : 0;
+}
+
+/* Helping (help.c) -------------------------------------------------------- */
+
+/* The claim word of a queued future when help is on (help.c): its qnext,
+ * which the thread pool does not use otherwise. */
+#define TP_CLAIMED ((px_future *)1)
+
+/*
+ * Whether the caller, which popped f from a queue (or is a helper about to
+ * run it), may run or cancel it: exactly one of the worker and any helpers
+ * gets true. The others only drop the reference they hold. Always true
+ * without help. acq_rel: whatever the winner did before is visible to the
+ * loser, which then drops its reference.
+ */
+static inline bool tp_claim(const struct thread_pool *tp, px_future *f)
+{
+	if (!tp->help)
+		return true;
+	if (__atomic_load_n(&f->qnext, __ATOMIC_ACQUIRE) == TP_CLAIMED)
+		return false;
+	return __atomic_exchange_n(&f->qnext, TP_CLAIMED, __ATOMIC_ACQ_REL) ==
+	       NULL;
 }
 
 /* Parking -------------------------------------------------------------------- */

@@ -170,6 +170,8 @@ static int tp_create(px_executor **out, const struct px__config *cfg)
 		memset(tp->parked, 0, pbytes);
 	if (cfg->gil)
 		tp->gil = px__gil_create();
+	/* Helping: see help.c for why not with the GIL. */
+	tp->help = cfg->help && !cfg->gil;
 	if (nomem || !tp->workers || !tp->parked || (cfg->gil && !tp->gil)) {
 		px__tp_free(tp);
 		return -ENOMEM;
@@ -247,8 +249,10 @@ static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 		/* Take every claimed position, waiting out unpublished ones. */
 		while (tp_nonempty(tp)) {
 			px_future *f = tp_pop_any(tp);
-			if (f)
+			if (f && tp_claim(tp, f))
 				px__future_cancel_queued(&tp->shut_counts, f);
+			else if (f)
+				px_future_release(f); /* a waiter ran it */
 			else
 				px__cpu_relax();
 		}
@@ -257,8 +261,11 @@ static void tp_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 	/* One caller joins, without the mutex: a task may call shutdown too
 	 * meanwhile (and must not wait for itself). Other waiting callers
 	 * sleep until the join is done. No resize starts a worker once the
-	 * queues are closed, so the set of threads to join is fixed. */
-	bool in_worker = px__tp_on_worker(tp);
+	 * queues are closed, so the set of threads to join is fixed. A
+	 * worker lent to a waiter (help.c) exits once given back, so the
+	 * join also waits for the task that waiter runs; a task a waiter
+	 * runs counts as in a worker here. */
+	bool in_worker = px__tp_on_worker(tp) || px__tp_in_help(tp);
 	bool join = wait && !in_worker && !tp->joining;
 	if (join)
 		tp->joining = true;
@@ -400,4 +407,5 @@ const struct px__backend_ops px__thread_backend = {
 	.alloc = px__heap_alloc,
 	.free = px__heap_free,
 	.resize = tp_resize,
+	.wait_help = px__tp_wait_help,
 };

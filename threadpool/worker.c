@@ -10,8 +10,14 @@
 
 #include "pool.h"
 
-/* The pool whose worker the calling thread is, if any. */
+/* The pool whose worker the calling thread is, if any, and its struct. */
 static PX__TLS struct thread_pool *tls_pool;
+static PX__TLS struct tp_worker *tls_worker;
+
+struct tp_worker *px__tp_self(const struct thread_pool *tp)
+{
+	return tls_pool == tp ? tls_worker : NULL;
+}
 
 bool px__tp_on_worker(const struct thread_pool *tp)
 {
@@ -113,9 +119,15 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 	_Atomic uint64_t *word = &tp->parked[w->id / 64];
 	/* Acquire: a resize stores the state before it bumps wake. */
 	uint32_t seen = atomic_load_explicit(&w->wake, memory_order_acquire);
+	/* Parked, a waiter may run its own task in our place (help.c):
+	 * offered before listed. release: our counters are its to write. */
+	if (tp->help)
+		atomic_store_explicit(&w->lend, LEND_OFFERED, memory_order_release);
 	atomic_fetch_or(word, bit); /* seq_cst, then tp_nonempty loads tail */
 	if (!tp_nonempty(tp) && !tp_closed(tp) && w_active(w))
 		px__futex_wait_private(&w->wake, seen, PX__NO_DEADLINE);
+	if (tp->help)
+		px__tp_lend_reclaim(w); /* waits out a borrower */
 	/* Woken, or changed our mind: make sure we are not listed. */
 	atomic_fetch_and(word, ~bit);
 }
@@ -124,6 +136,11 @@ static void park(struct thread_pool *tp, struct tp_worker *w)
 static void run_one(struct tp_worker *w, px_future *f)
 {
 	struct thread_pool *tp = w->tp;
+	if (!tp_claim(tp, f)) {
+		/* A waiter ran it (help.c): drop the queue's reference. */
+		px_future_release(f);
+		return;
+	}
 	if (atomic_load_explicit(&tp->cancelling, memory_order_relaxed)) {
 		px__future_cancel_queued(&w->counts, f);
 		return;
@@ -152,6 +169,8 @@ static void run_claimed(struct tp_worker *w, bool nested)
 				      memory_order_relaxed);
 		if (!nested)
 			run_one(w, f);
+		else if (!tp_claim(w->tp, f))
+			px_future_release(f); /* a waiter ran it */
 		else if (atomic_load_explicit(&w->tp->cancelling,
 					      memory_order_relaxed))
 			px__future_cancel_queued(&w->counts, f);
@@ -190,6 +209,7 @@ static bool worker_init(struct tp_worker *w)
 	snprintf(name, sizeof(name), "px-worker-%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 	tls_pool = tp;
+	tls_worker = w;
 	px__gil_bind_thread(tp->gil);
 
 	bool leave = false;
@@ -237,18 +257,33 @@ static bool take_and_run(struct thread_pool *tp, struct tp_worker *w,
 	return true;
 }
 
-/* Idle: spin a little, since a wake costs far more. Returns true if a task
- * showed up or the worker stopped being ACTIVE meanwhile. */
+/*
+ * Idle: spin a little, since a wake costs far more. Returns true if a task
+ * showed up or the worker stopped being ACTIVE meanwhile.
+ *
+ * Adaptive: each spin that ends in parking halves the next one's budget
+ * (down to none after SPIN_MISSES_MAX in a row); one that finds a task, or
+ * a wake that comes within the full budget after parking (worker_loop),
+ * restores it. A pool fed back to back keeps spinning, but under sporadic
+ * work (a task every millisecond) the spin only burns a CPU that, on a
+ * small machine, the submitter waiting for the result needs: the worker
+ * woken for the task often lands on that very CPU, and the waiter then
+ * gets it back only when the worker parks.
+ */
+#define SPIN_MISSES_MAX 4
 static bool spin_idle(struct thread_pool *tp, struct tp_worker *w)
 {
-	if (!tp->spin_ns)
+	if (!tp->spin_ns || w->spin_misses >= SPIN_MISSES_MAX)
 		return false;
 	struct px__spin spin;
-	px__spin_init(&spin, (int64_t)tp->spin_ns);
+	px__spin_init(&spin, (int64_t)(tp->spin_ns >> w->spin_misses));
 	do {
-		if (tp_next_ready(tp) || !w_active(w))
+		if (tp_next_ready(tp) || !w_active(w)) {
+			w->spin_misses = 0;
 			return true;
+		}
 	} while (px__spin_step(&spin));
+	w->spin_misses++;
 	return false;
 }
 
@@ -282,7 +317,11 @@ static bool worker_loop(struct tp_worker *w, int64_t *streak)
 				continue;
 			return false;
 		}
+		int64_t parked_at = w->spin_misses ? px__now_ns() : 0;
 		park(tp, w);
+		/* Woken within the spin budget: spinning would have paid. */
+		if (parked_at && px__now_ns() - parked_at < (int64_t)tp->spin_ns)
+			w->spin_misses = 0;
 	}
 }
 

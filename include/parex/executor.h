@@ -66,7 +66,26 @@ PX_API int px_task_return(px_task *t, const void *data, size_t len);
 PX_API int px_task_fail(px_task *t, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* The worker's index, 0 .. workers-1 (0 on the inline backend). */
+/*
+ * The worker's index, 0 .. workers-1 (0 on the inline backend).
+ *
+ * Helping waiters (thread pool, key `help`, on by default): a thread that
+ * waits with no timeout for one task (px_future_wait, px_future_get_i64, or
+ * px_wait(PX_ALL_COMPLETED) with PX_FOREVER) that no worker has started,
+ * and that has no done callback, runs that task itself, in place of a
+ * worker that is asleep, as OpenMP's taskwait and oneTBB's wait do; the
+ * task then sees that worker's index. So ids stay 0 ..
+ * workers-1, no two tasks running at once share one, and no more than
+ * `workers` tasks of the pool run at once (a one-worker pool still runs one
+ * at a time). Only the awaited task runs there, never another queued one.
+ * Such a task runs on the waiting thread's stack, with its thread-local
+ * storage (a done callback added meanwhile runs there too). A worker whose task
+ * waits for another task of its pool that no worker has started runs that
+ * one nested, as itself, as does a waiter whose helped task waits: at most
+ * 8 deep, then it waits. No helping with gil=1, in a timed wait, or, when a
+ * worker initializer is set, in a thread other than the pool's workers;
+ * help=0 turns it off.
+ */
 PX_API int px_task_worker_id(const px_task *t);
 
 /*
