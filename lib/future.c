@@ -476,6 +476,16 @@ int px__future_complete(px_future *f, int err)
 						: PX_FUTURE_DONE, err);
 }
 
+bool px__future_pending_alone(px_future *f)
+{
+	uint32_t w;
+	if (lock_state(f, NEED_PENDING, &w))
+		return false;
+	bool alone = f->head == NULL;
+	unlock_future(f, w);
+	return alone;
+}
+
 bool px__future_cancel_pending(px_future *f)
 {
 	struct outcome o = { .state = PX_FUTURE_CANCELLED, .err = -ECANCELED,

@@ -152,6 +152,16 @@ bool px__future_try_start(px_future *f);
  */
 PX_API int px__future_complete(px_future *f, int err);
 
+/*
+ * Whether f is still pending with nothing on its completion list: no done
+ * callback and no px_wait(FIRST_COMPLETED / FIRST_EXCEPTION), as-completed
+ * or channel registration. A backend's wait_help uses it to tell a thread
+ * that waits for f alone from one that waits for any of several futures (or
+ * a future whose callbacks could count on running elsewhere). Reads the list
+ * under the lock bit; the answer may be stale as soon as it returns.
+ */
+bool px__future_pending_alone(px_future *f);
+
 /* PENDING -> CANCELLED (a plain cancel). True if this call cancelled it. */
 bool px__future_cancel_pending(px_future *f);
 

@@ -157,38 +157,6 @@ static void give_back(struct thread_pool *tp, struct tp_worker *w)
 		wake_one(tp);
 }
 
-/*
- * Whether f is still pending with nothing on its completion list: no done
- * callback (its code could count on running in a worker, or destroy the
- * pool) and no px_wait(FIRST_COMPLETED / FIRST_EXCEPTION) or as-completed
- * registration (such a waiter waits for any of several futures, not for
- * this one: running this task could keep it from returning when another
- * finishes, and the task could need what it does next). Reads the list
- * under f's lock bit, as lib/future.c does (future_internal.h): the word
- * is locked with a CAS and put back unchanged with a release store.
- */
-static bool pending_alone(px_future *f)
-{
-	uint32_t w = atomic_load_explicit(&f->state, memory_order_relaxed);
-	for (;;) {
-		if ((w & PX__F_STATE_MASK) != PX_FUTURE_PENDING)
-			return false;
-		if (w & PX__F_LOCK) {
-			px__cpu_relax();
-			w = atomic_load_explicit(&f->state, memory_order_relaxed);
-			continue;
-		}
-		if (atomic_compare_exchange_weak_explicit(&f->state, &w,
-							  w | PX__F_LOCK,
-							  memory_order_acquire,
-							  memory_order_relaxed))
-			break;
-	}
-	bool alone = f->head == NULL;
-	atomic_store_explicit(&f->state, w, memory_order_release);
-	return alone;
-}
-
 /* Claims f and runs it as worker w on this thread. Returns true if it ran
  * here (false: a worker has it). timed: count its run time into w's
  * busy_ns (a worker's own busy streak covers nested runs). */
@@ -230,7 +198,8 @@ int px__tp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 	/* Started (or finished) already, or awaited by callbacks or by a
 	 * wait for any of several futures: not ours to run. */
 	if ((atomic_load_explicit(&f->state, memory_order_relaxed) &
-	     PX__F_STATE_MASK) != PX_FUTURE_PENDING || !pending_alone(f))
+	     PX__F_STATE_MASK) != PX_FUTURE_PENDING ||
+	    !px__future_pending_alone(f))
 		return 0;
 	/* Depth: tasks nested on a task that runs as a worker, the worker's
 	 * own (not counted in tls_depth) or a waiter's first helped one (the
