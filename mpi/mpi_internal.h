@@ -1,14 +1,28 @@
 /*
  * mpi/mpi_internal.h - libparex-mpi's private declarations: the wire format
- * between ranks and the function identity. Never installed.
+ * between ranks, the function identity, the process's px-mpi state and what
+ * each file of mpi/ offers the others. Never installed.
+ *
+ * Data flows one way through the files:
+ *   backend.c (rank 0's executor ops: submit queues a task)
+ *     -> dispatch.c (a slot and a rank's credit for it)
+ *     -> client.c (rank 0's px-mpi thread: packs and sends it)
+ *     -> pack.c (messages) -> serve.c (a serving rank: its local pool)
+ *     -> pack.c -> client.c (the result completes the future).
+ * startup.c starts px-mpi and checks that every rank runs the same build;
+ * fnid.c names functions across ranks; idle.c is how a px-mpi thread waits.
  */
 #ifndef PX_MPI_INTERNAL_H
 #define PX_MPI_INTERNAL_H
 
+#include <mpi.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "executor_internal.h"
+#include "px_clock.h"
 
 #define PX__MPI_ID_MAX 32 /* build-id bytes kept (GNU ld writes 20) */
 
@@ -68,5 +82,174 @@ struct px__mpi_hello {
 	int32_t status;   /* 0, or why the rank cannot serve */
 	char host[64];
 };
+
+/* ---- the state of the process's px-mpi side ------------------------------- */
+
+/* A serving rank's window: enough queued behind each worker to cover a round
+ * trip, small enough that an idle rank still finds work left to take. */
+#define PX__MPI_CREDITS_PER_WORKER 4
+#define PX__MPI_CREDITS_EXTRA 8
+
+/* What rank 0 knows of a serving rank (from the start-up hello). */
+struct px__mpi_rank {
+	int workers;
+	int credits, used; /* tasks it may hold; tasks sent, not answered */
+	char host[64];
+};
+
+/* A task sent to a rank and not yet answered, found by its wire id
+ * {gen, index}: a stale answer (gen moved on) finds nothing. */
+struct px__mpi_slot {
+	px_future *f; /* NULL when free */
+	uint32_t gen;
+	int rank;
+	bool cancel_req; /* PX_CANCEL_RUNNING asked, CANCEL not yet sent */
+	uint32_t next_free;
+};
+
+#define PX__MPI_NO_SLOT UINT32_MAX
+
+/* Rank 0's executor. Everything but ex and counts is under px__mpi.lock. */
+struct px__mpi_ex {
+	px_executor ex; /* first */
+	px_future *qh, *qt; /* not yet sent, linked by qnext */
+	uint32_t nq, cap;
+	uint64_t outstanding; /* submitted, not yet finished by px-mpi */
+	bool closed, cancel_pending, drop_sent;
+	struct px__mpi_slot *slots;
+	uint32_t nslots, free_head, inflight, ncancel;
+	struct px__counts counts; /* written by the px-mpi thread only */
+};
+
+/*
+ * The process's px-mpi side, one per process. lock guards it and the
+ * attached executor's queue, slots and flags; cond is broadcast on every
+ * change anyone waits for (readiness, queue room, quiescence, work for the
+ * px-mpi thread). MPI calls are made without it.
+ */
+struct px__mpi_state {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thr;
+	bool started;
+	int state; /* 0 starting, 1 ready, -1 failed */
+	int err;
+	bool exit_req, idle;
+	MPI_Comm comm;
+	int rank, size;
+	struct px__mpi_rank *ranks;
+	int total_workers;
+	struct px__mpi_ex *cur;
+	px_executor *local;    /* serving ranks: the local pool */
+	struct px__config cfg; /* of the first open, for the local pool */
+};
+
+extern struct px__mpi_state px__mpi;
+
+/* "parex mpi: ..." and a newline on stderr. */
+void px__mpi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- message packing (pack.c) --------------------------------------------- */
+
+/* Records for one rank packed into one message, up to PX__MPI_PACK_MAX. */
+#define PX__MPI_PACK_MAX (64 * 1024)
+
+struct px__mpi_pack {
+	unsigned char *b;
+	size_t len, cap;
+	int tag;
+};
+
+/* The sends one px-mpi thread has in flight, and its packs by rank. */
+struct px__mpi_sends {
+	MPI_Request *req;
+	void **buf;
+	size_t n, cap;
+	struct px__mpi_pack *pk; /* px__mpi.size packs, by destination rank */
+};
+
+/* Starts sending len bytes of buf (malloc'd; freed once sent) to rank. */
+void px__mpi_send_owned(struct px__mpi_sends *s, void *buf, size_t len,
+			int rank, int tag);
+
+/* Sends an empty message tagged tag to every serving rank. */
+void px__mpi_send_all(struct px__mpi_sends *s, int tag);
+
+/* Retires completed sends. Returns true if any completed. */
+bool px__mpi_sends_poll(struct px__mpi_sends *s);
+
+/* Starts sending what is packed for every rank. */
+void px__mpi_packs_flush(struct px__mpi_sends *s);
+
+/* Room for a record of len bytes, tagged tag, in the next message to rank;
+ * NULL when out of memory. Sends what was packed first when the record
+ * would not fit or the tag differs. */
+unsigned char *px__mpi_pack_room(struct px__mpi_sends *s, int rank, int tag,
+				 size_t len);
+
+/* The offset of the record after the one of len bytes at off, in a packed
+ * message of n bytes (len padded as the sender padded it, clamped to n). */
+size_t px__mpi_next_record(size_t off, size_t len, size_t n);
+
+/* Flushes the packs, waits for every send, frees everything. */
+void px__mpi_sends_finish(struct px__mpi_sends *s);
+
+/* Receives the probed message into *buf (grown as needed). Its length, or
+ * -1 (nothing could be received into memory: the message is dropped). */
+long px__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap);
+
+/* ---- how a px-mpi thread waits between empty polls (idle.c) ------------- */
+
+struct px__mpi_idle {
+	struct px__spin spin;
+	unsigned sleeps; /* empty rounds past the spin; 0: the spin not begun */
+	bool spinning;
+};
+
+/* Something happened: the next empty round starts spinning again. */
+void px__mpi_idle_reset(struct px__mpi_idle *d);
+
+/* One empty round: spins, then sleeps a little longer each time (busy:
+ * tasks are out, so shorter sleeps). */
+void px__mpi_idle_wait(struct px__mpi_idle *d, bool busy);
+
+/* ---- the serving ranks (serve.c) ------------------------------------------ */
+
+/* The serving loop of ranks >= 1: until rank 0 sends EXIT. */
+void px__mpi_serve(void);
+
+/* ---- rank 0 (dispatch.c: slots and credits; client.c: the progress loop) */
+
+/* The rank with the most free credits, or -1. Under px__mpi.lock. */
+int px__mpi_best_rank(void);
+
+/* Frees slot i. Under px__mpi.lock. */
+void px__mpi_slot_free(struct px__mpi_ex *m, uint32_t i);
+
+/* Takes the next queued task into a free slot for the rank with the most
+ * free credits: its slot index, or PX__MPI_NO_SLOT (nothing queued, no
+ * slot, or no credit). Under px__mpi.lock. */
+uint32_t px__mpi_dispatch_one(struct px__mpi_ex *m);
+
+/* One task finished by px-mpi: counts it, completes it (if complete),
+ * drops the task's reference, wakes a waited shutdown at the last one. */
+void px__mpi_task_finished(struct px__mpi_ex *m, px_future *f, int err,
+			   bool complete);
+
+/* The cancel hook of a sent task: PX_CANCEL_RUNNING asks its rank. */
+int px__mpi_cancel_running(px_future *f, void *arg);
+
+/* The px-mpi thread's loop on rank 0, until the process exits; then it
+ * sends EXIT to every serving rank. */
+void px__mpi_progress(void);
+
+/* ---- start-up (startup.c) --------------------------------------------------- */
+
+/* Starts px-mpi once per process and waits for the start-up check. 0, or
+ * the verdict (-EINVAL, -ENOTSUP, PX_EVERSION, ...). Under px__mpi.lock. */
+int px__mpi_start(const struct px__config *cfg);
+
+/* Rank 0's atexit handler: tells px-mpi to release the ranks, joins it. */
+void px__mpi_atexit(void);
 
 #endif /* PX_MPI_INTERNAL_H */

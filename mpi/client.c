@@ -1,0 +1,305 @@
+/*
+ * mpi/client.c - rank 0's px-mpi thread: sends queued tasks to the serving
+ * ranks, receives their results and completes the futures (so done
+ * callbacks run in this thread), forwards cancels; at exit it releases the
+ * serving ranks.
+ *
+ * Each round takes its work from the executor under px__mpi.lock (struct
+ * round), then makes the MPI calls without it.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <parex/executor.h>
+
+#include "mpi_internal.h"
+
+#define ROUND_MAX 64 /* tasks (and cancels) sent per round, at most */
+
+/* What one round took from the executor, to act on without the lock. */
+struct round {
+	struct px__mpi_ex *m;
+	px_future *dropped; /* queued tasks of a cancel_pending shutdown */
+	bool drop;          /* tell every rank to drop what has not started */
+	size_t nsend, ncancel;
+	px_future *send_f[ROUND_MAX];
+	uint32_t send_slot[ROUND_MAX];
+	uint64_t cancel_id[ROUND_MAX];
+	int cancel_rank[ROUND_MAX];
+};
+
+/* The px-mpi thread's own state. */
+struct client {
+	struct px__mpi_sends sends;
+	unsigned char *buf; /* the message being read */
+	size_t bcap;
+	struct px__mpi_idle idle;
+};
+
+/* ---- taking a round's work (under px__mpi.lock) ---------------------------- */
+
+static void take_shutdown(struct px__mpi_ex *m, struct round *rd)
+{
+	if (!m->cancel_pending)
+		return;
+	if (m->qh) {
+		rd->dropped = m->qh;
+		m->qh = m->qt = NULL;
+		m->nq = 0;
+	}
+	if (!m->drop_sent)
+		m->drop_sent = rd->drop = true;
+}
+
+static void take_cancels(struct px__mpi_ex *m, struct round *rd)
+{
+	for (uint32_t i = 0; m->ncancel && i < m->nslots && rd->ncancel < ROUND_MAX;
+	     i++) {
+		struct px__mpi_slot *sl = &m->slots[i];
+		if (!sl->f || !sl->cancel_req)
+			continue;
+		sl->cancel_req = false;
+		m->ncancel--;
+		rd->cancel_id[rd->ncancel] = (uint64_t)sl->gen << 32 | i;
+		rd->cancel_rank[rd->ncancel++] = sl->rank;
+	}
+}
+
+/* Takes the round's work. Returns false when px-mpi is to stop; sleeps
+ * on px__mpi.cond when there is nothing at all to do (nothing queued, out
+ * or being sent): a submit or the exit wakes it. */
+static bool take_round(struct client *c, struct round *rd)
+{
+	pthread_mutex_lock(&px__mpi.lock);
+	for (;;) {
+		memset(rd, 0, offsetof(struct round, send_f));
+		if (px__mpi.exit_req) {
+			pthread_mutex_unlock(&px__mpi.lock);
+			return false;
+		}
+		struct px__mpi_ex *m = rd->m = px__mpi.cur;
+		if (!m) {
+			if (c->sends.n)
+				break;
+			goto sleep;
+		}
+		take_shutdown(m, rd);
+		while (rd->nsend < ROUND_MAX) {
+			px_future *f = m->qh;
+			uint32_t i = px__mpi_dispatch_one(m);
+			if (i == PX__MPI_NO_SLOT)
+				break;
+			rd->send_f[rd->nsend] = f;
+			rd->send_slot[rd->nsend++] = i;
+		}
+		take_cancels(m, rd);
+		if (rd->nsend || rd->dropped)
+			pthread_cond_broadcast(&px__mpi.cond); /* queue room */
+		if (rd->nsend || rd->ncancel || rd->dropped || rd->drop ||
+		    m->qh || m->inflight || m->ncancel || c->sends.n)
+			break;
+sleep:
+		px__mpi.idle = true;
+		pthread_cond_wait(&px__mpi.cond, &px__mpi.lock);
+		px__mpi.idle = false;
+	}
+	pthread_mutex_unlock(&px__mpi.lock);
+	return true;
+}
+
+/* ---- acting on it (no lock held) ----------------------------------------- */
+
+/* Packs the task of slot idx for its rank; a task that cannot be named
+ * across ranks fails here. */
+static void send_task(struct px__mpi_ex *m, struct px__mpi_sends *s,
+		      px_future *f, uint32_t idx)
+{
+	struct px__mpi_task h = { .timeout_ns = f->timeout_ns,
+				  .arg_len = f->arg_len };
+	int r = px__mpi_fn_encode((const void *)f->fn, &h.fn);
+	if (!r && f->fn == px__map_chunk_task() &&
+	    f->arg_len >= sizeof(px_task_fn)) {
+		px_task_fn inner;
+		memcpy(&inner, f->arg, sizeof(inner));
+		h.flags |= PX__MPI_T_CHUNK;
+		r = px__mpi_fn_encode((const void *)inner, &h.inner);
+	}
+	pthread_mutex_lock(&px__mpi.lock);
+	struct px__mpi_slot *sl = &m->slots[idx];
+	h.id = (uint64_t)sl->gen << 32 | idx;
+	int rank = sl->rank;
+	pthread_mutex_unlock(&px__mpi.lock);
+	unsigned char *b = r ? NULL
+			     : px__mpi_pack_room(s, rank, PX__MPI_TAG_TASK,
+						 sizeof(h) + f->arg_len);
+	if (!b) {
+		pthread_mutex_lock(&px__mpi.lock);
+		px__mpi_slot_free(m, idx);
+		pthread_mutex_unlock(&px__mpi.lock);
+		px__future_store_message(
+			f, r == -ENOTSUP ? "the task's function is in a module "
+					   "without a build-id"
+			   : r ? "the task's function is not in a loaded module"
+			       : NULL);
+		px__mpi_task_finished(m, f, r ? r : -ENOMEM, true);
+		return;
+	}
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), f->arg, f->arg_len);
+	if (h.flags & PX__MPI_T_CHUNK)
+		memset(b + sizeof(h), 0, sizeof(px_task_fn)); /* no raw pointer */
+}
+
+/* Starts (PENDING -> RUNNING) and packs the round's tasks. */
+static void send_tasks(struct client *c, struct round *rd)
+{
+	struct px__mpi_ex *m = rd->m;
+	for (size_t k = 0; k < rd->nsend; k++) {
+		px_future *f = rd->send_f[k];
+		px_promise_on_cancel(f, px__mpi_cancel_running, m);
+		if (px_promise_start(f)) {
+			/* Cancelled while queued: its canceller completed it. */
+			pthread_mutex_lock(&px__mpi.lock);
+			px__mpi_slot_free(m, rd->send_slot[k]);
+			pthread_mutex_unlock(&px__mpi.lock);
+			px__mpi_task_finished(m, f, -ECANCELED, false);
+			continue;
+		}
+		send_task(m, &c->sends, f, rd->send_slot[k]);
+	}
+}
+
+/* Acts on a round. Returns true if it did anything. */
+static bool run_round(struct client *c, struct round *rd)
+{
+	struct px__mpi_sends *s = &c->sends;
+	bool did = rd->dropped || rd->nsend || rd->ncancel;
+	while (rd->dropped) {
+		px_future *f = rd->dropped;
+		rd->dropped = f->qnext;
+		px_future_cancel(f, 0); /* 0 also if already cancelled */
+		px__mpi_task_finished(rd->m, f, -ECANCELED, false);
+	}
+	if (rd->drop)
+		px__mpi_send_all(s, PX__MPI_TAG_DROP);
+	send_tasks(c, rd);
+	px__mpi_packs_flush(s); /* before any CANCEL that could name them */
+	for (size_t k = 0; k < rd->ncancel; k++) {
+		uint64_t *b = malloc(sizeof(*b));
+		if (!b)
+			continue;
+		*b = rd->cancel_id[k];
+		px__mpi_send_owned(s, b, sizeof(*b), rd->cancel_rank[k],
+				   PX__MPI_TAG_CANCEL);
+	}
+	return did;
+}
+
+/* ---- results ------------------------------------------------------------------- */
+
+/* Stores a result record's result and message into f; the outcome. */
+static int store_result(px_future *f, const struct px__mpi_result *h,
+			const unsigned char *body, int err)
+{
+	if (!err) {
+		uint32_t max = f->ex->cfg.max_result;
+		void *dst = h->res_len > max
+			? NULL : px__future_result_buffer(f, h->res_len);
+		if (!dst)
+			err = h->res_len > max ? -EMSGSIZE : -ENOMEM;
+		else if (h->res_len)
+			memcpy(dst, body, h->res_len);
+	}
+	if (h->msg_len) {
+		char *msg = malloc(h->msg_len + 1);
+		if (msg) {
+			memcpy(msg, body + h->res_len, h->msg_len);
+			msg[h->msg_len] = 0;
+			px__future_store_message(f, msg);
+			free(msg);
+		}
+	}
+	return err;
+}
+
+/* One result record of n bytes (at most: a record's fields may claim more
+ * than the message holds, which fails the task with -EPROTO). Returns the
+ * record's length as claimed. */
+static size_t take_result(struct px__mpi_ex *m, const unsigned char *buf,
+			  size_t n)
+{
+	struct px__mpi_result h;
+	memcpy(&h, buf, sizeof(h));
+	size_t claimed = sizeof(h) + (size_t)h.res_len + h.msg_len;
+	uint32_t idx = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
+	pthread_mutex_lock(&px__mpi.lock);
+	px_future *f = NULL;
+	if (px__mpi.cur == m && idx < m->nslots && m->slots[idx].f &&
+	    m->slots[idx].gen == gen) {
+		f = m->slots[idx].f;
+		px__mpi_slot_free(m, idx);
+	}
+	pthread_mutex_unlock(&px__mpi.lock);
+	if (!f)
+		return claimed; /* stale or foreign: nothing waits for it */
+	int err = h.err > 0 ? -h.err : h.err;
+	if (claimed > n) {
+		err = -EPROTO;
+		h.res_len = h.msg_len = 0;
+	}
+	err = store_result(f, &h, buf + sizeof(h), err);
+	px__mpi_task_finished(m, f, err, true);
+	return claimed;
+}
+
+/* A RESULT message: one or more {struct px__mpi_result, result, message}
+ * records. */
+static void take_results(struct px__mpi_ex *m, const unsigned char *buf,
+			 size_t n)
+{
+	size_t off = 0;
+	while (n - off >= sizeof(struct px__mpi_result)) {
+		size_t len = take_result(m, buf + off, n - off);
+		if (len > n - off)
+			return; /* malformed: the records after it are lost */
+		off = px__mpi_next_record(off, len, n);
+	}
+}
+
+/* Receives every result message there is. Returns true if any came. */
+static bool receive_results(struct client *c, struct px__mpi_ex *m)
+{
+	bool did = false;
+	for (;;) {
+		int flag = 0;
+		MPI_Status st;
+		MPI_Iprobe(MPI_ANY_SOURCE, PX__MPI_TAG_RESULT, px__mpi.comm,
+			   &flag, &st);
+		if (!flag)
+			return did;
+		long n = px__mpi_recv_probed(&st, &c->buf, &c->bcap);
+		if (n >= 0 && m)
+			take_results(m, c->buf, (size_t)n);
+		did = true;
+	}
+}
+
+void px__mpi_progress(void)
+{
+	struct client c = { 0 };
+	struct round rd;
+	while (take_round(&c, &rd)) {
+		bool did = run_round(&c, &rd);
+		did |= receive_results(&c, rd.m);
+		did |= px__mpi_sends_poll(&c.sends);
+		if (did)
+			px__mpi_idle_reset(&c.idle);
+		else
+			px__mpi_idle_wait(&c.idle, true);
+	}
+	free(c.buf);
+	px__mpi_send_all(&c.sends, PX__MPI_TAG_EXIT);
+	px__mpi_sends_finish(&c.sends);
+}

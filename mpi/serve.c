@@ -1,0 +1,257 @@
+/*
+ * mpi/serve.c - a serving rank (>= 1): receives tasks from rank 0, runs
+ * them on the rank's local pool (px__mpi.local), sends their results back,
+ * until rank 0 sends EXIT.
+ *
+ * Only the px-mpi thread runs here; the state is its own (struct server).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <parex/executor.h>
+
+#include "mpi_internal.h"
+
+/* A task running on the local pool, and its id on rank 0. */
+struct job {
+	px_future *lf;
+	uint64_t id;
+};
+
+struct server {
+	struct px__mpi_sends sends;
+	struct job *jobs;
+	size_t njobs, cap;
+	unsigned char *buf; /* the message being read */
+	size_t bcap;
+	bool stop;          /* EXIT received */
+};
+
+static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
+			const void *res, size_t res_len, const char *msg)
+{
+	size_t ml = msg ? strlen(msg) : 0;
+	if (ml > 4096)
+		ml = 4096;
+	unsigned char *b = px__mpi_pack_room(
+		s, 0, PX__MPI_TAG_RESULT,
+		sizeof(struct px__mpi_result) + res_len + ml);
+	if (!b) {
+		/* Report the failure itself: a result never goes missing. */
+		struct px__mpi_result r = { .id = id, .err = -ENOMEM };
+		b = px__mpi_pack_room(s, 0, PX__MPI_TAG_RESULT, sizeof(r));
+		if (b)
+			memcpy(b, &r, sizeof(r));
+		return; /* else rank 0 would wait: out of memory here */
+	}
+	struct px__mpi_result h = { .id = id, .err = err,
+				    .res_len = (uint32_t)res_len,
+				    .msg_len = (uint32_t)ml };
+	memcpy(b, &h, sizeof(h));
+	if (res_len)
+		memcpy(b + sizeof(h), res, res_len);
+	if (ml)
+		memcpy(b + sizeof(h) + res_len, msg, ml);
+}
+
+/* An error result naming this rank and host. */
+static void send_error(struct px__mpi_sends *s, uint64_t id, int err,
+		       const char *what)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "rank %d (%s): %s", px__mpi.rank,
+		 px__mpi.ranks[px__mpi.rank].host, what ? what : px_strerror(err));
+	send_result(s, id, err, NULL, 0, msg);
+}
+
+/* The task's function (and a map chunk's record function, written over
+ * the chunk argument's first bytes) in this process. 0, or the error
+ * already answered to rank 0. */
+static int decode_task(struct server *sv, const struct px__mpi_task *h,
+		       unsigned char *arg, px_task_fn *fn)
+{
+	void *f = NULL, *inner = NULL;
+	int r = px__mpi_fn_decode(&h->fn, &f);
+	if (!r && (h->flags & PX__MPI_T_CHUNK)) {
+		r = h->arg_len >= sizeof(px_task_fn)
+			? px__mpi_fn_decode(&h->inner, &inner) : -EPROTO;
+		if (!r) {
+			px_task_fn tf = (px_task_fn)inner;
+			memcpy(arg, &tf, sizeof(tf));
+		}
+	}
+	if (!r) {
+		*fn = (px_task_fn)f;
+		return 0;
+	}
+	char hex[2 * PX__MPI_ID_MAX + 1], what[256];
+	px__mpi_id_hex((h->flags & PX__MPI_T_CHUNK) && f ? &h->inner : &h->fn,
+		       hex, sizeof(hex));
+	snprintf(what, sizeof(what),
+		 r == PX_EVERSION
+			 ? "the task's function is in a module this rank "
+			   "has not loaded (build-id %s)"
+			 : "the task's function is not code of its module "
+			   "(build-id %s)",
+		 hex);
+	send_error(&sv->sends, h->id, r, what);
+	return r;
+}
+
+/* One task of a TASK message: h, then its argument at arg, onto the local
+ * pool. */
+static void start_task(struct server *sv, const struct px__mpi_task *h,
+		       unsigned char *arg)
+{
+	px_task_fn fn;
+	if (decode_task(sv, h, arg, &fn))
+		return;
+	if (sv->njobs == sv->cap) {
+		size_t c = sv->cap ? sv->cap * 2 : 64;
+		struct job *j = realloc(sv->jobs, c * sizeof(*j));
+		if (!j) {
+			send_error(&sv->sends, h->id, -ENOMEM, NULL);
+			return;
+		}
+		sv->jobs = j;
+		sv->cap = c;
+	}
+	px_submit_opts o = { .timeout_ns = h->timeout_ns > 0 ? h->timeout_ns : 0 };
+	px_future *lf;
+	int r = px_executor_submit(px__mpi.local, fn, arg, h->arg_len, &o, &lf);
+	if (r) {
+		send_error(&sv->sends, h->id, r, NULL);
+		return;
+	}
+	sv->jobs[sv->njobs++] = (struct job){ lf, h->id };
+}
+
+/* A TASK message: one or more {struct px__mpi_task, argument} records. */
+static void take_tasks(struct server *sv, unsigned char *buf, size_t n)
+{
+	size_t off = 0;
+	while (n - off >= sizeof(struct px__mpi_task)) {
+		struct px__mpi_task h;
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.arg_len > n - off - sizeof(h)) {
+			send_error(&sv->sends, h.id, -EPROTO,
+				   "malformed task message");
+			return; /* the records after it cannot be found */
+		}
+		start_task(sv, &h, buf + off + sizeof(h));
+		off = px__mpi_next_record(off, sizeof(h) + h.arg_len, n);
+	}
+	/* Fewer bytes left than a header: no id to answer, dropped. */
+}
+
+static void cancel_one(struct server *sv, const unsigned char *buf, size_t n)
+{
+	uint64_t id;
+	if (n != sizeof(id))
+		return;
+	memcpy(&id, buf, sizeof(id));
+	for (size_t i = 0; i < sv->njobs; i++)
+		if (sv->jobs[i].id == id)
+			px_future_cancel(sv->jobs[i].lf, PX_CANCEL_RUNNING);
+}
+
+/* Receives and handles what rank 0 sent. Returns true if anything came. */
+static bool take_messages(struct server *sv)
+{
+	bool did = false;
+	while (!sv->stop) {
+		int flag = 0;
+		MPI_Status st;
+		MPI_Iprobe(0, MPI_ANY_TAG, px__mpi.comm, &flag, &st);
+		if (!flag)
+			break;
+		did = true;
+		long n = px__mpi_recv_probed(&st, &sv->buf, &sv->bcap);
+		if (n < 0)
+			continue;
+		switch (st.MPI_TAG) {
+		case PX__MPI_TAG_TASK:
+			take_tasks(sv, sv->buf, (size_t)n);
+			break;
+		case PX__MPI_TAG_CANCEL:
+			cancel_one(sv, sv->buf, (size_t)n);
+			break;
+		case PX__MPI_TAG_DROP:
+			for (size_t i = 0; i < sv->njobs; i++)
+				px_future_cancel(sv->jobs[i].lf, 0);
+			break;
+		case PX__MPI_TAG_EXIT:
+			sv->stop = true;
+			break;
+		default:
+			break; /* unknown tags are ignored */
+		}
+	}
+	return did;
+}
+
+/* A finished local task's result (or error, with where it happened) to
+ * rank 0. */
+static void answer(struct px__mpi_sends *s, struct job *j)
+{
+	int err = px_future_error(j->lf);
+	const char *m = px_future_message(j->lf);
+	if (err == PX_EWORKERDIED || err == -ETIMEDOUT) {
+		/* The pool's own report (a worker died or was killed):
+		 * where it happened. A task's own messages pass unchanged. */
+		send_error(s, j->id, err, m && *m ? m : NULL);
+	} else {
+		size_t len = 0;
+		const void *res = err ? NULL : px_future_result(j->lf, &len);
+		send_result(s, j->id, err, res, len, m && *m ? m : NULL);
+	}
+	px_future_release(j->lf);
+}
+
+/* Answers every finished local task. Returns true if any was. */
+static bool answer_finished(struct server *sv)
+{
+	bool did = false;
+	for (size_t i = 0; i < sv->njobs;) {
+		if (!px_future_is_done(sv->jobs[i].lf)) {
+			i++;
+			continue;
+		}
+		answer(&sv->sends, &sv->jobs[i]);
+		sv->jobs[i] = sv->jobs[--sv->njobs];
+		did = true;
+	}
+	return did;
+}
+
+/* Rank 0 left: what still runs here has no one to report to. */
+static void serve_end(struct server *sv)
+{
+	px_executor_shutdown(px__mpi.local, false, true);
+	for (size_t i = 0; i < sv->njobs; i++) {
+		px_future_cancel(sv->jobs[i].lf, PX_CANCEL_RUNNING);
+		px_future_release(sv->jobs[i].lf);
+	}
+	free(sv->jobs);
+	free(sv->buf);
+	px__mpi_sends_finish(&sv->sends);
+}
+
+void px__mpi_serve(void)
+{
+	struct server sv = { 0 };
+	struct px__mpi_idle idle = { 0 };
+	while (!sv.stop) {
+		bool did = take_messages(&sv);
+		did |= answer_finished(&sv);
+		px__mpi_packs_flush(&sv.sends);
+		did |= px__mpi_sends_poll(&sv.sends);
+		if (did)
+			px__mpi_idle_reset(&idle);
+		else if (!sv.stop)
+			px__mpi_idle_wait(&idle, sv.njobs > 0);
+	}
+	serve_end(&sv);
+}
