@@ -30,7 +30,9 @@
 #include "mpi_internal.h"
 
 struct px__mpi_state px__mpi = { .lock = PTHREAD_MUTEX_INITIALIZER,
-				 .cond = PTHREAD_COND_INITIALIZER };
+				 .cond = PTHREAD_COND_INITIALIZER,
+				 .wake = PTHREAD_COND_INITIALIZER,
+				 .mpi_lock = PTHREAD_MUTEX_INITIALIZER };
 
 void px__mpi_fatal(const char *fmt, ...)
 {
@@ -121,9 +123,18 @@ static int mpi_submit(px_executor *ex, px_future *f, unsigned flags,
 	m->qt = f;
 	m->nq++;
 	m->outstanding++;
-	if (px__mpi.idle)
-		pthread_cond_broadcast(&px__mpi.cond);
+	/* The first task out: this thread sends it itself if it can. A
+	 * thread waiting for a task drives MPI itself, and px-mpi, napping
+	 * since the last event (client.c), looks within a nap: it is woken
+	 * only from a deep park, so that it stays off the CPUs a burst of
+	 * round trips needs. With tasks out already, px-mpi or a waiting
+	 * thread sends the task, batched with others. */
+	bool drive = px__mpi.callers_drive && !m->inflight && m->nq == 1;
+	if (px__mpi.idle && (px__mpi.deep || !px__mpi.callers_drive))
+		pthread_cond_signal(&px__mpi.wake);
 	pthread_mutex_unlock(&px__mpi.lock);
+	if (drive)
+		px__mpi_submit_drive();
 	return 0;
 }
 
@@ -135,6 +146,7 @@ static void mpi_shutdown(px_executor *ex, bool wait, bool cancel_pending)
 	if (cancel_pending)
 		m->cancel_pending = true;
 	pthread_cond_broadcast(&px__mpi.cond);
+	pthread_cond_signal(&px__mpi.wake);
 	while (wait && m->outstanding && !px__mpi.exit_req)
 		pthread_cond_wait(&px__mpi.cond, &px__mpi.lock);
 	pthread_mutex_unlock(&px__mpi.lock);
@@ -187,6 +199,7 @@ static const struct px__backend_ops mpi_ops = {
 	.stats = mpi_stats,
 	.alloc = mpi_alloc,
 	.free = mpi_free,
+	.wait_help = px__mpi_wait_help,
 };
 
 static const struct px__backend mpi_backend = {

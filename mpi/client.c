@@ -5,12 +5,19 @@
  * serving ranks.
  *
  * Each round takes its work from the executor under px__mpi.lock (struct
- * round), then makes the MPI calls without it.
+ * round), then makes the MPI calls without it, holding px__mpi.mpi_lock.
+ * Rounds are run by the px-mpi thread, and, where MPI grants
+ * MPI_THREAD_SERIALIZED, by threads of the program: a submit sends its
+ * task at once if MPI is free, and a thread waiting for a future polls
+ * MPI itself (ops->wait_help) while the px-mpi thread sleeps. Done
+ * callbacks therefore run in whichever of these completes the future.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <parex/executor.h>
 
@@ -35,7 +42,7 @@ struct client {
 	struct px__mpi_sends sends;
 	unsigned char *buf; /* the message being read */
 	size_t bcap;
-	struct px__mpi_idle idle;
+	struct px__mpi_idle idle; /* the px-mpi thread's */
 };
 
 /* ---- taking a round's work (under px__mpi.lock) ---------------------------- */
@@ -67,46 +74,32 @@ static void take_cancels(struct px__mpi_ex *m, struct round *rd)
 	}
 }
 
-/* Takes the round's work. Returns false when px-mpi is to stop; sleeps
- * on px__mpi.cond when there is nothing at all to do (nothing queued, out
- * or being sent): a submit or the exit wakes it. */
-static bool take_round(struct client *c, struct round *rd)
+/* Whether m has nothing out and nothing to send. Under px__mpi.lock. */
+static bool quiet(const struct px__mpi_ex *m)
 {
-	pthread_mutex_lock(&px__mpi.lock);
-	for (;;) {
-		memset(rd, 0, offsetof(struct round, send_f));
-		if (px__mpi.exit_req) {
-			pthread_mutex_unlock(&px__mpi.lock);
-			return false;
-		}
-		struct px__mpi_ex *m = rd->m = px__mpi.cur;
-		if (!m) {
-			if (c->sends.n)
-				break;
-			goto sleep;
-		}
-		take_shutdown(m, rd);
-		while (rd->nsend < ROUND_MAX) {
-			px_future *f = m->qh;
-			uint32_t i = px__mpi_dispatch_one(m);
-			if (i == PX__MPI_NO_SLOT)
-				break;
-			rd->send_f[rd->nsend] = f;
-			rd->send_slot[rd->nsend++] = i;
-		}
-		take_cancels(m, rd);
-		if (rd->nsend || rd->dropped)
-			pthread_cond_broadcast(&px__mpi.cond); /* queue room */
-		if (rd->nsend || rd->ncancel || rd->dropped || rd->drop ||
-		    m->qh || m->inflight || m->ncancel || c->sends.n)
+	return !m || (!m->qh && !m->inflight && !m->ncancel &&
+		      !(m->cancel_pending && !m->drop_sent));
+}
+
+/* Takes the round's work, if any. Under px__mpi.lock. */
+static void take_round(struct round *rd)
+{
+	memset(rd, 0, offsetof(struct round, send_f));
+	struct px__mpi_ex *m = rd->m = px__mpi.cur;
+	if (!m)
+		return;
+	take_shutdown(m, rd);
+	while (rd->nsend < ROUND_MAX) {
+		px_future *f = m->qh;
+		uint32_t i = px__mpi_dispatch_one(m);
+		if (i == PX__MPI_NO_SLOT)
 			break;
-sleep:
-		px__mpi.idle = true;
-		pthread_cond_wait(&px__mpi.cond, &px__mpi.lock);
-		px__mpi.idle = false;
+		rd->send_f[rd->nsend] = f;
+		rd->send_slot[rd->nsend++] = i;
 	}
-	pthread_mutex_unlock(&px__mpi.lock);
-	return true;
+	take_cancels(m, rd);
+	if (rd->nsend || rd->dropped)
+		pthread_cond_broadcast(&px__mpi.cond); /* queue room */
 }
 
 /* ---- acting on it (no lock held) ----------------------------------------- */
@@ -268,11 +261,15 @@ static void take_results(struct px__mpi_ex *m, const unsigned char *buf,
 	}
 }
 
-/* Receives every result message there is. Returns true if any came. */
-static bool receive_results(struct client *c, struct px__mpi_ex *m)
+/* Receives every result message there is, or until `until` (if not NULL)
+ * is finished: an empty MPI_Iprobe may give the core away (Open MPI yields
+ * in it when oversubscribed), which a waiter whose result came need not
+ * pay. Returns true if any came. */
+static bool receive_results(struct client *c, struct px__mpi_ex *m,
+			    px_future *until)
 {
 	bool did = false;
-	for (;;) {
+	while (!until || !px_future_is_done(until)) {
 		int flag = 0;
 		MPI_Status st;
 		MPI_Iprobe(MPI_ANY_SOURCE, PX__MPI_TAG_RESULT, px__mpi.comm,
@@ -284,22 +281,175 @@ static bool receive_results(struct client *c, struct px__mpi_ex *m)
 			take_results(m, c->buf, (size_t)n);
 		did = true;
 	}
+	return did;
+}
+
+/* The last time a round did anything (relaxed: a hint for parking). */
+static _Atomic int64_t last_event;
+
+static void note_event(void)
+{
+	atomic_store_explicit(&last_event, px__now_ns(), memory_order_relaxed);
+}
+
+/* The one client: whoever holds px__mpi.mpi_lock runs its rounds. */
+static struct client client;
+
+/* Set while this thread runs a round: done callbacks run inside it, and a
+ * wait_help from one of them must not take mpi_lock again. */
+static _Thread_local bool in_round;
+
+/* One round: sends what is queued, receives what came back (stopping
+ * once `until`, if not NULL, is finished), retires sends. Returns true if
+ * it did anything. Under mpi_lock, not lock. */
+static bool client_round(px_future *until)
+{
+	struct round rd;
+	in_round = true;
+	pthread_mutex_lock(&px__mpi.lock);
+	take_round(&rd);
+	pthread_mutex_unlock(&px__mpi.lock);
+	bool did = run_round(&client, &rd);
+	did |= receive_results(&client, rd.m, until);
+	if (!until || !px_future_is_done(until))
+		did |= px__mpi_sends_poll(&client.sends);
+	in_round = false;
+	if (did)
+		note_event();
+	return did;
+}
+
+/*
+ * How the px-mpi thread parks while there is nothing out (or a waiting
+ * thread drives MPI): in naps of PARK_NAP_NS for PARK_LIGHT_NS after the
+ * last event anyone saw, then until woken (deep). A submit wakes it only
+ * from a deep park: within a burst of round trips the submitter sends the
+ * task and its waiter receives the result, and the px-mpi thread, never
+ * woken, stays off the CPUs they need; a task nobody waits for is looked
+ * at within a nap.
+ */
+#define PARK_NAP_NS 100000
+#define PARK_LIGHT_NS 2000000
+
+/* Parks the px-mpi thread once: a nap or a deep park. Under lock. */
+static void park(void)
+{
+	int64_t now = px__now_ns();
+	int64_t last = atomic_load_explicit(&last_event, memory_order_relaxed);
+	px__mpi.idle = true;
+	if (!px__mpi.callers_drive || now - last > PARK_LIGHT_NS) {
+		px__mpi.deep = true;
+		pthread_cond_wait(&px__mpi.wake, &px__mpi.lock);
+		px__mpi.deep = false;
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts); /* wake's clock */
+		int64_t t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+			    PARK_NAP_NS;
+		ts.tv_sec = t / 1000000000;
+		ts.tv_nsec = t % 1000000000;
+		pthread_cond_timedwait(&px__mpi.wake, &px__mpi.lock, &ts);
+	}
+	px__mpi.idle = false;
+}
+
+/* Whether the px-mpi thread should run a round now: not while there is
+ * nothing out or to send, nor while a waiting thread drives MPI itself
+ * (helpers). False once the process exits. */
+static bool progress_wanted(bool sending)
+{
+	pthread_mutex_lock(&px__mpi.lock);
+	bool nap = !px__mpi.exit_req &&
+		   ((quiet(px__mpi.cur) && !sending) || px__mpi.helpers);
+	if (nap)
+		park();
+	bool go = !px__mpi.exit_req;
+	pthread_mutex_unlock(&px__mpi.lock);
+	return go;
 }
 
 void px__mpi_progress(void)
 {
-	struct client c = { 0 };
-	struct round rd;
-	while (take_round(&c, &rd)) {
-		bool did = run_round(&c, &rd);
-		did |= receive_results(&c, rd.m);
-		did |= px__mpi_sends_poll(&c.sends);
+	bool sending = false;
+	note_event();
+	while (progress_wanted(sending)) {
+		bool did = false;
+		if (!pthread_mutex_trylock(&px__mpi.mpi_lock)) {
+			did = client_round(NULL);
+			sending = client.sends.n > 0;
+			pthread_mutex_unlock(&px__mpi.mpi_lock);
+		} /* else a submitter runs a round: look again shortly */
 		if (did)
-			px__mpi_idle_reset(&c.idle);
+			px__mpi_idle_reset(&client.idle);
 		else
-			px__mpi_idle_wait(&c.idle, true);
+			px__mpi_idle_wait(&client.idle, true);
 	}
-	free(c.buf);
-	px__mpi_send_all(&c.sends, PX__MPI_TAG_EXIT);
-	px__mpi_sends_finish(&c.sends);
+	pthread_mutex_lock(&px__mpi.mpi_lock);
+	free(client.buf);
+	px__mpi_send_all(&client.sends, PX__MPI_TAG_EXIT);
+	px__mpi_sends_finish(&client.sends);
+	pthread_mutex_unlock(&px__mpi.mpi_lock);
+}
+
+void px__mpi_submit_drive(void)
+{
+	if (in_round || pthread_mutex_trylock(&px__mpi.mpi_lock))
+		return;
+	client_round(NULL);
+	pthread_mutex_unlock(&px__mpi.mpi_lock);
+}
+
+/* How long a waiting thread polls MPI after the last event before it
+ * leaves the waiting to the px-mpi thread (and sleeps on its future). */
+#define HELP_SPIN_NS 50000
+
+/* Rounds until f is finished, the deadline passes or HELP_SPIN_NS pass
+ * without an event. Under mpi_lock. */
+static void drive_until(px_future *f, int64_t deadline)
+{
+	struct px__spin spin;
+	px__spin_init(&spin, HELP_SPIN_NS);
+	while (!px_future_is_done(f) && !px__deadline_passed(deadline)) {
+		if (client_round(f))
+			px__spin_init(&spin, HELP_SPIN_NS);
+		else if (!px__spin_step(&spin))
+			break;
+	}
+}
+
+/*
+ * The waiting thread polls MPI and completes futures itself, sparing the
+ * round trip the hand-offs to and from the px-mpi thread, which sleeps
+ * meanwhile (helpers). It announces itself first, so that the px-mpi
+ * thread parks after its current round and frees mpi_lock.
+ */
+int px__mpi_wait_help(px_executor *ex, px_future *f, int64_t deadline)
+{
+	(void)ex;
+	if (!px__mpi.callers_drive || in_round)
+		return 0;
+	pthread_mutex_lock(&px__mpi.lock);
+	px__mpi.helpers++;
+	pthread_mutex_unlock(&px__mpi.lock);
+	struct px__spin spin;
+	px__spin_init(&spin, HELP_SPIN_NS);
+	bool locked;
+	while (!(locked = !pthread_mutex_trylock(&px__mpi.mpi_lock)) &&
+	       !px_future_is_done(f) && px__spin_step(&spin))
+		;
+	if (locked) {
+		drive_until(f, deadline);
+		pthread_mutex_unlock(&px__mpi.mpi_lock);
+	}
+	pthread_mutex_lock(&px__mpi.lock);
+	/* The rest is px-mpi's. With f finished, from a nap it looks soon
+	 * enough (and the caller may wait again at once: a wake would only
+	 * be in the way); with f still out, the caller is about to sleep, so
+	 * px-mpi takes over now. */
+	bool done = locked && px_future_is_done(f);
+	if (--px__mpi.helpers == 0 && px__mpi.idle && !quiet(px__mpi.cur) &&
+	    (px__mpi.deep || !done))
+		pthread_cond_signal(&px__mpi.wake);
+	pthread_mutex_unlock(&px__mpi.lock);
+	return done ? 1 : 0;
 }

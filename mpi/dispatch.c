@@ -74,8 +74,8 @@ void px__mpi_task_finished(struct px__mpi_ex *m, px_future *f, int err,
 		px__future_complete(f, err);
 	px_future_release(f);
 	pthread_mutex_lock(&px__mpi.lock);
-	if (--m->outstanding == 0)
-		pthread_cond_broadcast(&px__mpi.cond);
+	if (--m->outstanding == 0 && m->closed)
+		pthread_cond_broadcast(&px__mpi.cond); /* a waited shutdown */
 	pthread_mutex_unlock(&px__mpi.lock);
 }
 
@@ -92,7 +92,7 @@ int px__mpi_cancel_running(px_future *f, void *arg)
 		if (!m->slots[idx].cancel_req) {
 			m->slots[idx].cancel_req = true;
 			m->ncancel++;
-			pthread_cond_broadcast(&px__mpi.cond);
+			pthread_cond_signal(&px__mpi.wake);
 		}
 		r = 0;
 	}

@@ -124,8 +124,9 @@ struct px__mpi_ex {
 /*
  * The process's px-mpi side, one per process. lock guards it and the
  * attached executor's queue, slots and flags; cond is broadcast on every
- * change anyone waits for (readiness, queue room, quiescence, work for the
- * px-mpi thread). MPI calls are made without it.
+ * change a program's thread waits for (readiness, queue room, quiescence),
+ * wake when rank 0's px-mpi thread has new work. MPI calls are made
+ * without lock.
  */
 struct px__mpi_state {
 	pthread_mutex_t lock;
@@ -134,7 +135,19 @@ struct px__mpi_state {
 	bool started;
 	int state; /* 0 starting, 1 ready, -1 failed */
 	int err;
-	bool exit_req, idle;
+	bool exit_req;
+	/* Rank 0's px-mpi thread parks on wake (client.c): idle while it
+	 * does, deep while only a signal ends the park. */
+	pthread_cond_t wake;
+	bool idle, deep;
+	int helpers;       /* rank 0: threads driving MPI in wait_help */
+	/* Rank 0: MPI granted MPI_THREAD_SERIALIZED, so a thread that
+	 * submits or waits may make the px-mpi thread's MPI calls itself,
+	 * holding mpi_lock (client.c). Set before the executor exists. */
+	bool callers_drive;
+	/* Rank 0: held for every MPI call after start-up. Lock order:
+	 * mpi_lock, then lock; never mpi_lock while holding lock. */
+	pthread_mutex_t mpi_lock;
 	MPI_Comm comm;
 	int rank, size;
 	struct px__mpi_rank *ranks;
@@ -242,6 +255,14 @@ int px__mpi_cancel_running(px_future *f, void *arg);
 /* The px-mpi thread's loop on rank 0, until the process exits; then it
  * sends EXIT to every serving rank. */
 void px__mpi_progress(void);
+
+/* A submitting thread sends what is queued itself, if MPI is free (rank
+ * 0, callers_drive). Called without locks. */
+void px__mpi_submit_drive(void);
+
+/* ops->wait_help: a thread about to wait for f drives MPI itself while
+ * its future is out (rank 0, callers_drive). */
+int px__mpi_wait_help(px_executor *ex, px_future *f, int64_t deadline);
 
 /* ---- start-up (startup.c) --------------------------------------------------- */
 

@@ -171,12 +171,15 @@ static int init_mpi(void)
 			      "must make the program's first MPI calls itself");
 		return -ENOTSUP;
 	}
+	/* SERIALIZED: rank 0's callers may make MPI calls under mpi_lock;
+	 * with less (FUNNELED or below) only the px-mpi thread does. */
 	int prov = MPI_THREAD_SINGLE;
-	if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) !=
+	if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &prov) !=
 	    MPI_SUCCESS) {
 		px__mpi_fatal("MPI_Init_thread failed");
 		return -EIO;
 	}
+	px__mpi.callers_drive = prov >= MPI_THREAD_SERIALIZED;
 	MPI_Comm_dup(MPI_COMM_WORLD, &px__mpi.comm);
 	MPI_Comm_rank(px__mpi.comm, &px__mpi.rank);
 	MPI_Comm_size(px__mpi.comm, &px__mpi.size);
@@ -230,6 +233,7 @@ void px__mpi_atexit(void)
 	pthread_mutex_lock(&px__mpi.lock);
 	px__mpi.exit_req = true;
 	pthread_cond_broadcast(&px__mpi.cond);
+	pthread_cond_signal(&px__mpi.wake);
 	pthread_mutex_unlock(&px__mpi.lock);
 	pthread_join(px__mpi.thr, NULL);
 }
