@@ -22,12 +22,23 @@ void px__mpi_idle_reset(struct px__mpi_idle *d)
 	d->sleeps = 0;
 }
 
-void px__mpi_idle_wait(struct px__mpi_idle *d, bool busy)
+static void spin_begin(struct px__mpi_idle *d)
 {
 	if (!d->spinning && !d->sleeps) {
 		px__spin_init(&d->spin, SPIN_NS);
 		d->spinning = true;
 	}
+}
+
+bool px__mpi_idle_spinning(struct px__mpi_idle *d)
+{
+	spin_begin(d);
+	return d->spinning && px__now_ns() < d->spin.until;
+}
+
+void px__mpi_idle_wait(struct px__mpi_idle *d, bool busy)
+{
+	spin_begin(d);
 	if (d->spinning) {
 		if (px__spin_step(&d->spin))
 			return;

@@ -222,6 +222,9 @@ struct px__mpi_idle {
 /* Something happened: the next empty round starts spinning again. */
 void px__mpi_idle_reset(struct px__mpi_idle *d);
 
+/* Whether the spin after the last event lasts yet (begun if not). */
+bool px__mpi_idle_spinning(struct px__mpi_idle *d);
+
 /* One empty round: spins, then sleeps a little longer each time (busy:
  * tasks are out, so shorter sleeps). */
 void px__mpi_idle_wait(struct px__mpi_idle *d, bool busy);

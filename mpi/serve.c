@@ -239,6 +239,26 @@ static void serve_end(struct server *sv)
 	px__mpi_sends_finish(&sv->sends);
 }
 
+/* How long one empty round waits on a local future, while the spin after
+ * the last event lasts: short, since no message from rank 0 is seen
+ * meanwhile. */
+#define LOCAL_WAIT_NS 4000
+
+/*
+ * An empty round. While tasks run here and the spin lasts, it waits on
+ * the oldest one's future instead of probing MPI (an empty MPI_Iprobe
+ * yields the core when Open MPI runs oversubscribed): px_future_wait sees
+ * the completion at once, and lends this thread to the local pool where
+ * the pool can use it (ops->wait_help: e.g. collecting replies itself).
+ */
+static void wait_a_little(struct server *sv, struct px__mpi_idle *idle)
+{
+	if (sv->njobs && px__mpi_idle_spinning(idle))
+		(void)px_future_wait(sv->jobs[0].lf, LOCAL_WAIT_NS);
+	else
+		px__mpi_idle_wait(idle, sv->njobs > 0);
+}
+
 void px__mpi_serve(void)
 {
 	struct server sv = { 0 };
@@ -251,7 +271,7 @@ void px__mpi_serve(void)
 		if (did)
 			px__mpi_idle_reset(&idle);
 		else if (!sv.stop)
-			px__mpi_idle_wait(&idle, sv.njobs > 0);
+			wait_a_little(&sv, &idle);
 	}
 	serve_end(&sv);
 }
