@@ -220,7 +220,9 @@ static bool answer_finished(struct server *sv)
 			continue;
 		}
 		answer(&sv->sends, &sv->jobs[i]);
-		sv->jobs[i] = sv->jobs[--sv->njobs];
+		/* Kept in arrival order: jobs[0] is the oldest. */
+		memmove(&sv->jobs[i], &sv->jobs[i + 1],
+			(--sv->njobs - i) * sizeof(sv->jobs[0]));
 		did = true;
 	}
 	return did;
@@ -244,16 +246,27 @@ static void serve_end(struct server *sv)
  * meanwhile. */
 #define LOCAL_WAIT_NS 4000
 
+/* How long it sleeps on the oldest local future while every local worker
+ * has a task queued behind it. */
+#define BACKLOG_WAIT_NS 200000
+
 /*
- * An empty round. While tasks run here and the spin lasts, it waits on
- * the oldest one's future instead of probing MPI (an empty MPI_Iprobe
- * yields the core when Open MPI runs oversubscribed): px_future_wait sees
- * the completion at once, and lends this thread to the local pool where
- * the pool can use it (ops->wait_help: e.g. collecting replies itself).
+ * An empty round. While tasks run here, it waits on the oldest one's
+ * future instead of probing MPI (an empty MPI_Iprobe yields the core when
+ * Open MPI runs oversubscribed): px_future_wait sees the completion at
+ * once, and lends this thread to the local pool where the pool can use it
+ * (ops->wait_help: e.g. collecting replies itself). While the spin after
+ * the last event lasts it waits briefly, so that rank 0's next message is
+ * seen soon. With more tasks here than workers, every worker is busy until
+ * the oldest task ends, and no result is due before: it sleeps on that
+ * future (up to BACKLOG_WAIT_NS), leaving the CPU to the workers.
  */
 static void wait_a_little(struct server *sv, struct px__mpi_idle *idle)
 {
-	if (sv->njobs && px__mpi_idle_spinning(idle))
+	int workers = px__mpi.ranks[px__mpi.rank].workers;
+	if (sv->njobs > (size_t)(workers > 0 ? workers : 1))
+		(void)px_future_wait(sv->jobs[0].lf, BACKLOG_WAIT_NS);
+	else if (sv->njobs && px__mpi_idle_spinning(idle))
 		(void)px_future_wait(sv->jobs[0].lf, LOCAL_WAIT_NS);
 	else
 		px__mpi_idle_wait(idle, sv->njobs > 0);
