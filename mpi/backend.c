@@ -28,6 +28,7 @@
 #include <parex/executor.h>
 
 #include "mpi_internal.h"
+#include "trace.h"
 
 struct px__mpi_state px__mpi = { .lock = PTHREAD_MUTEX_INITIALIZER,
 				 .cond = PTHREAD_COND_INITIALIZER,
@@ -114,6 +115,13 @@ static int mpi_submit(px_executor *ex, px_future *f, unsigned flags,
 			return -EAGAIN;
 		}
 		pthread_cond_wait(&px__mpi.cond, &px__mpi.lock);
+	}
+	if (ex->trace && !ex->trace->track_name) {
+		/* Before the first task's event: the file names tracks by
+		 * rank and host. Read by px__trace_finish() after the waited
+		 * shutdown, which took this lock. */
+		ex->trace->track_arg = NULL;
+		ex->trace->track_name = px__mpi_track_name;
 	}
 	f->qnext = NULL;
 	if (m->qt)

@@ -111,6 +111,8 @@ static void send_task(struct px__mpi_ex *m, struct px__mpi_sends *s,
 {
 	struct px__mpi_task h = { .timeout_ns = f->timeout_ns,
 				  .arg_len = f->arg_len };
+	if (m->ex.trace)
+		h.flags |= PX__MPI_T_TRACE;
 	int r = px__mpi_fn_encode((const void *)f->fn, &h.fn);
 	if (!r && f->fn == px__map_chunk_task() &&
 	    f->arg_len >= sizeof(px_task_fn)) {
@@ -123,6 +125,8 @@ static void send_task(struct px__mpi_ex *m, struct px__mpi_sends *s,
 	struct px__mpi_slot *sl = &m->slots[idx];
 	h.id = (uint64_t)sl->gen << 32 | idx;
 	int rank = sl->rank;
+	if (m->ex.trace)
+		sl->sent_ns = px__now_ns();
 	pthread_mutex_unlock(&px__mpi.lock);
 	unsigned char *b = r ? NULL
 			     : px__mpi_pack_room(s, rank, PX__MPI_TAG_TASK,
@@ -136,7 +140,7 @@ static void send_task(struct px__mpi_ex *m, struct px__mpi_sends *s,
 					   "without a build-id"
 			   : r ? "the task's function is not in a loaded module"
 			       : NULL);
-		px__mpi_task_finished(m, f, r ? r : -ENOMEM, true);
+		px__mpi_task_finished(m, f, r ? r : -ENOMEM, true, NULL);
 		return;
 	}
 	memcpy(b, &h, sizeof(h));
@@ -157,7 +161,7 @@ static void send_tasks(struct client *c, struct round *rd)
 			pthread_mutex_lock(&px__mpi.lock);
 			px__mpi_slot_free(m, rd->send_slot[k]);
 			pthread_mutex_unlock(&px__mpi.lock);
-			px__mpi_task_finished(m, f, -ECANCELED, false);
+			px__mpi_task_finished(m, f, -ECANCELED, false, NULL);
 			continue;
 		}
 		send_task(m, &c->sends, f, rd->send_slot[k]);
@@ -173,7 +177,7 @@ static bool run_round(struct client *c, struct round *rd)
 		px_future *f = rd->dropped;
 		rd->dropped = f->qnext;
 		px_future_cancel(f, 0); /* 0 also if already cancelled */
-		px__mpi_task_finished(rd->m, f, -ECANCELED, false);
+		px__mpi_task_finished(rd->m, f, -ECANCELED, false, NULL);
 	}
 	if (rd->drop)
 		px__mpi_send_all(s, PX__MPI_TAG_DROP);
@@ -217,6 +221,27 @@ static int store_result(px_future *f, const struct px__mpi_result *h,
 	return err;
 }
 
+/*
+ * Where and when the task of a result ran, in rank 0's clock and tracks:
+ * false if it never reached the local pool. The serving rank's times are
+ * moved by its clock offset (0 on rank 0's host; else measured at start-up)
+ * and clamped into [sent, now]: with one offset per rank, tasks that ran
+ * one after the other on a lane stay so, as check_trace.py wants.
+ */
+static bool ran_where(const struct px__mpi_result *h,
+		      const struct px__mpi_slot *sent, struct px__mpi_ran *ran)
+{
+	const struct px__mpi_rank *k = &px__mpi.ranks[sent->rank];
+	if (h->lane < 0 || h->lane >= k->credits)
+		return false;
+	int64_t now = px__now_ns();
+	int64_t s = h->start_ns - k->clock_off, e = h->end_ns - k->clock_off;
+	s = s < sent->sent_ns ? sent->sent_ns : s > now ? now : s;
+	e = e > now ? now : e < s ? s : e;
+	*ran = (struct px__mpi_ran){ s, e, k->track_base + h->lane };
+	return true;
+}
+
 /* One result record of n bytes (at most: a record's fields may claim more
  * than the message holds, which fails the task with -EPROTO). Returns the
  * record's length as claimed. */
@@ -229,9 +254,11 @@ static size_t take_result(struct px__mpi_ex *m, const unsigned char *buf,
 	uint32_t idx = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
 	pthread_mutex_lock(&px__mpi.lock);
 	px_future *f = NULL;
+	struct px__mpi_slot sent = { 0 };
 	if (px__mpi.cur == m && idx < m->nslots && m->slots[idx].f &&
 	    m->slots[idx].gen == gen) {
 		f = m->slots[idx].f;
+		sent = m->slots[idx];
 		px__mpi_slot_free(m, idx);
 	}
 	pthread_mutex_unlock(&px__mpi.lock);
@@ -243,7 +270,9 @@ static size_t take_result(struct px__mpi_ex *m, const unsigned char *buf,
 		h.res_len = h.msg_len = 0;
 	}
 	err = store_result(f, &h, buf + sizeof(h), err);
-	px__mpi_task_finished(m, f, err, true);
+	struct px__mpi_ran ran;
+	bool traced = m->ex.trace && ran_where(&h, &sent, &ran);
+	px__mpi_task_finished(m, f, err, true, traced ? &ran : NULL);
 	return claimed;
 }
 

@@ -9,8 +9,10 @@
  * one does not collect it. There are as many slots as credits in all.
  */
 #include <errno.h>
+#include <stdio.h>
 
 #include "mpi_internal.h"
+#include "trace.h"
 
 int px__mpi_best_rank(void)
 {
@@ -67,9 +69,17 @@ uint32_t px__mpi_dispatch_one(struct px__mpi_ex *m)
  * Once started, only px-mpi completes a task: a cancel of a running one
  * only asks its rank (px__mpi_cancel_running). */
 void px__mpi_task_finished(struct px__mpi_ex *m, px_future *f, int err,
-			   bool complete)
+			   bool complete, const struct px__mpi_ran *ran)
 {
 	px__counts_record(&m->counts, err);
+	if (m->ex.trace) {
+		unsigned flags = ran ? 0 : PX__TRACE_NOT_RUN;
+		if (ran && err == PX_EWORKERDIED)
+			flags |= PX__TRACE_CRASHED;
+		px__trace_task(m->ex.trace, f->trace_submit_ns, f->trace_task,
+			       ran ? ran->track : -1, 0, ran ? ran->start_ns : 0,
+			       ran ? ran->end_ns : 0, err, flags);
+	}
 	if (complete)
 		px__future_complete(f, err);
 	px_future_release(f);
@@ -98,4 +108,18 @@ int px__mpi_cancel_running(px_future *f, void *arg)
 	}
 	pthread_mutex_unlock(&px__mpi.lock);
 	return r;
+}
+
+void px__mpi_track_name(void *arg, int track, char *buf, size_t len)
+{
+	(void)arg;
+	for (int r = 1; r < px__mpi.size; r++) {
+		const struct px__mpi_rank *k = &px__mpi.ranks[r];
+		if (track >= k->track_base && track < k->track_base + k->credits) {
+			snprintf(buf, len, "rank %d (%s) slot %d", r, k->host,
+				 track - k->track_base);
+			return;
+		}
+	}
+	snprintf(buf, len, "track %d", track);
 }

@@ -57,6 +57,7 @@ void px__mpi_id_hex(const struct px__mpi_fnid *id, char *buf, size_t len);
 #define PX__MPI_TAG_RESULT 10 /* records: px__mpi_result + result + message */
 
 #define PX__MPI_T_CHUNK 1u /* a map() chunk: inner is its record function */
+#define PX__MPI_T_TRACE 2u /* rank 0 traces: report when and where it ran */
 
 struct px__mpi_task {
 	uint64_t id;
@@ -72,7 +73,9 @@ struct px__mpi_result {
 	int32_t err;
 	uint32_t res_len;
 	uint32_t msg_len; /* without the NUL; the message follows the result */
-	uint32_t pad;
+	int32_t lane;     /* PX__MPI_T_TRACE: the rank's trace lane, else -1 */
+	int64_t start_ns; /* PX__MPI_T_TRACE: on the local pool from ... */
+	int64_t end_ns;   /* ... to, in the serving rank's CLOCK_MONOTONIC */
 };
 
 /* What every rank tells every other at start-up (one MPI_Allgather). */
@@ -80,6 +83,7 @@ struct px__mpi_hello {
 	struct px__mpi_fnid program;
 	int32_t workers;  /* the rank's local pool; 0 on rank 0 */
 	int32_t status;   /* 0, or why the rank cannot serve */
+	int64_t clock_ns; /* CLOCK_MONOTONIC just after a barrier */
 	char host[64];
 };
 
@@ -94,6 +98,10 @@ struct px__mpi_hello {
 struct px__mpi_rank {
 	int workers;
 	int credits, used; /* tasks it may hold; tasks sent, not answered */
+	/* Traces: its lanes (at most credits) are rank 0's tracks from
+	 * track_base; its clock minus rank 0's (0 on rank 0's host). */
+	int track_base;
+	int64_t clock_off;
 	char host[64];
 };
 
@@ -105,6 +113,7 @@ struct px__mpi_slot {
 	int rank;
 	bool cancel_req; /* PX_CANCEL_RUNNING asked, CANCEL not yet sent */
 	uint32_t next_free;
+	int64_t sent_ns; /* traced executors: when it was packed */
 };
 
 #define PX__MPI_NO_SLOT UINT32_MAX
@@ -247,10 +256,22 @@ void px__mpi_slot_free(struct px__mpi_ex *m, uint32_t i);
  * slot, or no credit). Under px__mpi.lock. */
 uint32_t px__mpi_dispatch_one(struct px__mpi_ex *m);
 
-/* One task finished by px-mpi: counts it, completes it (if complete),
- * drops the task's reference, wakes a waited shutdown at the last one. */
+/* Where and when a task ran, for rank 0's trace: rank 0's clock and
+ * track (struct px__trace_event's worker). */
+struct px__mpi_ran {
+	int64_t start_ns, end_ns;
+	int track;
+};
+
+/* One task finished by px-mpi: counts it, records it in the trace (ran
+ * NULL: it never ran), completes it (if complete), drops the task's
+ * reference, wakes a waited shutdown at the last one. */
 void px__mpi_task_finished(struct px__mpi_ex *m, px_future *f, int err,
-			   bool complete);
+			   bool complete, const struct px__mpi_ran *ran);
+
+/* Names rank 0's trace tracks after the rank and host (track_name of
+ * struct px__trace). */
+void px__mpi_track_name(void *arg, int track, char *buf, size_t len);
 
 /* The cancel hook of a sent task: PX_CANCEL_RUNNING asks its rank. */
 int px__mpi_cancel_running(px_future *f, void *arg);

@@ -14,10 +14,14 @@
 
 #include "mpi_internal.h"
 
-/* A task running on the local pool, and its id on rank 0. */
+/* A task running on the local pool, and its id on rank 0; traced: its
+ * lane (a track in rank 0's trace: lanes are reused only once free, so a
+ * lane's tasks never overlap) and when it went to the pool. */
 struct job {
 	px_future *lf;
 	uint64_t id;
+	int lane; /* -1: not traced */
+	int64_t start_ns;
 };
 
 struct server {
@@ -26,11 +30,22 @@ struct server {
 	size_t njobs, cap;
 	unsigned char *buf; /* the message being read */
 	size_t bcap;
+	bool *lane_busy;    /* traced tasks' lanes */
+	size_t nlanes;
 	bool stop;          /* EXIT received */
 };
 
+/* Where a result's task ran: its lane and times, or none (lane -1). */
+struct ran_here {
+	int lane;
+	int64_t start_ns, end_ns;
+};
+
+static const struct ran_here not_run = { -1, 0, 0 };
+
 static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
-			const void *res, size_t res_len, const char *msg)
+			const void *res, size_t res_len, const char *msg,
+			const struct ran_here *ran)
 {
 	size_t ml = msg ? strlen(msg) : 0;
 	if (ml > 4096)
@@ -40,7 +55,8 @@ static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
 		sizeof(struct px__mpi_result) + res_len + ml);
 	if (!b) {
 		/* Report the failure itself: a result never goes missing. */
-		struct px__mpi_result r = { .id = id, .err = -ENOMEM };
+		struct px__mpi_result r = { .id = id, .err = -ENOMEM,
+					    .lane = -1 };
 		b = px__mpi_pack_room(s, 0, PX__MPI_TAG_RESULT, sizeof(r));
 		if (b)
 			memcpy(b, &r, sizeof(r));
@@ -48,7 +64,9 @@ static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
 	}
 	struct px__mpi_result h = { .id = id, .err = err,
 				    .res_len = (uint32_t)res_len,
-				    .msg_len = (uint32_t)ml };
+				    .msg_len = (uint32_t)ml, .lane = ran->lane,
+				    .start_ns = ran->start_ns,
+				    .end_ns = ran->end_ns };
 	memcpy(b, &h, sizeof(h));
 	if (res_len)
 		memcpy(b + sizeof(h), res, res_len);
@@ -58,12 +76,31 @@ static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
 
 /* An error result naming this rank and host. */
 static void send_error(struct px__mpi_sends *s, uint64_t id, int err,
-		       const char *what)
+		       const char *what, const struct ran_here *ran)
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), "rank %d (%s): %s", px__mpi.rank,
 		 px__mpi.ranks[px__mpi.rank].host, what ? what : px_strerror(err));
-	send_result(s, id, err, NULL, 0, msg);
+	send_result(s, id, err, NULL, 0, msg, ran);
+}
+
+/* The lowest free lane; -1 when out of memory (the task goes untraced). */
+static int lane_take(struct server *sv)
+{
+	size_t i = 0;
+	while (i < sv->nlanes && sv->lane_busy[i])
+		i++;
+	if (i == sv->nlanes) {
+		size_t n = sv->nlanes ? 2 * sv->nlanes : 16;
+		bool *b = realloc(sv->lane_busy, n * sizeof(*b));
+		if (!b)
+			return -1;
+		memset(b + sv->nlanes, 0, (n - sv->nlanes) * sizeof(*b));
+		sv->lane_busy = b;
+		sv->nlanes = n;
+	}
+	sv->lane_busy[i] = true;
+	return (int)i;
 }
 
 /* The task's function (and a map chunk's record function, written over
@@ -96,7 +133,7 @@ static int decode_task(struct server *sv, const struct px__mpi_task *h,
 			 : "the task's function is not code of its module "
 			   "(build-id %s)",
 		 hex);
-	send_error(&sv->sends, h->id, r, what);
+	send_error(&sv->sends, h->id, r, what, &not_run);
 	return r;
 }
 
@@ -112,7 +149,7 @@ static void start_task(struct server *sv, const struct px__mpi_task *h,
 		size_t c = sv->cap ? sv->cap * 2 : 64;
 		struct job *j = realloc(sv->jobs, c * sizeof(*j));
 		if (!j) {
-			send_error(&sv->sends, h->id, -ENOMEM, NULL);
+			send_error(&sv->sends, h->id, -ENOMEM, NULL, &not_run);
 			return;
 		}
 		sv->jobs = j;
@@ -122,10 +159,15 @@ static void start_task(struct server *sv, const struct px__mpi_task *h,
 	px_future *lf;
 	int r = px_executor_submit(px__mpi.local, fn, arg, h->arg_len, &o, &lf);
 	if (r) {
-		send_error(&sv->sends, h->id, r, NULL);
+		send_error(&sv->sends, h->id, r, NULL, &not_run);
 		return;
 	}
-	sv->jobs[sv->njobs++] = (struct job){ lf, h->id };
+	struct job j = { lf, h->id, -1, 0 };
+	if (h->flags & PX__MPI_T_TRACE) {
+		j.lane = lane_take(sv);
+		j.start_ns = px__now_ns();
+	}
+	sv->jobs[sv->njobs++] = j;
 }
 
 /* A TASK message: one or more {struct px__mpi_task, argument} records. */
@@ -137,7 +179,7 @@ static void take_tasks(struct server *sv, unsigned char *buf, size_t n)
 		memcpy(&h, buf + off, sizeof(h));
 		if (h.arg_len > n - off - sizeof(h)) {
 			send_error(&sv->sends, h.id, -EPROTO,
-				   "malformed task message");
+				   "malformed task message", &not_run);
 			return; /* the records after it cannot be found */
 		}
 		start_task(sv, &h, buf + off + sizeof(h));
@@ -193,20 +235,25 @@ static bool take_messages(struct server *sv)
 }
 
 /* A finished local task's result (or error, with where it happened) to
- * rank 0. */
-static void answer(struct px__mpi_sends *s, struct job *j)
+ * rank 0; frees its lane. */
+static void answer(struct server *sv, struct job *j)
 {
+	struct px__mpi_sends *s = &sv->sends;
+	struct ran_here ran = { j->lane, j->start_ns,
+				j->lane >= 0 ? px__now_ns() : 0 };
 	int err = px_future_error(j->lf);
 	const char *m = px_future_message(j->lf);
 	if (err == PX_EWORKERDIED || err == -ETIMEDOUT) {
 		/* The pool's own report (a worker died or was killed):
 		 * where it happened. A task's own messages pass unchanged. */
-		send_error(s, j->id, err, m && *m ? m : NULL);
+		send_error(s, j->id, err, m && *m ? m : NULL, &ran);
 	} else {
 		size_t len = 0;
 		const void *res = err ? NULL : px_future_result(j->lf, &len);
-		send_result(s, j->id, err, res, len, m && *m ? m : NULL);
+		send_result(s, j->id, err, res, len, m && *m ? m : NULL, &ran);
 	}
+	if (j->lane >= 0)
+		sv->lane_busy[j->lane] = false;
 	px_future_release(j->lf);
 }
 
@@ -219,7 +266,7 @@ static bool answer_finished(struct server *sv)
 			i++;
 			continue;
 		}
-		answer(&sv->sends, &sv->jobs[i]);
+		answer(sv, &sv->jobs[i]);
 		/* Kept in arrival order: jobs[0] is the oldest. */
 		memmove(&sv->jobs[i], &sv->jobs[i + 1],
 			(--sv->njobs - i) * sizeof(sv->jobs[0]));
@@ -238,6 +285,7 @@ static void serve_end(struct server *sv)
 	}
 	free(sv->jobs);
 	free(sv->buf);
+	free(sv->lane_busy);
 	px__mpi_sends_finish(&sv->sends);
 }
 

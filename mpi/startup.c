@@ -81,6 +81,10 @@ static struct px__mpi_hello *gather_hellos(int local_status)
 		px__mpi_fatal("out of memory at start-up");
 		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
+	/* Clocks read as the ranks leave one barrier: close enough to
+	 * place other hosts' task times in rank 0's trace. */
+	MPI_Barrier(px__mpi.comm);
+	me.clock_ns = px__now_ns();
 	MPI_Allgather(&me, sizeof(me), MPI_BYTE, all, sizeof(me), MPI_BYTE,
 		      px__mpi.comm);
 	return all;
@@ -137,6 +141,7 @@ static int handshake(int local_status)
 	struct px__mpi_hello *all = gather_hellos(local_status);
 	int verdict = judge_hellos(all);
 	px__mpi.total_workers = 0;
+	int tracks = 0;
 	for (int r = 0; r < px__mpi.size; r++) {
 		struct px__mpi_rank *k = &px__mpi.ranks[r];
 		k->workers = r ? all[r].workers : 0;
@@ -144,6 +149,10 @@ static int handshake(int local_status)
 					 PX__MPI_CREDITS_EXTRA
 			       : 0;
 		snprintf(k->host, sizeof(k->host), "%s", all[r].host);
+		k->clock_off = strcmp(all[r].host, all[0].host)
+			? all[r].clock_ns - all[0].clock_ns : 0;
+		k->track_base = tracks;
+		tracks += k->credits;
 		px__mpi.total_workers += k->workers;
 	}
 	free(all);

@@ -6,6 +6,8 @@
  *                                                   a build-id mismatch
  *   mpirun --oversubscribe -n 3 test_mpi --local-thread
  *                                                   local=thread pools
+ *   mpirun --oversubscribe -n 3 test_mpi --trace FILE
+ *                                                   rank 0's task timeline
  *
  * (tests/test_mpi_run.sh sets the environment and checks that no process
  * outlives the job.) The backend is chosen by PAREX_EXECUTOR=mpi alone. Every
@@ -462,6 +464,44 @@ static int local_thread(void)
 	return bad ? 1 : 0;
 }
 
+/*
+ * --trace PATH: N tasks through a traced executor (one crashes its worker,
+ * one fails), for test_mpi_run.sh to check the file rank 0 writes: every
+ * task once, on a track named after the rank and host it ran on.
+ */
+static int traced(const char *path)
+{
+	char spec[512], err[256];
+	snprintf(spec, sizeof(spec), "mpi:workers_per_rank=2,trace=%s", path);
+	px_executor *ex = NULL;
+	int r = px_executor_open(&ex, spec, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "test_mpi --trace: %s\n", err);
+		return 1;
+	}
+	enum { N = 40 };
+	px_future *fs[N];
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		int64_t v = i;
+		px_task_fn fn = i == 7 ? sleep_ms : double_or_crash;
+		size_t len = i == 7 ? 1 : sizeof(v); /* sleep_ms: -EINVAL */
+		if (px_executor_submit(ex, fn, &v, len, NULL, &fs[i]))
+			return 1;
+	}
+	for (int i = 0; i < N; i++) {
+		int64_t v = -1;
+		int e = px_future_get_i64(fs[i], 30 * PX_SEC, &v);
+		int want = i == 30 ? PX_EWORKERDIED : i == 7 ? -EINVAL : 0;
+		if (e != want || (!want && v != 2 * i))
+			bad++;
+		px_future_release(fs[i]);
+	}
+	px_executor_destroy(ex);
+	printf("trace: %d bad of %d\n", bad, N);
+	return bad ? 1 : 0;
+}
+
 /* Opens the executor on every rank with the initializer; ranks >= 1 serve
  * in px_executor_create() and leave the process from there. */
 static px_executor *first_open(void)
@@ -497,6 +537,8 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && !strcmp(argv[1], "--local-thread"))
 		return local_thread();
+	if (argc > 2 && !strcmp(argv[1], "--trace"))
+		return traced(argv[2]);
 	px_executor *ex = first_open();
 	if (!ex)
 		return 1;
