@@ -414,6 +414,7 @@ void px__mpi_progress(void)
 			px__mpi_idle_wait(&client.idle, true);
 	}
 	pthread_mutex_lock(&px__mpi.mpi_lock);
+	px__mpi.mpi_closed = true; /* no thread calls MPI after this */
 	free(client.buf);
 	px__mpi_send_all(&client.sends, PX__MPI_TAG_EXIT);
 	px__mpi_sends_finish(&client.sends);
@@ -424,7 +425,8 @@ void px__mpi_submit_drive(void)
 {
 	if (in_round || pthread_mutex_trylock(&px__mpi.mpi_lock))
 		return;
-	client_round(NULL);
+	if (!px__mpi.mpi_closed)
+		client_round(NULL);
 	pthread_mutex_unlock(&px__mpi.mpi_lock);
 }
 
@@ -467,7 +469,8 @@ int px__mpi_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 	       !px_future_is_done(f) && px__spin_step(&spin))
 		;
 	if (locked) {
-		drive_until(f, deadline);
+		if (!px__mpi.mpi_closed)
+			drive_until(f, deadline);
 		pthread_mutex_unlock(&px__mpi.mpi_lock);
 	}
 	pthread_mutex_lock(&px__mpi.lock);

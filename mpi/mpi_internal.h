@@ -157,6 +157,7 @@ struct px__mpi_state {
 	/* Rank 0: held for every MPI call after start-up. Lock order:
 	 * mpi_lock, then lock; never mpi_lock while holding lock. */
 	pthread_mutex_t mpi_lock;
+	bool mpi_closed; /* under mpi_lock: px-mpi is finalizing MPI */
 	MPI_Comm comm;
 	int rank, size;
 	struct px__mpi_rank *ranks;
