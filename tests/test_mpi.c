@@ -17,7 +17,9 @@
  * another build-id.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +264,149 @@ static void cancel_and_timeout(void **state)
 	assert_int_equal(px_future_wait(f, 15 * PX_SEC), 0);
 	assert_int_equal(px_future_error(f), -ETIMEDOUT);
 	assert_non_null(strstr(px_future_message(f), "rank "));
+	px_future_release(f);
+	px_executor_destroy(ex);
+}
+
+/* ---- rank 0's threads drive MPI (submit, wait_help) ----------------------- */
+
+/* Several program threads submit and wait at once, each waiter driving
+ * MPI in turn with the px-mpi thread: every result arrives exactly once,
+ * to the right future. */
+struct waiter_arg {
+	px_executor *ex;
+	int id, bad;
+	int64_t sum;
+};
+
+static void *waiter(void *p)
+{
+	struct waiter_arg *w = p;
+	enum { N = 300 };
+	for (int i = 0; i < N; i++) {
+		int64_t v = w->id * 100000 + i, r = -1;
+		px_future *f = NULL;
+		if (px_executor_submit(w->ex, double_it, &v, sizeof(v), NULL, &f) ||
+		    px_future_get_i64(f, 30 * PX_SEC, &r) || r != 2 * v)
+			w->bad++;
+		else
+			w->sum += r;
+		px_future_release(f);
+		if (i % 50 == 49) { /* a burst: many out, waited in reverse */
+			px_future *g[16];
+			for (int k = 0; k < 16; k++) {
+				int64_t x = k;
+				if (px_executor_submit(w->ex, double_it, &x, sizeof(x),
+						       NULL, &g[k]))
+					w->bad++, g[k] = NULL;
+			}
+			for (int k = 15; k >= 0; k--) {
+				r = -1;
+				if (!g[k] || px_future_get_i64(g[k], 30 * PX_SEC, &r) ||
+				    r != 2 * k)
+					w->bad++;
+				px_future_release(g[k]);
+			}
+		}
+	}
+	return NULL;
+}
+
+static void concurrent_waiters(void **state)
+{
+	(void)state;
+	px_executor *ex = open_mpi(NULL);
+	enum { T = 4 };
+	pthread_t th[T];
+	struct waiter_arg a[T];
+	for (int t = 0; t < T; t++) {
+		a[t] = (struct waiter_arg){ .ex = ex, .id = t + 1 };
+		assert_int_equal(pthread_create(&th[t], NULL, waiter, &a[t]), 0);
+	}
+	uint64_t tasks = 0;
+	for (int t = 0; t < T; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(a[t].bad, 0);
+		int64_t want = 0;
+		for (int i = 0; i < 300; i++)
+			want += 2 * ((int64_t)(t + 1) * 100000 + i);
+		assert_true(a[t].sum == want);
+		tasks += 300 + 6 * 16;
+	}
+	px_executor_stats st;
+	assert_int_equal(px_executor_stats_get(ex, &st), 0);
+	assert_int_equal(st.submitted, tasks);
+	assert_int_equal(st.completed, tasks);
+	px_executor_destroy(ex);
+}
+
+/* Tasks nobody waits for: done callbacks count them, and half of them
+ * submit a follow-up from inside the callback (which may run in any
+ * thread that completes futures); the px-mpi thread alone must bring
+ * every one in. */
+struct chain {
+	px_executor *ex;
+	atomic_int done, bad, followups;
+};
+
+static void chain_done(px_future *f, void *arg)
+{
+	struct chain *c = arg;
+	int64_t v = -1;
+	if (px_future_get_i64(f, 0, &v) || v % 2)
+		atomic_fetch_add(&c->bad, 1);
+	if (v >= 0 && v < 1000 && v % 4 == 0) {
+		int64_t x = 1000 + v;
+		px_future *g;
+		if (px_executor_submit(c->ex, double_it, &x, sizeof(x), NULL, &g) ||
+		    px_future_on_done(g, chain_done, c))
+			atomic_fetch_add(&c->bad, 1);
+		else
+			atomic_fetch_add(&c->followups, 1);
+		px_future_release(g);
+	}
+	atomic_fetch_add(&c->done, 1);
+}
+
+static void callbacks_only(void **state)
+{
+	(void)state;
+	struct chain c = { .ex = open_mpi(NULL) };
+	enum { N = 100 };
+	for (int i = 0; i < N; i++) {
+		int64_t v = i;
+		px_future *f;
+		assert_int_equal(px_executor_submit(c.ex, double_it, &v, sizeof(v),
+						    NULL, &f), 0);
+		assert_int_equal(px_future_on_done(f, chain_done, &c), 0);
+		px_future_release(f);
+		if (i % 10 == 9)
+			usleep(3000); /* past the naps: px-mpi's deep park */
+	}
+	/* N tasks, and a follow-up for each even one, as doubled values
+	 * divisible by 4: i = 0, 2, 4, ... gives v = 2i, v % 4 == 0. */
+	int64_t t0 = test_now_ns();
+	while (atomic_load(&c.done) < N + N / 2 &&
+	       test_now_ns() - t0 < 30 * PX_SEC)
+		usleep(1000);
+	assert_int_equal(atomic_load(&c.bad), 0);
+	assert_int_equal(atomic_load(&c.followups), N / 2);
+	assert_int_equal(atomic_load(&c.done), N + N / 2);
+	px_executor_destroy(c.ex);
+}
+
+/* A wait that drives MPI still ends at its deadline. */
+static void wait_deadline(void **state)
+{
+	(void)state;
+	px_executor *ex = open_mpi(NULL);
+	px_future *f = submit_i64(ex, sleep_ms, 400);
+	int64_t t0 = test_now_ns();
+	assert_int_equal(px_future_wait(f, 30 * PX_MSEC), -ETIMEDOUT);
+	int64_t took = test_now_ns() - t0;
+	assert_true(took >= 30 * PX_MSEC && took < 300 * PX_MSEC);
+	assert_int_equal(px_future_wait(f, 30 * PX_SEC), 0);
+	assert_int_equal(px_future_error(f), 0);
 	px_future_release(f);
 	px_executor_destroy(ex);
 }
@@ -549,6 +694,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(crash_in_load),
 		cmocka_unit_test(map_records),
 		cmocka_unit_test(cancel_and_timeout),
+		cmocka_unit_test(concurrent_waiters),
+		cmocka_unit_test(callbacks_only),
+		cmocka_unit_test(wait_deadline),
 		cmocka_unit_test(shutdown_pending),
 		cmocka_unit_test(bounded_queue),
 		cmocka_unit_test(api_rest),
