@@ -42,6 +42,8 @@ struct client {
 	struct px__mpi_sends sends;
 	unsigned char *buf; /* the message being read */
 	size_t bcap;
+	unsigned char *scratch; /* a separate result nothing waits for */
+	size_t scap;
 	struct px__mpi_idle idle; /* the px-mpi thread's */
 };
 
@@ -128,9 +130,17 @@ static void send_task(struct px__mpi_ex *m, struct px__mpi_sends *s,
 	if (m->ex.trace)
 		sl->sent_ns = px__now_ns();
 	pthread_mutex_unlock(&px__mpi.lock);
+	/* A large argument goes as its own message, from f's memory (the
+	 * chunk's raw record function included: the serving rank writes its
+	 * own over it). */
+	bool separate = f->arg_len >= PX__MPI_SEPARATE_MIN &&
+			px__mpi_sends_reserve(s);
+	if (separate)
+		h.flags |= PX__MPI_T_SEPARATE;
 	unsigned char *b = r ? NULL
 			     : px__mpi_pack_room(s, rank, PX__MPI_TAG_TASK,
-						 sizeof(h) + f->arg_len);
+						 sizeof(h) +
+							 (separate ? 0 : f->arg_len));
 	if (!b) {
 		pthread_mutex_lock(&px__mpi.lock);
 		px__mpi_slot_free(m, idx);
@@ -144,6 +154,12 @@ static void send_task(struct px__mpi_ex *m, struct px__mpi_sends *s,
 		return;
 	}
 	memcpy(b, &h, sizeof(h));
+	if (separate) {
+		/* The record first: the rank receives with MPI_ANY_TAG. */
+		px__mpi_pack_flush(s, rank);
+		px__mpi_send_held(s, f->arg, f->arg_len, rank, PX__MPI_TAG_ARG, f);
+		return;
+	}
 	memcpy(b + sizeof(h), f->arg, f->arg_len);
 	if (h.flags & PX__MPI_T_CHUNK)
 		memset(b + sizeof(h), 0, sizeof(px_task_fn)); /* no raw pointer */
@@ -196,11 +212,41 @@ static bool run_round(struct client *c, struct round *rd)
 
 /* ---- results ------------------------------------------------------------------- */
 
-/* Stores a result record's result and message into f; the outcome. */
-static int store_result(px_future *f, const struct px__mpi_result *h,
-			const unsigned char *body, int err)
+/*
+ * A PX__MPI_R_SEPARATE record's result: the next RESDATA message from its
+ * rank, received straight into f's result buffer (f NULL: a stale record,
+ * the message is received and dropped). The outcome.
+ */
+static int receive_result(struct client *c, px_future *f,
+			  const struct px__mpi_result *h, int src, int err)
 {
-	if (!err) {
+	uint32_t max = f ? f->ex->cfg.max_result : 0;
+	void *dst = f && !err && h->res_len <= max
+		? px__future_result_buffer(f, h->res_len) : NULL;
+	MPI_Status st;
+	MPI_Probe(src, PX__MPI_TAG_RESDATA, px__mpi.comm, &st);
+	int n = 0;
+	MPI_Get_count(&st, MPI_BYTE, &n);
+	if (dst && n == (int)h->res_len) {
+		MPI_Recv(dst, n, MPI_BYTE, src, PX__MPI_TAG_RESDATA, px__mpi.comm,
+			 MPI_STATUS_IGNORE);
+		return err;
+	}
+	long got = px__mpi_recv_probed(&st, &c->scratch, &c->scap);
+	if (err)
+		return err;
+	if (!f || got != (long)h->res_len)
+		return -EPROTO;
+	return h->res_len > max ? -EMSGSIZE : -ENOMEM;
+}
+
+/* Stores a result record's result (inline, unless separate) and message
+ * into f; the outcome. */
+static int store_result(px_future *f, const struct px__mpi_result *h,
+			const unsigned char *body, int err, bool separate)
+{
+	uint32_t inline_len = separate ? 0 : h->res_len;
+	if (!err && !separate) {
 		uint32_t max = f->ex->cfg.max_result;
 		void *dst = h->res_len > max
 			? NULL : px__future_result_buffer(f, h->res_len);
@@ -212,7 +258,7 @@ static int store_result(px_future *f, const struct px__mpi_result *h,
 	if (h->msg_len) {
 		char *msg = malloc(h->msg_len + 1);
 		if (msg) {
-			memcpy(msg, body + h->res_len, h->msg_len);
+			memcpy(msg, body + inline_len, h->msg_len);
 			msg[h->msg_len] = 0;
 			px__future_store_message(f, msg);
 			free(msg);
@@ -242,34 +288,38 @@ static bool ran_where(const struct px__mpi_result *h,
 	return true;
 }
 
-/* One result record of n bytes (at most: a record's fields may claim more
- * than the message holds, which fails the task with -EPROTO). Returns the
- * record's length as claimed. */
-static size_t take_result(struct px__mpi_ex *m, const unsigned char *buf,
-			  size_t n)
+/* One result record of n bytes from rank src (at most: a record's fields
+ * may claim more than the message holds, which fails the task with
+ * -EPROTO). Returns the record's length as claimed. */
+static size_t take_result(struct client *c, struct px__mpi_ex *m,
+			  const unsigned char *buf, size_t n, int src)
 {
 	struct px__mpi_result h;
 	memcpy(&h, buf, sizeof(h));
-	size_t claimed = sizeof(h) + (size_t)h.res_len + h.msg_len;
+	bool separate = h.flags & PX__MPI_R_SEPARATE;
+	size_t claimed = sizeof(h) + (separate ? 0 : (size_t)h.res_len) +
+			 h.msg_len;
 	uint32_t idx = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
 	pthread_mutex_lock(&px__mpi.lock);
 	px_future *f = NULL;
 	struct px__mpi_slot sent = { 0 };
-	if (px__mpi.cur == m && idx < m->nslots && m->slots[idx].f &&
+	if (m && px__mpi.cur == m && idx < m->nslots && m->slots[idx].f &&
 	    m->slots[idx].gen == gen) {
 		f = m->slots[idx].f;
 		sent = m->slots[idx];
 		px__mpi_slot_free(m, idx);
 	}
 	pthread_mutex_unlock(&px__mpi.lock);
+	int err = h.err > 0 ? -h.err : h.err;
+	if (separate)
+		err = receive_result(c, f, &h, src, err);
 	if (!f)
 		return claimed; /* stale or foreign: nothing waits for it */
-	int err = h.err > 0 ? -h.err : h.err;
 	if (claimed > n) {
 		err = -EPROTO;
 		h.res_len = h.msg_len = 0;
 	}
-	err = store_result(f, &h, buf + sizeof(h), err);
+	err = store_result(f, &h, buf + sizeof(h), err, separate);
 	struct px__mpi_ran ran;
 	bool traced = m->ex.trace && ran_where(&h, &sent, &ran);
 	px__mpi_task_finished(m, f, err, true, traced ? &ran : NULL);
@@ -278,12 +328,12 @@ static size_t take_result(struct px__mpi_ex *m, const unsigned char *buf,
 
 /* A RESULT message: one or more {struct px__mpi_result, result, message}
  * records. */
-static void take_results(struct px__mpi_ex *m, const unsigned char *buf,
-			 size_t n)
+static void take_results(struct client *c, struct px__mpi_ex *m,
+			 const unsigned char *buf, size_t n, int src)
 {
 	size_t off = 0;
 	while (n - off >= sizeof(struct px__mpi_result)) {
-		size_t len = take_result(m, buf + off, n - off);
+		size_t len = take_result(c, m, buf + off, n - off, src);
 		if (len > n - off)
 			return; /* malformed: the records after it are lost */
 		off = px__mpi_next_record(off, len, n);
@@ -306,8 +356,8 @@ static bool receive_results(struct client *c, struct px__mpi_ex *m,
 		if (!flag)
 			return did;
 		long n = px__mpi_recv_probed(&st, &c->buf, &c->bcap);
-		if (n >= 0 && m)
-			take_results(m, c->buf, (size_t)n);
+		if (n >= 0) /* m NULL: stale, but separate results drained */
+			take_results(c, m, c->buf, (size_t)n, st.MPI_SOURCE);
 		did = true;
 	}
 	return did;
@@ -397,6 +447,20 @@ static bool progress_wanted(bool sending)
 	return go;
 }
 
+/* After EXIT: takes (and drops) every message from the serving ranks until
+ * each has said BYE. Messages from one rank that match one receive arrive
+ * in order, so after its BYE nothing of it is left in flight. */
+static void drain_until_bye(struct client *c)
+{
+	for (int left = px__mpi.size - 1; left > 0;) {
+		MPI_Status st;
+		MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, px__mpi.comm, &st);
+		if (px__mpi_recv_probed(&st, &c->buf, &c->bcap) >= 0 &&
+		    st.MPI_TAG == PX__MPI_TAG_BYE)
+			left--;
+	}
+}
+
 void px__mpi_progress(void)
 {
 	bool sending = false;
@@ -415,8 +479,10 @@ void px__mpi_progress(void)
 	}
 	pthread_mutex_lock(&px__mpi.mpi_lock);
 	px__mpi.mpi_closed = true; /* no thread calls MPI after this */
-	free(client.buf);
 	px__mpi_send_all(&client.sends, PX__MPI_TAG_EXIT);
+	drain_until_bye(&client);
+	free(client.buf);
+	free(client.scratch);
 	px__mpi_sends_finish(&client.sends);
 	pthread_mutex_unlock(&px__mpi.mpi_lock);
 }

@@ -53,11 +53,30 @@ void px__mpi_id_hex(const struct px__mpi_fnid *id, char *buf, size_t len);
 #define PX__MPI_TAG_CANCEL 2  /* uint64_t id: cancel, running or not */
 #define PX__MPI_TAG_DROP 3    /* empty: cancel every task not started */
 #define PX__MPI_TAG_EXIT 4    /* empty: stop serving, leave the process */
+#define PX__MPI_TAG_ARG 6     /* a PX__MPI_T_SEPARATE task's argument */
 /* Serving rank -> rank 0: */
 #define PX__MPI_TAG_RESULT 10 /* records: px__mpi_result + result + message */
+#define PX__MPI_TAG_RESDATA 11 /* a PX__MPI_R_SEPARATE record's result */
+#define PX__MPI_TAG_BYE 12    /* empty: EXIT taken, nothing more follows */
+
+/*
+ * An argument or result this large travels as its own message, sent from
+ * the future's memory and received straight into its destination (the
+ * result buffer of rank 0's future), right after the message with its
+ * record: packing it would cost a copy each way (map's 64 KiB chunks).
+ * Messages from one rank with one tag arrive in order, so the n-th record
+ * with the flag owns the n-th such message. A serving rank receives with
+ * MPI_ANY_TAG, so rank 0 sends the task's message before its argument
+ * (matching one receive, they arrive in the order sent); rank 0 receives
+ * results by tag, and takes every result message, even with no executor
+ * attached, so that no RESDATA message is left for a later record.
+ */
+#define PX__MPI_SEPARATE_MIN (32 * 1024)
 
 #define PX__MPI_T_CHUNK 1u /* a map() chunk: inner is its record function */
 #define PX__MPI_T_TRACE 2u /* rank 0 traces: report when and where it ran */
+#define PX__MPI_T_SEPARATE 4u /* the argument follows as a TAG_ARG message */
+#define PX__MPI_R_SEPARATE 1u /* the result follows as a TAG_RESDATA message */
 
 struct px__mpi_task {
 	uint64_t id;
@@ -74,6 +93,8 @@ struct px__mpi_result {
 	uint32_t res_len;
 	uint32_t msg_len; /* without the NUL; the message follows the result */
 	int32_t lane;     /* PX__MPI_T_TRACE: the rank's trace lane, else -1 */
+	uint32_t flags;   /* PX__MPI_R_* */
+	uint32_t pad;
 	int64_t start_ns; /* PX__MPI_T_TRACE: on the local pool from ... */
 	int64_t end_ns;   /* ... to, in the serving rank's CLOCK_MONOTONIC */
 };
@@ -187,6 +208,8 @@ struct px__mpi_pack {
 struct px__mpi_sends {
 	MPI_Request *req;
 	void **buf;
+	px_future **hold; /* per send: NULL (buf is freed), or the future
+			     whose memory buf is, released when sent */
 	size_t n, cap;
 	struct px__mpi_pack *pk; /* px__mpi.size packs, by destination rank */
 };
@@ -195,11 +218,24 @@ struct px__mpi_sends {
 void px__mpi_send_owned(struct px__mpi_sends *s, void *buf, size_t len,
 			int rank, int tag);
 
+/* Makes room for one more send; false when out of memory. */
+bool px__mpi_sends_reserve(struct px__mpi_sends *s);
+
+/* Starts sending len bytes at buf, memory of future hold, to rank: hold
+ * gets a reference until the send is done. No copy: for large arguments
+ * and results (PX__MPI_SEPARATE_MIN). Sends synchronously without the room
+ * px__mpi_sends_reserve() makes. */
+void px__mpi_send_held(struct px__mpi_sends *s, const void *buf, size_t len,
+		       int rank, int tag, px_future *hold);
+
 /* Sends an empty message tagged tag to every serving rank. */
 void px__mpi_send_all(struct px__mpi_sends *s, int tag);
 
 /* Retires completed sends. Returns true if any completed. */
 bool px__mpi_sends_poll(struct px__mpi_sends *s);
+
+/* Starts sending the records packed for rank, if any. */
+void px__mpi_pack_flush(struct px__mpi_sends *s, int rank);
 
 /* Starts sending what is packed for every rank. */
 void px__mpi_packs_flush(struct px__mpi_sends *s);
@@ -220,6 +256,10 @@ void px__mpi_sends_finish(struct px__mpi_sends *s);
 /* Receives the probed message into *buf (grown as needed). Its length, or
  * -1 (nothing could be received into memory: the message is dropped). */
 long px__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap);
+
+/* Receives the next message tagged tag from rank (it has been sent) into
+ * *buf (grown as needed), as px__mpi_recv_probed(). */
+long px__mpi_recv_next(int rank, int tag, unsigned char **buf, size_t *cap);
 
 /* ---- how a px-mpi thread waits between empty polls (idle.c) ------------- */
 

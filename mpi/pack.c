@@ -16,31 +16,66 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <parex/future.h>
+
 #include "mpi_internal.h"
+
+bool px__mpi_sends_reserve(struct px__mpi_sends *s)
+{
+	if (s->n < s->cap)
+		return true;
+	size_t cap = s->cap ? s->cap * 2 : 64;
+	MPI_Request *r = realloc(s->req, cap * sizeof(*r));
+	if (!r)
+		return false;
+	s->req = r;
+	void **b = realloc(s->buf, cap * sizeof(*b));
+	if (!b)
+		return false;
+	s->buf = b;
+	px_future **h = realloc(s->hold, cap * sizeof(*h));
+	if (!h)
+		return false;
+	s->hold = h;
+	s->cap = cap;
+	return true;
+}
+
+/* What a finished send leaves: its buffer freed, or its future released. */
+static void send_done(struct px__mpi_sends *s, size_t i)
+{
+	if (s->hold[i])
+		px_future_release(s->hold[i]);
+	else
+		free(s->buf[i]);
+}
 
 void px__mpi_send_owned(struct px__mpi_sends *s, void *buf, size_t len,
 			int rank, int tag)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		MPI_Request *r = realloc(s->req, cap * sizeof(*r));
-		if (!r)
-			goto nomem;
-		s->req = r;
-		void **b = realloc(s->buf, cap * sizeof(*b));
-		if (!b)
-			goto nomem;
-		s->buf = b;
-		s->cap = cap;
+	if (!px__mpi_sends_reserve(s)) {
+		/* Rare: send it synchronously rather than lose it. */
+		MPI_Send(buf, (int)len, MPI_BYTE, rank, tag, px__mpi.comm);
+		free(buf);
+		return;
 	}
 	MPI_Isend(buf, (int)len, MPI_BYTE, rank, tag, px__mpi.comm,
 		  &s->req[s->n]);
+	s->hold[s->n] = NULL;
 	s->buf[s->n++] = buf;
-	return;
-nomem:
-	/* Rare: send it synchronously rather than lose it. */
-	MPI_Send(buf, (int)len, MPI_BYTE, rank, tag, px__mpi.comm);
-	free(buf);
+}
+
+void px__mpi_send_held(struct px__mpi_sends *s, const void *buf, size_t len,
+		       int rank, int tag, px_future *hold)
+{
+	if (!px__mpi_sends_reserve(s)) {
+		MPI_Send(buf, (int)len, MPI_BYTE, rank, tag, px__mpi.comm);
+		return;
+	}
+	MPI_Isend(buf, (int)len, MPI_BYTE, rank, tag, px__mpi.comm,
+		  &s->req[s->n]);
+	s->hold[s->n] = px_future_retain(hold);
+	s->buf[s->n++] = (void *)buf;
 }
 
 void px__mpi_send_all(struct px__mpi_sends *s, int tag)
@@ -64,17 +99,17 @@ bool px__mpi_sends_poll(struct px__mpi_sends *s)
 			i++;
 			continue;
 		}
-		free(s->buf[i]);
+		send_done(s, i);
 		s->n--;
 		s->req[i] = s->req[s->n];
 		s->buf[i] = s->buf[s->n];
+		s->hold[i] = s->hold[s->n];
 		any = true;
 	}
 	return any;
 }
 
-/* Starts sending the records packed for rank, if any. */
-static void pack_flush(struct px__mpi_sends *s, int rank)
+void px__mpi_pack_flush(struct px__mpi_sends *s, int rank)
 {
 	struct px__mpi_pack *p = s->pk ? &s->pk[rank] : NULL;
 	if (!p || !p->len)
@@ -87,7 +122,7 @@ static void pack_flush(struct px__mpi_sends *s, int rank)
 void px__mpi_packs_flush(struct px__mpi_sends *s)
 {
 	for (int r = 0; s->pk && r < px__mpi.size; r++)
-		pack_flush(s, r);
+		px__mpi_pack_flush(s, r);
 }
 
 unsigned char *px__mpi_pack_room(struct px__mpi_sends *s, int rank, int tag,
@@ -98,7 +133,7 @@ unsigned char *px__mpi_pack_room(struct px__mpi_sends *s, int rank, int tag,
 	struct px__mpi_pack *p = &s->pk[rank];
 	size_t padded = (len + 7) & ~(size_t)7;
 	if (p->len && (p->tag != tag || p->len + padded > PX__MPI_PACK_MAX))
-		pack_flush(s, rank);
+		px__mpi_pack_flush(s, rank);
 	if (p->len + padded > p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 4096;
 		if (cap < p->len + padded)
@@ -130,10 +165,11 @@ void px__mpi_sends_finish(struct px__mpi_sends *s)
 	 * with a size that gcc checks against MPI_STATUSES_IGNORE. */
 	for (size_t i = 0; i < s->n; i++) {
 		MPI_Wait(&s->req[i], MPI_STATUS_IGNORE);
-		free(s->buf[i]);
+		send_done(s, i);
 	}
 	free(s->req);
 	free(s->buf);
+	free(s->hold);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -157,4 +193,11 @@ long px__mpi_recv_probed(MPI_Status *st, unsigned char **buf, size_t *cap)
 	MPI_Recv(*buf, n, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, px__mpi.comm,
 		 MPI_STATUS_IGNORE);
 	return n;
+}
+
+long px__mpi_recv_next(int rank, int tag, unsigned char **buf, size_t *cap)
+{
+	MPI_Status st;
+	MPI_Probe(rank, tag, px__mpi.comm, &st);
+	return px__mpi_recv_probed(&st, buf, cap);
 }

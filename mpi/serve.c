@@ -30,6 +30,8 @@ struct server {
 	size_t njobs, cap;
 	unsigned char *buf; /* the message being read */
 	size_t bcap;
+	unsigned char *arg; /* a PX__MPI_T_SEPARATE task's argument */
+	size_t acap;
 	bool *lane_busy;    /* traced tasks' lanes */
 	size_t nlanes;
 	bool stop;          /* EXIT received */
@@ -43,16 +45,21 @@ struct ran_here {
 
 static const struct ran_here not_run = { -1, 0, 0 };
 
+/* A result record to rank 0. With held (a future whose memory res is)
+ * and a large result, the result follows as its own message, sent from
+ * that memory. */
 static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
 			const void *res, size_t res_len, const char *msg,
-			const struct ran_here *ran)
+			const struct ran_here *ran, px_future *held)
 {
 	size_t ml = msg ? strlen(msg) : 0;
 	if (ml > 4096)
 		ml = 4096;
+	bool separate = held && res_len >= PX__MPI_SEPARATE_MIN &&
+			px__mpi_sends_reserve(s);
 	unsigned char *b = px__mpi_pack_room(
 		s, 0, PX__MPI_TAG_RESULT,
-		sizeof(struct px__mpi_result) + res_len + ml);
+		sizeof(struct px__mpi_result) + (separate ? 0 : res_len) + ml);
 	if (!b) {
 		/* Report the failure itself: a result never goes missing. */
 		struct px__mpi_result r = { .id = id, .err = -ENOMEM,
@@ -65,13 +72,17 @@ static void send_result(struct px__mpi_sends *s, uint64_t id, int err,
 	struct px__mpi_result h = { .id = id, .err = err,
 				    .res_len = (uint32_t)res_len,
 				    .msg_len = (uint32_t)ml, .lane = ran->lane,
+				    .flags = separate ? PX__MPI_R_SEPARATE : 0,
 				    .start_ns = ran->start_ns,
 				    .end_ns = ran->end_ns };
 	memcpy(b, &h, sizeof(h));
-	if (res_len)
-		memcpy(b + sizeof(h), res, res_len);
+	size_t inline_len = separate ? 0 : res_len;
+	if (inline_len)
+		memcpy(b + sizeof(h), res, inline_len);
 	if (ml)
-		memcpy(b + sizeof(h) + res_len, msg, ml);
+		memcpy(b + sizeof(h) + inline_len, msg, ml);
+	if (separate)
+		px__mpi_send_held(s, res, res_len, 0, PX__MPI_TAG_RESDATA, held);
 }
 
 /* An error result naming this rank and host. */
@@ -81,7 +92,7 @@ static void send_error(struct px__mpi_sends *s, uint64_t id, int err,
 	char msg[512];
 	snprintf(msg, sizeof(msg), "rank %d (%s): %s", px__mpi.rank,
 		 px__mpi.ranks[px__mpi.rank].host, what ? what : px_strerror(err));
-	send_result(s, id, err, NULL, 0, msg, ran);
+	send_result(s, id, err, NULL, 0, msg, ran, NULL);
 }
 
 /* The lowest free lane; -1 when out of memory (the task goes untraced). */
@@ -177,6 +188,18 @@ static void take_tasks(struct server *sv, unsigned char *buf, size_t n)
 	while (n - off >= sizeof(struct px__mpi_task)) {
 		struct px__mpi_task h;
 		memcpy(&h, buf + off, sizeof(h));
+		if (h.flags & PX__MPI_T_SEPARATE) {
+			/* Its argument is the next ARG message from rank 0. */
+			long a = px__mpi_recv_next(0, PX__MPI_TAG_ARG, &sv->arg,
+						   &sv->acap);
+			if (a != (long)h.arg_len)
+				send_error(&sv->sends, h.id, -EPROTO,
+					   "malformed task argument", &not_run);
+			else
+				start_task(sv, &h, sv->arg);
+			off = px__mpi_next_record(off, sizeof(h), n);
+			continue;
+		}
 		if (h.arg_len > n - off - sizeof(h)) {
 			send_error(&sv->sends, h.id, -EPROTO,
 				   "malformed task message", &not_run);
@@ -250,7 +273,8 @@ static void answer(struct server *sv, struct job *j)
 	} else {
 		size_t len = 0;
 		const void *res = err ? NULL : px_future_result(j->lf, &len);
-		send_result(s, j->id, err, res, len, m && *m ? m : NULL, &ran);
+		send_result(s, j->id, err, res, len, m && *m ? m : NULL, &ran,
+			    j->lf);
 	}
 	if (j->lane >= 0)
 		sv->lane_busy[j->lane] = false;
@@ -275,9 +299,17 @@ static bool answer_finished(struct server *sv)
 	return did;
 }
 
-/* Rank 0 left: what still runs here has no one to report to. */
+/* Rank 0 left: what still runs here has no one to report to. BYE tells
+ * rank 0 that nothing follows it: rank 0 takes every message until then,
+ * so that the large ones this rank still sends (results, which need
+ * their receiver) complete and the finish below returns. */
 static void serve_end(struct server *sv)
 {
+	void *bye = malloc(1);
+	if (bye)
+		px__mpi_send_owned(&sv->sends, bye, 0, 0, PX__MPI_TAG_BYE);
+	else
+		MPI_Send(NULL, 0, MPI_BYTE, 0, PX__MPI_TAG_BYE, px__mpi.comm);
 	px_executor_shutdown(px__mpi.local, false, true);
 	for (size_t i = 0; i < sv->njobs; i++) {
 		px_future_cancel(sv->jobs[i].lf, PX_CANCEL_RUNNING);
@@ -285,6 +317,7 @@ static void serve_end(struct server *sv)
 	}
 	free(sv->jobs);
 	free(sv->buf);
+	free(sv->arg);
 	free(sv->lane_busy);
 	px__mpi_sends_finish(&sv->sends);
 }

@@ -8,6 +8,8 @@
  *                                                   local=thread pools
  *   mpirun --oversubscribe -n 3 test_mpi --trace FILE
  *                                                   rank 0's task timeline
+ *   mpirun --oversubscribe -n 3 test_mpi --exit-inflight
+ *                                                   rank 0 exits, tasks out
  *
  * (tests/test_mpi_run.sh sets the environment and checks that no process
  * outlives the job.) The backend is chosen by PAREX_EXECUTOR=mpi alone. Every
@@ -265,6 +267,57 @@ static void cancel_and_timeout(void **state)
 	assert_int_equal(px_future_error(f), -ETIMEDOUT);
 	assert_non_null(strstr(px_future_message(f), "rank "));
 	px_future_release(f);
+	px_executor_destroy(ex);
+}
+
+/* Returns its argument with every byte complemented. */
+static int complement(px_task *t, const void *arg, size_t len)
+{
+	unsigned char *b = malloc(len ? len : 1);
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++)
+		b[i] = (unsigned char)~((const unsigned char *)arg)[i];
+	int r = px_task_return(t, b, len);
+	free(b);
+	return r;
+}
+
+/* Arguments and results small and large, mixed: the large ones (from 32
+ * KiB) travel as messages of their own after their record, each matched
+ * to its record by order; every byte comes back where it belongs. (The
+ * serving ranks' pools keep their first open's limits: 64 KiB.) */
+static void large_payloads(void **state)
+{
+	(void)state;
+	px_executor *ex = open_mpi(NULL); /* max_arg, max_result: 64 KiB */
+	enum { N = 48 };
+	static const size_t sizes[] = { 0, 100, 32 * 1024 - 1, 32 * 1024,
+					50 * 1000, 64 * 1024 };
+	enum { S = sizeof(sizes) / sizeof(sizes[0]) };
+	px_future *fs[N];
+	unsigned char *in[N];
+	for (int i = 0; i < N; i++) {
+		size_t len = sizes[i % S];
+		in[i] = malloc(len ? len : 1);
+		assert_non_null(in[i]);
+		for (size_t k = 0; k < len; k++)
+			in[i][k] = (unsigned char)(i * 31 + k * 7);
+		assert_int_equal(px_executor_submit(ex, complement, in[i], len,
+						    NULL, &fs[i]), 0);
+	}
+	for (int i = N - 1; i >= 0; i--) {
+		assert_int_equal(px_future_wait(fs[i], 30 * PX_SEC), 0);
+		assert_int_equal(px_future_error(fs[i]), 0);
+		size_t len = 0;
+		const unsigned char *out = px_future_result(fs[i], &len);
+		assert_int_equal(len, sizes[i % S]);
+		for (size_t k = 0; k < len; k++)
+			if (out[k] != (unsigned char)~in[i][k])
+				fail_msg("task %d: byte %zu differs", i, k);
+		px_future_release(fs[i]);
+		free(in[i]);
+	}
 	px_executor_destroy(ex);
 }
 
@@ -647,6 +700,32 @@ static int traced(const char *path)
 	return bad ? 1 : 0;
 }
 
+/*
+ * --exit-inflight: rank 0 leaves while large results (their own messages,
+ * which need their receiver to complete) are on their way; the job must
+ * still end, every rank with status 0 (test_mpi_run.sh times it).
+ */
+static int exit_inflight(void)
+{
+	px_executor *ex = NULL;
+	char err[256];
+	if (px_executor_open(&ex, "mpi:workers_per_rank=2", err, sizeof(err))) {
+		fprintf(stderr, "test_mpi --exit-inflight: %s\n", err);
+		return 1;
+	}
+	static unsigned char arg[60000];
+	for (int i = 0; i < 32; i++) {
+		px_future *f;
+		if (px_executor_submit(ex, complement, arg, sizeof(arg), NULL, &f))
+			return 1;
+		if (i == 8) /* some results are surely out by now */
+			px_future_wait(f, 30 * PX_SEC);
+		px_future_release(f);
+	}
+	printf("exit-inflight: leaving with tasks out\n");
+	exit(0); /* no destroy: the atexit handler releases the ranks */
+}
+
 /* Opens the executor on every rank with the initializer; ranks >= 1 serve
  * in px_executor_create() and leave the process from there. */
 static px_executor *first_open(void)
@@ -684,6 +763,8 @@ int main(int argc, char **argv)
 		return local_thread();
 	if (argc > 2 && !strcmp(argv[1], "--trace"))
 		return traced(argv[2]);
+	if (argc > 1 && !strcmp(argv[1], "--exit-inflight"))
+		return exit_inflight();
 	px_executor *ex = first_open();
 	if (!ex)
 		return 1;
@@ -694,6 +775,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(crash_in_load),
 		cmocka_unit_test(map_records),
 		cmocka_unit_test(cancel_and_timeout),
+		cmocka_unit_test(large_payloads),
 		cmocka_unit_test(concurrent_waiters),
 		cmocka_unit_test(callbacks_only),
 		cmocka_unit_test(wait_deadline),

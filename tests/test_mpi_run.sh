@@ -12,7 +12,9 @@
 #     verdict have the mpi row, printed once (by rank 0);
 #  5. test_mpi --trace: rank 0's trace file has every task once, on tracks
 #     named after the rank and host each ran on (tests/check_trace.py);
-#  6. no process running either test binary after each job.
+#  6. test_mpi --exit-inflight: rank 0 exits with large results on their
+#     way, and the job still ends with status 0;
+#  7. no process running either test binary after each job.
 # Skips (77) under ThreadSanitizer: Open MPI is not TSan-clean.
 set -u
 mpirun=$1 prog=$2 peer=$3 common=$4 san=${5:-} demo=${6:-}
@@ -87,6 +89,13 @@ elif [ -n "$checker" ]; then
 	fi
 fi
 rm -f "$trace"
+check_gone "$prog"
+
+echo "== mpirun -n 3 test_mpi --exit-inflight"
+if ! timeout 60 "$mpirun" -n 3 "$prog" --exit-inflight; then
+	echo "FAIL: rank 0 leaving with large results out must end the job (rc 0)"
+	fail=1
+fi
 check_gone "$prog"
 
 echo "== mpirun -n 1 test_mpi --mismatch : -n 2 test_mpi_peer --mismatch"
