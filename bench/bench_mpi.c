@@ -9,7 +9,8 @@
  *   mpirun -n 3 build/bench/bench_mpi --peer parex --compare raw.txt \
  *       --compare-mpi4py mpi4py.txt
  * Options: --tasks N (submit), --map N (records), --pingpong N; give the
- * three jobs the same sizes. bench_mpi_py.py is mpi4py.futures'
+ * three jobs the same sizes. --local process|thread: the serving ranks'
+ * pools (default process, crash-isolated). bench_mpi_py.py is mpi4py.futures'
  * MPICommExecutor (Debian python3-mpi4py; without it, it writes no file and
  * its target is reported as not judged).
  *
@@ -78,11 +79,13 @@ static int plus_one(px_task *t, const void *arg, size_t len)
 	return px_task_return(t, &x, sizeof(x));
 }
 
-static int run_parex(long tasks, long map_n, long pp, struct results *r)
+static int run_parex(long tasks, long map_n, long pp, const char *local,
+		     struct results *r)
 {
 	px_executor *ex;
-	char err[256];
-	int e = px_executor_open(&ex, "mpi:workers_per_rank=1", err, sizeof(err));
+	char err[256], spec[64];
+	snprintf(spec, sizeof(spec), "mpi:workers_per_rank=1,local=%s", local);
+	int e = px_executor_open(&ex, spec, err, sizeof(err));
 	if (e) {
 		fprintf(stderr, "bench_mpi: %s\n", err);
 		return 1;
@@ -308,6 +311,7 @@ int main(int argc, char **argv)
 {
 	long tasks = 20000, map_n = 200000, pp = 2000;
 	const char *peer = "parex", *outp = NULL, *cmpp = NULL, *pyp = NULL;
+	const char *local = "process";
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v) {
@@ -320,6 +324,8 @@ int main(int argc, char **argv)
 			map_n = atol(v);
 		else if (!strcmp(a, "--pingpong"))
 			pp = atol(v);
+		else if (!strcmp(a, "--local"))
+			local = v;
 		else if (!strcmp(a, "--peer"))
 			peer = v;
 		else if (!strcmp(a, "--out"))
@@ -335,20 +341,23 @@ int main(int argc, char **argv)
 		i++;
 	}
 	if (tasks < 1 || map_n < 1 || pp < 1 ||
-	    (strcmp(peer, "parex") && strcmp(peer, "raw"))) {
-		fprintf(stderr, "bench_mpi: bad sizes or --peer (parex or raw)\n");
+	    (strcmp(peer, "parex") && strcmp(peer, "raw")) ||
+	    (strcmp(local, "process") && strcmp(local, "thread"))) {
+		fprintf(stderr, "bench_mpi: bad sizes, --peer (parex or raw) or "
+			"--local (process or thread)\n");
 		return 2;
 	}
 	struct results r = { 0 };
 	int e = !strcmp(peer, "raw") ? run_raw(tasks, map_n, pp, &r)
-				     : run_parex(tasks, map_n, pp, &r);
+				     : run_parex(tasks, map_n, pp, local, &r);
 	if (e) {
 		fprintf(stderr, "bench_mpi: %s run failed\n", peer);
 		return 1;
 	}
 	FILE *out = outp ? fopen(outp, "w") : NULL;
-	printf("# %s: %ld tasks, %ld map records, %ld ping-pongs\n", peer, tasks,
-	       map_n, pp);
+	printf("# %s%s%s: %ld tasks, %ld map records, %ld ping-pongs\n", peer,
+	       strcmp(peer, "raw") ? ", local=" : "",
+	       strcmp(peer, "raw") ? local : "", tasks, map_n, pp);
 	for (int i = 0; i < 4; i++) {
 		printf("%s %.2f\n", names[i], *field(&r, i));
 		if (out)

@@ -147,9 +147,9 @@ void px__trace_record(struct px__trace *t, const struct px__trace_event *ev)
 	 * the writer skips (end_ns 0). */
 }
 
-void px__trace_task(struct px__trace *t, int64_t submit_ns, uint64_t task,
-		    int worker, int pid, int64_t start_ns, int64_t end_ns,
-		    int outcome, unsigned flags)
+PX_API void px__trace_task(struct px__trace *t, int64_t submit_ns,
+			   uint64_t task, int worker, int pid, int64_t start_ns,
+			   int64_t end_ns, int outcome, unsigned flags)
 {
 	if (flags & PX__TRACE_NOT_RUN) {
 		start_ns = 0;
@@ -357,9 +357,11 @@ static void put_tracks(FILE *fp, const struct px__trace *t, int pid,
 	for (int w = -1; w <= max_worker; w++) {
 		fprintf(fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,"
 			"\"tid\":%d,\"args\":{\"name\":", pid, w + 1);
-		char name[48];
+		char name[96];
 		if (w < 0)
 			snprintf(name, sizeof(name), "not run");
+		else if (t->track_name)
+			t->track_name(t->track_arg, w, name, sizeof(name));
 		else
 			snprintf(name, sizeof(name), "%s%d", t->track_prefix, w);
 		put_json_string(fp, name);

@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <parex/common.h>
+
 /* Flags of an event. */
 #define PX__TRACE_CRASHED 1u  /* the worker died while running it */
 #define PX__TRACE_NOT_RUN 2u  /* cancelled or dropped before it started */
@@ -67,6 +69,12 @@ struct px__trace {
 				 right after px__trace_open() */
 	char label[48];       /* "thread executor", "io (io_uring)", ... */
 	char track_prefix[16];/* "px-worker-", "px-proc-", "px-io-" */
+	/* Optional: names worker w's track instead of track_prefix + w, for
+	 * a backend whose workers live elsewhere (libparex-mpi: "rank 2
+	 * (node7) slot 0"). Set before the executor's first submit, called
+	 * by px__trace_finish() only. */
+	void (*track_name)(void *arg, int worker, char *buf, size_t len);
+	void *track_arg;
 	int64_t t0;           /* timestamps are written relative to this */
 	uint64_t max_events;
 	size_t nchunks;
@@ -107,10 +115,11 @@ void px__trace_record(struct px__trace *t, const struct px__trace_event *ev);
  * start_ns..end_ns on `worker` (process `pid`, 0 in-process), the outcome
  * and PX__TRACE_* flags. With PX__TRACE_NOT_RUN, start_ns is ignored (the
  * event sits at end_ns on the "not run" track) and end_ns 0 means now.
+ * Exported (PAREX_PRIVATE) for backend libraries (libparex-mpi).
  */
-void px__trace_task(struct px__trace *t, int64_t submit_ns, uint64_t task,
-		    int worker, int pid, int64_t start_ns, int64_t end_ns,
-		    int outcome, unsigned flags);
+PX_API void px__trace_task(struct px__trace *t, int64_t submit_ns,
+			   uint64_t task, int worker, int pid, int64_t start_ns,
+			   int64_t end_ns, int outcome, unsigned flags);
 
 /* Frees a trace without writing it (a forked child's copy of its parent's
  * trace: the file is the parent's to write). NULL is a no-op. */

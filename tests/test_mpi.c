@@ -6,6 +6,10 @@
  *                                                   a build-id mismatch
  *   mpirun --oversubscribe -n 3 test_mpi --local-thread
  *                                                   local=thread pools
+ *   mpirun --oversubscribe -n 3 test_mpi --trace FILE
+ *                                                   rank 0's task timeline
+ *   mpirun --oversubscribe -n 3 test_mpi --exit-inflight
+ *                                                   rank 0 exits, tasks out
  *
  * (tests/test_mpi_run.sh sets the environment and checks that no process
  * outlives the job.) The backend is chosen by PAREX_EXECUTOR=mpi alone. Every
@@ -15,7 +19,9 @@
  * another build-id.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,6 +270,200 @@ static void cancel_and_timeout(void **state)
 	px_executor_destroy(ex);
 }
 
+/* Returns its argument with every byte complemented. */
+static int complement(px_task *t, const void *arg, size_t len)
+{
+	unsigned char *b = malloc(len ? len : 1);
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++)
+		b[i] = (unsigned char)~((const unsigned char *)arg)[i];
+	int r = px_task_return(t, b, len);
+	free(b);
+	return r;
+}
+
+/* Arguments and results small and large, mixed: the large ones (from 32
+ * KiB) travel as messages of their own after their record, each matched
+ * to its record by order; every byte comes back where it belongs. (The
+ * serving ranks' pools keep their first open's limits: 64 KiB.) */
+static void large_payloads(void **state)
+{
+	(void)state;
+	px_executor *ex = open_mpi(NULL); /* max_arg, max_result: 64 KiB */
+	enum { N = 48 };
+	static const size_t sizes[] = { 0, 100, 32 * 1024 - 1, 32 * 1024,
+					50 * 1000, 64 * 1024 };
+	enum { S = sizeof(sizes) / sizeof(sizes[0]) };
+	px_future *fs[N];
+	unsigned char *in[N];
+	for (int i = 0; i < N; i++) {
+		size_t len = sizes[i % S];
+		in[i] = malloc(len ? len : 1);
+		assert_non_null(in[i]);
+		for (size_t k = 0; k < len; k++)
+			in[i][k] = (unsigned char)(i * 31 + k * 7);
+		assert_int_equal(px_executor_submit(ex, complement, in[i], len,
+						    NULL, &fs[i]), 0);
+	}
+	for (int i = N - 1; i >= 0; i--) {
+		assert_int_equal(px_future_wait(fs[i], 30 * PX_SEC), 0);
+		assert_int_equal(px_future_error(fs[i]), 0);
+		size_t len = 0;
+		const unsigned char *out = px_future_result(fs[i], &len);
+		assert_int_equal(len, sizes[i % S]);
+		for (size_t k = 0; k < len; k++)
+			if (out[k] != (unsigned char)~in[i][k])
+				fail_msg("task %d: byte %zu differs", i, k);
+		px_future_release(fs[i]);
+		free(in[i]);
+	}
+	px_executor_destroy(ex);
+}
+
+/* ---- rank 0's threads drive MPI (submit, wait_help) ----------------------- */
+
+/* Several program threads submit and wait at once, each waiter driving
+ * MPI in turn with the px-mpi thread: every result arrives exactly once,
+ * to the right future. */
+struct waiter_arg {
+	px_executor *ex;
+	int id, bad;
+	int64_t sum;
+};
+
+static void *waiter(void *p)
+{
+	struct waiter_arg *w = p;
+	enum { N = 300 };
+	for (int i = 0; i < N; i++) {
+		int64_t v = w->id * 100000 + i, r = -1;
+		px_future *f = NULL;
+		if (px_executor_submit(w->ex, double_it, &v, sizeof(v), NULL, &f) ||
+		    px_future_get_i64(f, 30 * PX_SEC, &r) || r != 2 * v)
+			w->bad++;
+		else
+			w->sum += r;
+		px_future_release(f);
+		if (i % 50 == 49) { /* a burst: many out, waited in reverse */
+			px_future *g[16];
+			for (int k = 0; k < 16; k++) {
+				int64_t x = k;
+				if (px_executor_submit(w->ex, double_it, &x, sizeof(x),
+						       NULL, &g[k]))
+					w->bad++, g[k] = NULL;
+			}
+			for (int k = 15; k >= 0; k--) {
+				r = -1;
+				if (!g[k] || px_future_get_i64(g[k], 30 * PX_SEC, &r) ||
+				    r != 2 * k)
+					w->bad++;
+				px_future_release(g[k]);
+			}
+		}
+	}
+	return NULL;
+}
+
+static void concurrent_waiters(void **state)
+{
+	(void)state;
+	px_executor *ex = open_mpi(NULL);
+	enum { T = 4 };
+	pthread_t th[T];
+	struct waiter_arg a[T];
+	for (int t = 0; t < T; t++) {
+		a[t] = (struct waiter_arg){ .ex = ex, .id = t + 1 };
+		assert_int_equal(pthread_create(&th[t], NULL, waiter, &a[t]), 0);
+	}
+	uint64_t tasks = 0;
+	for (int t = 0; t < T; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(a[t].bad, 0);
+		int64_t want = 0;
+		for (int i = 0; i < 300; i++)
+			want += 2 * ((int64_t)(t + 1) * 100000 + i);
+		assert_true(a[t].sum == want);
+		tasks += 300 + 6 * 16;
+	}
+	px_executor_stats st;
+	assert_int_equal(px_executor_stats_get(ex, &st), 0);
+	assert_int_equal(st.submitted, tasks);
+	assert_int_equal(st.completed, tasks);
+	px_executor_destroy(ex);
+}
+
+/* Tasks nobody waits for: done callbacks count them, and half of them
+ * submit a follow-up from inside the callback (which may run in any
+ * thread that completes futures); the px-mpi thread alone must bring
+ * every one in. */
+struct chain {
+	px_executor *ex;
+	atomic_int done, bad, followups;
+};
+
+static void chain_done(px_future *f, void *arg)
+{
+	struct chain *c = arg;
+	int64_t v = -1;
+	if (px_future_get_i64(f, 0, &v) || v % 2)
+		atomic_fetch_add(&c->bad, 1);
+	if (v >= 0 && v < 1000 && v % 4 == 0) {
+		int64_t x = 1000 + v;
+		px_future *g;
+		if (px_executor_submit(c->ex, double_it, &x, sizeof(x), NULL, &g) ||
+		    px_future_on_done(g, chain_done, c))
+			atomic_fetch_add(&c->bad, 1);
+		else
+			atomic_fetch_add(&c->followups, 1);
+		px_future_release(g);
+	}
+	atomic_fetch_add(&c->done, 1);
+}
+
+static void callbacks_only(void **state)
+{
+	(void)state;
+	struct chain c = { .ex = open_mpi(NULL) };
+	enum { N = 100 };
+	for (int i = 0; i < N; i++) {
+		int64_t v = i;
+		px_future *f;
+		assert_int_equal(px_executor_submit(c.ex, double_it, &v, sizeof(v),
+						    NULL, &f), 0);
+		assert_int_equal(px_future_on_done(f, chain_done, &c), 0);
+		px_future_release(f);
+		if (i % 10 == 9)
+			usleep(3000); /* past the naps: px-mpi's deep park */
+	}
+	/* N tasks, and a follow-up for each even one, as doubled values
+	 * divisible by 4: i = 0, 2, 4, ... gives v = 2i, v % 4 == 0. */
+	int64_t t0 = test_now_ns();
+	while (atomic_load(&c.done) < N + N / 2 &&
+	       test_now_ns() - t0 < 30 * PX_SEC)
+		usleep(1000);
+	assert_int_equal(atomic_load(&c.bad), 0);
+	assert_int_equal(atomic_load(&c.followups), N / 2);
+	assert_int_equal(atomic_load(&c.done), N + N / 2);
+	px_executor_destroy(c.ex);
+}
+
+/* A wait that drives MPI still ends at its deadline. */
+static void wait_deadline(void **state)
+{
+	(void)state;
+	px_executor *ex = open_mpi(NULL);
+	px_future *f = submit_i64(ex, sleep_ms, 400);
+	int64_t t0 = test_now_ns();
+	assert_int_equal(px_future_wait(f, 30 * PX_MSEC), -ETIMEDOUT);
+	int64_t took = test_now_ns() - t0;
+	assert_true(took >= 30 * PX_MSEC && took < 300 * PX_MSEC);
+	assert_int_equal(px_future_wait(f, 30 * PX_SEC), 0);
+	assert_int_equal(px_future_error(f), 0);
+	px_future_release(f);
+	px_executor_destroy(ex);
+}
+
 /* Shutdown with work pending: cancel_pending drops what has not started,
  * and every future finishes. */
 static void shutdown_pending(void **state)
@@ -462,6 +662,70 @@ static int local_thread(void)
 	return bad ? 1 : 0;
 }
 
+/*
+ * --trace PATH: N tasks through a traced executor (one crashes its worker,
+ * one fails), for test_mpi_run.sh to check the file rank 0 writes: every
+ * task once, on a track named after the rank and host it ran on.
+ */
+static int traced(const char *path)
+{
+	char spec[512], err[256];
+	snprintf(spec, sizeof(spec), "mpi:workers_per_rank=2,trace=%s", path);
+	px_executor *ex = NULL;
+	int r = px_executor_open(&ex, spec, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "test_mpi --trace: %s\n", err);
+		return 1;
+	}
+	enum { N = 40 };
+	px_future *fs[N];
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		int64_t v = i;
+		px_task_fn fn = i == 7 ? sleep_ms : double_or_crash;
+		size_t len = i == 7 ? 1 : sizeof(v); /* sleep_ms: -EINVAL */
+		if (px_executor_submit(ex, fn, &v, len, NULL, &fs[i]))
+			return 1;
+	}
+	for (int i = 0; i < N; i++) {
+		int64_t v = -1;
+		int e = px_future_get_i64(fs[i], 30 * PX_SEC, &v);
+		int want = i == 30 ? PX_EWORKERDIED : i == 7 ? -EINVAL : 0;
+		if (e != want || (!want && v != 2 * i))
+			bad++;
+		px_future_release(fs[i]);
+	}
+	px_executor_destroy(ex);
+	printf("trace: %d bad of %d\n", bad, N);
+	return bad ? 1 : 0;
+}
+
+/*
+ * --exit-inflight: rank 0 leaves while large results (their own messages,
+ * which need their receiver to complete) are on their way; the job must
+ * still end, every rank with status 0 (test_mpi_run.sh times it).
+ */
+static int exit_inflight(void)
+{
+	px_executor *ex = NULL;
+	char err[256];
+	if (px_executor_open(&ex, "mpi:workers_per_rank=2", err, sizeof(err))) {
+		fprintf(stderr, "test_mpi --exit-inflight: %s\n", err);
+		return 1;
+	}
+	static unsigned char arg[60000];
+	for (int i = 0; i < 32; i++) {
+		px_future *f;
+		if (px_executor_submit(ex, complement, arg, sizeof(arg), NULL, &f))
+			return 1;
+		if (i == 8) /* some results are surely out by now */
+			px_future_wait(f, 30 * PX_SEC);
+		px_future_release(f);
+	}
+	printf("exit-inflight: leaving with tasks out\n");
+	exit(0); /* no destroy: the atexit handler releases the ranks */
+}
+
 /* Opens the executor on every rank with the initializer; ranks >= 1 serve
  * in px_executor_create() and leave the process from there. */
 static px_executor *first_open(void)
@@ -497,6 +761,10 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && !strcmp(argv[1], "--local-thread"))
 		return local_thread();
+	if (argc > 2 && !strcmp(argv[1], "--trace"))
+		return traced(argv[2]);
+	if (argc > 1 && !strcmp(argv[1], "--exit-inflight"))
+		return exit_inflight();
 	px_executor *ex = first_open();
 	if (!ex)
 		return 1;
@@ -507,6 +775,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(crash_in_load),
 		cmocka_unit_test(map_records),
 		cmocka_unit_test(cancel_and_timeout),
+		cmocka_unit_test(large_payloads),
+		cmocka_unit_test(concurrent_waiters),
+		cmocka_unit_test(callbacks_only),
+		cmocka_unit_test(wait_deadline),
 		cmocka_unit_test(shutdown_pending),
 		cmocka_unit_test(bounded_queue),
 		cmocka_unit_test(api_rest),

@@ -10,10 +10,17 @@
 #  3. a single rank: a clear one-line error, not a hang;
 #  4. demo_cpu --backend mpi (when the demos are built): its table and its
 #     verdict have the mpi row, printed once (by rank 0);
-#  5. no process running either test binary after each job.
+#  5. test_mpi --trace: rank 0's trace file has every task once, on tracks
+#     named after the rank and host each ran on (tests/check_trace.py);
+#  6. test_mpi --exit-inflight: rank 0 exits with large results on their
+#     way, and the job still ends with status 0;
+#  7. no process running either test binary after each job.
 # Skips (77) under ThreadSanitizer: Open MPI is not TSan-clean.
 set -u
 mpirun=$1 prog=$2 peer=$3 common=$4 san=${5:-} demo=${6:-}
+# check_trace.py, next to this script; python3 needed to run it.
+checker="$(dirname "$0")/check_trace.py"
+command -v python3 >/dev/null 2>&1 || checker=""
 case "$san" in
 *thread*) echo "test_mpi: skipped under ThreadSanitizer (Open MPI is not TSan-clean)"; exit 77 ;;
 *address*)
@@ -64,6 +71,32 @@ if ! timeout 240 "$mpirun" -n 3 "$common" mpi; then
 	fail=1
 fi
 check_gone "$common"
+
+echo "== mpirun -n 3 test_mpi --trace"
+trace=$(mktemp) || exit 1
+if ! timeout 120 "$mpirun" -n 3 "$prog" --trace "$trace"; then
+	echo "FAIL: test_mpi --trace"
+	fail=1
+elif [ -n "$checker" ]; then
+	# Every task once (39 ran, one of them crashed its worker, one
+	# failed), disjoint per track; tracks named after both serving ranks.
+	if ! python3 "$checker" "$trace" --tasks 40 --crashed 1 --errors 1 \
+		--not-run 0 ||
+	   ! grep -q '"name":"rank 1 (' "$trace" ||
+	   ! grep -q '"name":"rank 2 (' "$trace"; then
+		echo "FAIL: rank 0's trace of the mpi tasks"
+		fail=1
+	fi
+fi
+rm -f "$trace"
+check_gone "$prog"
+
+echo "== mpirun -n 3 test_mpi --exit-inflight"
+if ! timeout 60 "$mpirun" -n 3 "$prog" --exit-inflight; then
+	echo "FAIL: rank 0 leaving with large results out must end the job (rc 0)"
+	fail=1
+fi
+check_gone "$prog"
 
 echo "== mpirun -n 1 test_mpi --mismatch : -n 2 test_mpi_peer --mismatch"
 timeout 120 "$mpirun" -n 1 "$prog" --mismatch : -n 2 "$peer" --mismatch >"$out" 2>&1
