@@ -159,8 +159,9 @@ PX_API int px_io_stats_get(const px_io *io, px_io_stats *out)
 	out->completed =
 		atomic_load_explicit(&io->n_completed, memory_order_relaxed);
 	out->enters = atomic_load_explicit(&io->n_enters, memory_order_relaxed);
-	int64_t inf = atomic_load_explicit(&io->n_inflight, memory_order_relaxed);
-	out->inflight = inf > 0 ? (uint64_t)inf : 0;
+	/* Completed first: ops only grows, so it is read no smaller. */
+	uint64_t ops = atomic_load_explicit(&io->n_ops, memory_order_relaxed);
+	out->inflight = ops > out->completed ? ops - out->completed : 0;
 	return 0;
 }
 
@@ -201,14 +202,12 @@ static int io_start(px_io *io, const struct px__io_req *r,
 		px_future_release(f);
 		return e;
 	}
-	/* Counted before the backend can complete it (n_inflight pairs with the
-	 * decrement in px__io_complete; relaxed: statistics only). */
+	/* Counted before the backend can complete it (px_io_stats_get's
+	 * inflight is ops less completed; relaxed: statistics only). */
 	atomic_fetch_add_explicit(&io->n_ops, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&io->n_inflight, 1, memory_order_relaxed);
 	e = io->ops->submit(io, &req, f);
 	if (e) {
 		atomic_fetch_sub_explicit(&io->n_ops, 1, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&io->n_inflight, 1, memory_order_relaxed);
 		/* Never started: a future that never completes frees its
 		 * callbacks unrun, so opts->done does not run for an
 		 * operation whose start failed. */
