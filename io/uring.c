@@ -131,6 +131,16 @@ static unsigned sq_unconsumed(struct uring *u)
 	return tail - head;
 }
 
+/* CQEs posted and not yet reaped. Unlike liburing's io_uring_cq_ready,
+ * safe from a thread other than the reaper: the head is the reaper's,
+ * written with a release store (io_uring_cq_advance), read atomically. */
+static unsigned cq_pending(struct uring *u)
+{
+	unsigned tail = __atomic_load_n(u->ring.cq.ktail, __ATOMIC_ACQUIRE);
+	unsigned head = __atomic_load_n(u->ring.cq.khead, __ATOMIC_RELAXED);
+	return tail - head;
+}
+
 /* sq_lock held: makes every filled SQE visible. The release pairs with the
  * kernel's smp_load_acquire of the SQ tail (and the reaper's load). */
 static void sq_publish(struct uring *u)
@@ -588,7 +598,7 @@ static int uring_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 			if (atomic_load_explicit(&u->state,
 						 memory_order_relaxed) ==
 				    R_SLEEPING &&
-			    !sq_unconsumed(u) && !io_uring_cq_ready(&u->ring))
+			    !sq_unconsumed(u) && !cq_pending(u))
 				return 0;
 		}
 		if (!px__spin_step(&spin))
