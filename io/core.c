@@ -94,8 +94,8 @@ void px__io_cancels_drain(void)
  * or the reap it is running (callbacks that start operations). Plain
  * thread-locals, since only this thread reads them.
  */
-static __thread px_io *plug_io;
-static __thread unsigned plug_depth;
+static PX__TLS px_io *plug_io;
+static PX__TLS unsigned plug_depth;
 
 bool px__io_plugged(const px_io *io)
 {

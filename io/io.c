@@ -172,8 +172,8 @@ PX_API int px_io_stats_get(const px_io *io, px_io_stats *out)
  * backend sees the operation, so it never runs in this call's frame and is
  * never missed; if registering it fails, nothing starts.
  */
-static int io_start(px_io *io, const struct px__io_req *r,
-		    const px_io_opts *opts, px_future **out)
+static int io_start(px_io *io, struct px__io_req *r, const px_io_opts *opts,
+		    px_future **out)
 {
 	*out = NULL;
 	if (!io)
@@ -182,10 +182,13 @@ static int io_start(px_io *io, const struct px__io_req *r,
 		return PX_EFORKED;
 	if (atomic_load(&io->stopping))
 		return PX_ESHUTDOWN;
-	struct px__io_req req = *r;
-	req.timeout_ns = 0;
+	/* r is the calling px_io_*'s own record: completed in place rather
+	 * than copied (a wide copy of fields just stored stalls on store
+	 * forwarding, on every operation). */
+	struct px__io_req *req = r;
+	req->timeout_ns = 0;
 	if (opts && opts->timeout_ns > 0)
-		req.timeout_ns = opts->timeout_ns;
+		req->timeout_ns = opts->timeout_ns;
 	px_future *f;
 	int e = px_promise_create(&f);
 	if (e)
@@ -194,8 +197,8 @@ static int io_start(px_io *io, const struct px__io_req *r,
 		f->trace_submit_ns = px__now_ns();
 		f->trace_task = px__trace_task_id(io->trace);
 	}
-	uint64_t meta = (uint64_t)req.kind |
-			(req.timeout_ns ? PX__IO_F_DEADLINE : 0);
+	uint64_t meta = (uint64_t)req->kind |
+			(req->timeout_ns ? PX__IO_F_DEADLINE : 0);
 	__atomic_store_n(&f->backend_data, meta, __ATOMIC_RELAXED);
 	if (opts && opts->done &&
 	    (e = px_future_on_done(f, opts->done, opts->done_arg))) {
@@ -205,7 +208,7 @@ static int io_start(px_io *io, const struct px__io_req *r,
 	/* Counted before the backend can complete it (px_io_stats_get's
 	 * inflight is ops less completed; relaxed: statistics only). */
 	atomic_fetch_add_explicit(&io->n_ops, 1, memory_order_relaxed);
-	e = io->ops->submit(io, &req, f);
+	e = io->ops->submit(io, req, f);
 	if (e) {
 		atomic_fetch_sub_explicit(&io->n_ops, 1, memory_order_relaxed);
 		/* Never started: a future that never completes frees its

@@ -116,7 +116,7 @@ struct uring {
 #define PAYLOAD_MAX (PX__ARG_INLINE - PAYLOAD_OFF)
 
 /* The reaper thread of the context this thread reaps for, if any. */
-static __thread struct uring *reaper_of;
+static PX__TLS struct uring *reaper_of;
 
 static inline struct uring *U(px_io *io)
 {
