@@ -94,8 +94,8 @@ void px__io_cancels_drain(void)
  * or the reap it is running (callbacks that start operations). Plain
  * thread-locals, since only this thread reads them.
  */
-static __thread px_io *plug_io;
-static __thread unsigned plug_depth;
+static PX__TLS px_io *plug_io;
+static PX__TLS unsigned plug_depth;
 
 bool px__io_plugged(const px_io *io)
 {
@@ -138,12 +138,15 @@ int px__io_unplug_batch(px_io *io)
 
 /* Completing ------------------------------------------------------------------ */
 
+void px__io_count_completed(px_io *io, unsigned n)
+{
+	/* Relaxed: the completions that follow (release) publish the count
+	 * to whoever then sees one of those futures done. */
+	atomic_fetch_add_explicit(&io->n_completed, n, memory_order_relaxed);
+}
+
 void px__io_complete(px_io *io, px_future *f, int64_t res)
 {
-	/* Counted before the completion, whose release publishes them to
-	 * whoever then sees the future done. */
-	atomic_fetch_add_explicit(&io->n_completed, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&io->n_inflight, 1, memory_order_relaxed);
 	/* Stamped before the completion runs done callbacks, which may start
 	 * the next operation of a chain: one ends before the next begins. */
 	int64_t end_ns = io->trace ? px__now_ns() : 0;

@@ -84,9 +84,16 @@ struct px_io {
 	 * by px_io_create before the context is returned; written by
 	 * px_io_destroy once the backend's threads are gone. */
 	struct px__trace *trace;
-	/* Counters: relaxed, read only by px_io_stats_get. */
-	_Atomic uint64_t n_ops, n_completed, n_enters;
-	_Atomic int64_t n_inflight;
+	/* Counters: relaxed, read only by px_io_stats_get (in flight is
+	 * their difference). Starting threads write n_ops, the completing
+	 * thread n_completed and n_enters: on separate cache lines (by
+	 * padding: the context is calloc'd), so an operation does not bounce
+	 * one line between them. */
+	char pad_before_[64];
+	_Atomic uint64_t n_ops;
+	char pad_between_[64];
+	_Atomic uint64_t n_completed, n_enters;
+	char pad_after_[48];
 };
 
 /* Fork detection ---------------------------------------------------------- */
@@ -137,7 +144,12 @@ int px__io_unplug_batch(px_io *io);
 /* Completing -------------------------------------------------------------- */
 
 /* Completes f from a backend with a kernel-style result (>= 0 or -errno),
- * then drops the backend's reference. */
+ * then drops the backend's reference. The backend counts it first, with
+ * px__io_count_completed. */
 void px__io_complete(px_io *io, px_future *f, int64_t res);
+
+/* Counts n operations as completed, before completing them (so whoever sees
+ * one done sees it counted): one atomic add per batch of completions. */
+void px__io_count_completed(px_io *io, unsigned n);
 
 #endif /* PX_IO_CORE_H */

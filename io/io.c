@@ -159,8 +159,9 @@ PX_API int px_io_stats_get(const px_io *io, px_io_stats *out)
 	out->completed =
 		atomic_load_explicit(&io->n_completed, memory_order_relaxed);
 	out->enters = atomic_load_explicit(&io->n_enters, memory_order_relaxed);
-	int64_t inf = atomic_load_explicit(&io->n_inflight, memory_order_relaxed);
-	out->inflight = inf > 0 ? (uint64_t)inf : 0;
+	/* Completed first: ops only grows, so it is read no smaller. */
+	uint64_t ops = atomic_load_explicit(&io->n_ops, memory_order_relaxed);
+	out->inflight = ops > out->completed ? ops - out->completed : 0;
 	return 0;
 }
 
@@ -171,8 +172,8 @@ PX_API int px_io_stats_get(const px_io *io, px_io_stats *out)
  * backend sees the operation, so it never runs in this call's frame and is
  * never missed; if registering it fails, nothing starts.
  */
-static int io_start(px_io *io, const struct px__io_req *r,
-		    const px_io_opts *opts, px_future **out)
+static int io_start(px_io *io, struct px__io_req *r, const px_io_opts *opts,
+		    px_future **out)
 {
 	*out = NULL;
 	if (!io)
@@ -181,10 +182,13 @@ static int io_start(px_io *io, const struct px__io_req *r,
 		return PX_EFORKED;
 	if (atomic_load(&io->stopping))
 		return PX_ESHUTDOWN;
-	struct px__io_req req = *r;
-	req.timeout_ns = 0;
+	/* r is the calling px_io_*'s own record: completed in place rather
+	 * than copied (a wide copy of fields just stored stalls on store
+	 * forwarding, on every operation). */
+	struct px__io_req *req = r;
+	req->timeout_ns = 0;
 	if (opts && opts->timeout_ns > 0)
-		req.timeout_ns = opts->timeout_ns;
+		req->timeout_ns = opts->timeout_ns;
 	px_future *f;
 	int e = px_promise_create(&f);
 	if (e)
@@ -193,22 +197,20 @@ static int io_start(px_io *io, const struct px__io_req *r,
 		f->trace_submit_ns = px__now_ns();
 		f->trace_task = px__trace_task_id(io->trace);
 	}
-	uint64_t meta = (uint64_t)req.kind |
-			(req.timeout_ns ? PX__IO_F_DEADLINE : 0);
+	uint64_t meta = (uint64_t)req->kind |
+			(req->timeout_ns ? PX__IO_F_DEADLINE : 0);
 	__atomic_store_n(&f->backend_data, meta, __ATOMIC_RELAXED);
 	if (opts && opts->done &&
 	    (e = px_future_on_done(f, opts->done, opts->done_arg))) {
 		px_future_release(f);
 		return e;
 	}
-	/* Counted before the backend can complete it (n_inflight pairs with the
-	 * decrement in px__io_complete; relaxed: statistics only). */
+	/* Counted before the backend can complete it (px_io_stats_get's
+	 * inflight is ops less completed; relaxed: statistics only). */
 	atomic_fetch_add_explicit(&io->n_ops, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&io->n_inflight, 1, memory_order_relaxed);
-	e = io->ops->submit(io, &req, f);
+	e = io->ops->submit(io, req, f);
 	if (e) {
 		atomic_fetch_sub_explicit(&io->n_ops, 1, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&io->n_inflight, 1, memory_order_relaxed);
 		/* Never started: a future that never completes frees its
 		 * callbacks unrun, so opts->done does not run for an
 		 * operation whose start failed. */

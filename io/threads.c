@@ -214,6 +214,8 @@ static void rel_add(struct donev *d, px_future *f)
 
 static void done_run(px_io *io, struct donev *d)
 {
+	if (d->n)
+		px__io_count_completed(io, (unsigned)d->n);
 	for (size_t i = 0; i < d->n; i++)
 		px__io_complete(io, d->v[i].op->f, d->v[i].res);
 	for (size_t i = 0; i < d->nrel; i++)

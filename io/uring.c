@@ -42,7 +42,9 @@
 #include <limits.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +53,29 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "executor_internal.h"
 
 #define UD_CANCEL 1u
 #define WAKE_UD 2u
 
-enum { R_AWAKE = 0, R_SLEEPING = 1, R_WOKEN = 2 };
+/*
+ * The reaper's state, for submitters (whether to wake it) and waiters
+ * (whether to spin). R_SLEEPING and R_SUBMITTING both mean "in or about to
+ * be in io_uring_enter, maybe waiting": R_SUBMITTING when that enter also
+ * submits, so a waiter may expect completions soon.
+ */
+enum { R_AWAKE = 0, R_SLEEPING = 1, R_WOKEN = 2, R_SUBMITTING = 3 };
+
+/* How long the reaper spins after a round of work, watching for new SQEs
+ * and CQEs, before it sleeps in the kernel: a caller that waits for a batch
+ * and then starts the next one (bench_io (c)) finds it awake and pays no
+ * wake. The thread pool's workers spin as long by default (spin_us). */
+#define REAPER_SPIN_NS 50000
+
+/* How long a thread waiting on an I/O future spins while the reaper works
+ * on the ring, rather than sleeping and needing a futex wake (about 22 us
+ * on a 2-vCPU VM, as much as 32 cached reads take). */
+#define HELP_SPIN_NS 100000
 
 struct uring {
 	struct io_uring ring;
@@ -65,9 +85,22 @@ struct uring {
 	int efd;                 /* the reaper's wake-up eventfd */
 	uint64_t efd_buf;        /* target of the pending eventfd read */
 	bool wake_armed;         /* reaper only: the eventfd read is pending */
-	/* Operations published and not yet reaped (the reaper exits when it
-	 * is 0 and the context stops). */
-	_Atomic int64_t inflight;
+	/* Operations published (under sq_lock) and reaped (under cq_lock):
+	 * the reaper exits once they match and the context stops. Plain
+	 * counters under the locks the paths take anyway, so an operation
+	 * costs no shared atomic for them. */
+	uint64_t published;
+	uint64_t reaped;
+	/* Bumped (release) after each reap that completed futures: a waiter
+	 * spinning in uring_wait_help stops when a round ends without its
+	 * future. */
+	_Atomic uint32_t reap_seq;
+	/* The CPU the reaper last ran on, and the one the last batch was
+	 * published from (relaxed, hints only): a spinner on the CPU of the
+	 * thread it waits for yields at every turn instead of every 2 us, or
+	 * it would hold back the very work it waits for. */
+	_Atomic int reaper_cpu;
+	_Atomic int batch_cpu;
 	/* R_*: whether the reaper sleeps in io_uring_enter. seq_cst, as a
 	 * Dekker pair with the SQ tail: see reaper_main and wake_reaper. */
 	_Atomic uint32_t state;
@@ -76,6 +109,10 @@ struct uring {
 	_Atomic uint32_t sq_seq;
 	_Atomic uint32_t sq_waiters;
 	bool stopped; /* under sq_lock: no publishes after the final cancel */
+	/* What every future of this context points to (f->ex), so waiters
+	 * reach uring_wait_help through px__future_help. Only ops and
+	 * helping are used; destroy waits for helping to drop to 0. */
+	struct px_executor helper;
 };
 
 /* The arg_inline area of an I/O future: the timespec of a deadline or a
@@ -85,7 +122,7 @@ struct uring {
 #define PAYLOAD_MAX (PX__ARG_INLINE - PAYLOAD_OFF)
 
 /* The reaper thread of the context this thread reaps for, if any. */
-static __thread struct uring *reaper_of;
+static PX__TLS struct uring *reaper_of;
 
 static inline struct uring *U(px_io *io)
 {
@@ -97,6 +134,16 @@ static unsigned sq_unconsumed(struct uring *u)
 {
 	unsigned tail = __atomic_load_n(u->ring.sq.ktail, __ATOMIC_ACQUIRE);
 	unsigned head = __atomic_load_n(u->ring.sq.khead, __ATOMIC_ACQUIRE);
+	return tail - head;
+}
+
+/* CQEs posted and not yet reaped. Unlike liburing's io_uring_cq_ready,
+ * safe from a thread other than the reaper: the head is the reaper's,
+ * written with a release store (io_uring_cq_advance), read atomically. */
+static unsigned cq_pending(struct uring *u)
+{
+	unsigned tail = __atomic_load_n(u->ring.cq.ktail, __ATOMIC_ACQUIRE);
+	unsigned head = __atomic_load_n(u->ring.cq.khead, __ATOMIC_RELAXED);
 	return tail - head;
 }
 
@@ -132,8 +179,8 @@ static int do_enter(px_io *io, struct uring *u, unsigned to_submit,
 static void wake_reaper(struct uring *u)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	uint32_t s = R_SLEEPING;
-	if (atomic_load(&u->state) == R_SLEEPING &&
+	uint32_t s = atomic_load(&u->state);
+	if ((s == R_SLEEPING || s == R_SUBMITTING) &&
 	    atomic_compare_exchange_strong(&u->state, &s, R_WOKEN)) {
 		uint64_t one = 1;
 		if (write(u->efd, &one, sizeof(one)) < 0) {
@@ -142,9 +189,17 @@ static void wake_reaper(struct uring *u)
 	}
 }
 
+/* A batch's end: publishes what the batch filled and wakes the reaper. */
 static void uring_flush(px_io *io)
 {
-	wake_reaper(U(io));
+	struct uring *u = U(io);
+	int cpu = sched_getcpu();
+	if (atomic_load_explicit(&u->batch_cpu, memory_order_relaxed) != cpu)
+		atomic_store_explicit(&u->batch_cpu, cpu, memory_order_relaxed);
+	pthread_mutex_lock(&u->sq_lock);
+	sq_publish(u);
+	pthread_mutex_unlock(&u->sq_lock);
+	wake_reaper(u);
 }
 
 /*
@@ -168,6 +223,9 @@ static struct io_uring_sqe *sqe_get(px_io *io, struct uring *u, unsigned need,
 			break;
 		if (tries > 2000 && !last)
 			return NULL;
+		/* A batch held its SQEs back: the reaper can only make room
+		 * by submitting them, so they go now, in pieces. */
+		sq_publish(u);
 		if (reaper_of == u) {
 			int r = do_enter(io, u, sq_unconsumed(u), 0, 0);
 			if (r == -EAGAIN || r == -EBUSY) {
@@ -191,7 +249,7 @@ static struct io_uring_sqe *sqe_get(px_io *io, struct uring *u, unsigned need,
 /* cq_lock held (the reaper): completes every CQE there is. */
 static unsigned reap_all(px_io *io, struct uring *u)
 {
-	unsigned total = 0;
+	unsigned total = 0, ops = 0;
 	for (;;) {
 		struct io_uring_cqe *cqes[64];
 		uint64_t ud[64];
@@ -202,9 +260,22 @@ static unsigned reap_all(px_io *io, struct uring *u)
 		for (unsigned i = 0; i < n; i++) {
 			ud[i] = cqes[i]->user_data;
 			res[i] = cqes[i]->res;
+			/* The futures' lines were last written by the threads
+			 * that started them: fetch them all at once rather than
+			 * miss on each in turn (for writing: finish() locks). */
+			__builtin_prefetch((void *)(uintptr_t)(ud[i] & ~(uint64_t)3),
+					   1);
 		}
 		/* Free the CQ slots before callbacks run. */
 		io_uring_cq_advance(&u->ring, n);
+		/* Counted before any of them completes (see core.h). */
+		unsigned k = 0;
+		for (unsigned i = 0; i < n; i++)
+			k += ud[i] != WAKE_UD && ud[i] && !(ud[i] & UD_CANCEL);
+		if (k)
+			px__io_count_completed(io, k);
+		u->reaped += k;
+		ops += k;
 		for (unsigned i = 0; i < n; i++) {
 			if (ud[i] == WAKE_UD) {
 				u->wake_armed = false;
@@ -214,11 +285,13 @@ static unsigned reap_all(px_io *io, struct uring *u)
 			} else if (ud[i]) {
 				px__io_complete(io, (px_future *)(uintptr_t)ud[i],
 						res[i]);
-				atomic_fetch_sub(&u->inflight, 1);
 			}
 		}
 		total += n;
 	}
+	/* release: a waiter that sees the bump sees the completions too. */
+	if (ops)
+		atomic_fetch_add_explicit(&u->reap_seq, 1, memory_order_release);
 	return total;
 }
 
@@ -366,6 +439,9 @@ static int uring_submit(px_io *io, const struct px__io_req *r, px_future *f)
 	prep(sqe, r, f);
 	/* The backend's reference, dropped by px__io_complete. */
 	px_future_retain(f);
+	/* Waiters help through u->helper (px__future_help reads f->ex under
+	 * f's lock bit; the caller gets f only after this returns). */
+	f->ex = &u->helper;
 	sqe->user_data = (uint64_t)(uintptr_t)f;
 	if (r->timeout_ns) {
 		sqe->flags |= IOSQE_IO_LINK;
@@ -375,11 +451,20 @@ static int uring_submit(px_io *io, const struct px__io_req *r, px_future *f)
 		t->user_data = 0;
 	}
 	/* Before the publish, so no reaper can see the CQE first. */
-	atomic_fetch_add(&u->inflight, 1);
-	sq_publish(u);
+	u->published++;
+	/* A batch (or a reap, for operations its callbacks start) publishes
+	 * at its end: a reaper spinning in reaper_spin would otherwise
+	 * submit the batch one operation at a time as it is filled. A big
+	 * batch goes in quarters of the ring, so that the kernel takes one
+	 * while the caller fills the next (10,000 sleeps: bench_io (a)). */
+	bool kick = !px__io_plugged(io) ||
+		    u->ring.sq.sqe_tail - *u->ring.sq.ktail >=
+			    u->ring.sq.ring_entries / 4;
+	if (kick)
+		sq_publish(u);
 	pthread_mutex_unlock(&u->sq_lock);
 
-	if (!px__io_plugged(io))
+	if (kick && reaper_of != u)
 		wake_reaper(u);
 	return 0;
 }
@@ -396,6 +481,33 @@ static void arm_wake(px_io *io, struct uring *u)
 	u->wake_armed = true;
 }
 
+/* The reaper, after a round of work: spins until there is something to
+ * submit or reap, a submitter waits for SQ space, or REAPER_SPIN_NS pass.
+ * It stays R_AWAKE meanwhile, so submitters publish without a wake. */
+static void reaper_spin(struct uring *u)
+{
+	struct px__spin spin;
+	px__spin_init(&spin, REAPER_SPIN_NS);
+	int cpu = sched_getcpu();
+	atomic_store_explicit(&u->reaper_cpu, cpu, memory_order_relaxed);
+	bool shared = atomic_load_explicit(&u->batch_cpu,
+					   memory_order_relaxed) == cpu;
+	while (!sq_unconsumed(u) && !io_uring_cq_ready(&u->ring) &&
+	       !atomic_load_explicit(&u->sq_waiters, memory_order_relaxed) &&
+	       px__spin_step(&spin))
+		if (shared)
+			sched_yield();
+}
+
+/* The reaper: whether every published operation has been reaped. */
+static bool drained(struct uring *u)
+{
+	pthread_mutex_lock(&u->sq_lock);
+	bool idle = u->published == u->reaped;
+	pthread_mutex_unlock(&u->sq_lock);
+	return idle;
+}
+
 static void *reaper_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "px-io-reaper");
@@ -405,16 +517,25 @@ static void *reaper_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	reaper_of = u;
+	bool worked = false;
 	for (;;) {
 		px_io *saved_io;
 		unsigned saved = px__io_plug_reap(io, &saved_io);
 		pthread_mutex_lock(&u->cq_lock);
-		reap_all(io, u);
+		bool reaped = reap_all(io, u) > 0;
 		pthread_mutex_unlock(&u->cq_lock);
 		px__io_unplug_reap(saved, saved_io);
+		if (reaped) {
+			/* What the done callbacks started (held back by the
+			 * reap's plug) goes with the next enter. */
+			pthread_mutex_lock(&u->sq_lock);
+			sq_publish(u);
+			pthread_mutex_unlock(&u->sq_lock);
+			worked = true;
+		}
 
 		bool stopping = atomic_load(&io->stopping);
-		if (stopping && atomic_load(&u->inflight) == 0)
+		if (stopping && drained(u))
 			break;
 		/* Re-armed until destroy has published its cancel (`stopped`,
 		 * which arm_wake's sqe_get checks), not merely until stopping:
@@ -426,13 +547,30 @@ static void *reaper_main(void *arg)
 			arm_wake(io, u);
 			pthread_mutex_unlock(&u->sq_lock);
 		}
-		/* Dekker with wake_reaper: state, fence, then the tail. */
+		if (worked && !stopping)
+			reaper_spin(u);
+		/* Dekker with wake_reaper: state, fence, then the tail and
+		 * sq_waiters. A submitter waiting for SQ space must not wait
+		 * for this enter's completions too: it would sleep until the
+		 * next CQE (20 ms for a burst of sleeps) or its own 10 ms
+		 * timeout, when all it needs is the submission. So with a
+		 * waiter the enter only submits (do_enter then wakes it), and
+		 * the loop comes back here to wait. */
 		atomic_store(&u->state, R_SLEEPING);
 		atomic_thread_fence(memory_order_seq_cst);
 		unsigned n = sq_unconsumed(u);
-		unsigned wait = io_uring_cq_ready(&u->ring) ? 0 : 1;
+		unsigned wait = io_uring_cq_ready(&u->ring) ||
+					atomic_load(&u->sq_waiters) ? 0 : 1;
+		if (n) {
+			/* Tells waiters completions may be on their way; a
+			 * submitter may have flipped it to R_WOKEN already. */
+			uint32_t s = R_SLEEPING;
+			atomic_compare_exchange_strong(&u->state, &s,
+						       R_SUBMITTING);
+		}
 		int r = do_enter(io, u, n, wait, IORING_ENTER_GETEVENTS);
 		atomic_store(&u->state, R_AWAKE);
+		worked = r > 0;
 		if (r == -EAGAIN || r == -ENOMEM) {
 			struct timespec ts = { 0, 100000 };
 			nanosleep(&ts, NULL);
@@ -440,6 +578,63 @@ static void *reaper_main(void *arg)
 	}
 	return NULL;
 }
+
+/*
+ * px__future_help's hook for a future of this context (f->ex is u->helper):
+ * the waiting thread spins while the reaper works on the ring (it is awake,
+ * or in an enter that submits, or SQEs or CQEs wait for it), because then f
+ * is likely to complete within about what a futex wake costs. Returns 1
+ * once f is done; 0 when the reaper sleeps in the kernel with nothing to
+ * submit (f waits for the device, a timer or a peer), when a reap ended
+ * without f, or after HELP_SPIN_NS, and the waiter then sleeps as usual.
+ * The waiter never reaps or submits: only the reaper enters the kernel.
+ */
+static int uring_wait_help(px_executor *ex, px_future *f, int64_t deadline)
+{
+	struct uring *u = (struct uring *)((char *)ex -
+					   offsetof(struct uring, helper));
+	if (reaper_of == u)
+		return 0; /* a done callback waiting: it must not */
+	int64_t ns = HELP_SPIN_NS;
+	if (deadline != PX__NO_DEADLINE) {
+		int64_t left = px__deadline_left(deadline);
+		if (left < ns)
+			ns = left;
+	}
+	/* acquire pairs with reap_all's release bump. */
+	uint32_t seq = atomic_load_explicit(&u->reap_seq, memory_order_acquire);
+	struct px__spin spin;
+	px__spin_init(&spin, ns);
+	int cpu = sched_getcpu();
+	bool shared = false;
+	for (unsigned i = 0;; i++) {
+		if (px_future_is_done(f))
+			return 1;
+		/* The reaper's lines, less often: every poll of a line it
+		 * writes slows its work on the ring down. */
+		if ((i & 7) == 0) {
+			if (atomic_load_explicit(&u->reap_seq,
+						 memory_order_acquire) != seq)
+				return px_future_is_done(f) ? 1 : 0;
+			if (atomic_load_explicit(&u->state,
+						 memory_order_relaxed) ==
+				    R_SLEEPING &&
+			    !sq_unconsumed(u) && !cq_pending(u))
+				return 0;
+			shared = atomic_load_explicit(&u->reaper_cpu,
+						      memory_order_relaxed) ==
+				 cpu;
+		}
+		if (shared)
+			sched_yield();
+		if (!px__spin_step(&spin))
+			return 0;
+	}
+}
+
+static const struct px__backend_ops uring_help_ops = {
+	.wait_help = uring_wait_help,
+};
 
 /* After the reaper is gone: drops the references of cancel SQEs that were
  * published but never submitted. */
@@ -473,8 +668,13 @@ static void uring_destroy(px_io *io)
 	wake_reaper(u);
 	void *tok = px__blocking_enter();
 	pthread_join(u->reaper, NULL);
-	/* Every future is done now; cancel hooks still inside may touch u. */
+	/* Every future is done now; cancel hooks still inside may touch u,
+	 * and so may waiters still inside uring_wait_help (pinned by
+	 * px__future_help before their future completed; acquire pairs with
+	 * its release decrement). */
 	px__io_cancels_drain();
+	while (atomic_load_explicit(&u->helper.helping, memory_order_acquire))
+		sched_yield();
 	px__blocking_leave(tok);
 	/* Cancel CQEs may still hold future references. */
 	pthread_mutex_lock(&u->cq_lock);
@@ -556,6 +756,10 @@ int px__io_uring_create(px_io *io, const px_io_config *cfg)
 	}
 	pthread_mutex_init(&u->sq_lock, NULL);
 	pthread_mutex_init(&u->cq_lock, NULL);
+	atomic_init(&u->reaper_cpu, -1);
+	atomic_init(&u->batch_cpu, -2);
+	u->helper.ops = &uring_help_ops;
+	atomic_init(&u->helper.helping, 0);
 	io->impl = u;
 	io->ops = &uring_ops;
 	r = -pthread_create(&u->reaper, NULL, reaper_main, io);

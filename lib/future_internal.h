@@ -65,7 +65,10 @@ struct px__node {
  *  - fn, ex, timeout_ns: written once by px_executor_submit (lib/executor.c)
  *    before ops->submit publishes the future; read-only afterwards
  *    (px__task_run reads fn, procpool/ reads fn and timeout_ns). timeout_ns
- *    is the task timeout, 0 = none (only procpool/ enforces it).
+ *    is the task timeout, 0 = none (only procpool/ enforces it). An I/O
+ *    future (a promise) has no task, but io/uring.c sets ex, once, before
+ *    the future reaches its caller, to its context's helper: a stand-in
+ *    executor whose only op is wait_help (px__future_help).
  *  - arg, arg_len, arg_inline: for a task, written by px_executor_submit
  *    (px__future_store_arg) and read-only afterwards. For a promise, the
  *    producer that created it (io/: the operation record, or timespec and

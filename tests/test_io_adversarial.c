@@ -4,7 +4,9 @@
  * from another thread while callbacks start more, futures cancelled while
  * their context is destroyed, cancel in a forked child, an fd number reused
  * while an old operation waits on it, replies that exactly fill the buffer,
- * MSG_WAITALL, and submitters racing a sleeping reaper.
+ * MSG_WAITALL, submitters racing a sleeping reaper, and threads waiting
+ * on I/O futures (which spin in the context's wait_help while the reaper
+ * works) racing completion, deadlines, cancel and destroy.
  *
  * Each scenario runs in a forked child with an alarm and reports through its
  * exit status (0 sound, a small number naming the failed check, SIGALRM a
@@ -634,6 +636,382 @@ static int batch_nesting(void)
 	return 0;
 }
 
+/* Waiters that help ------------------------------------------------------------ */
+
+/*
+ * A file of n 4 KiB blocks in which 32-bit word w holds w, so every read
+ * can be checked against its offset. Unlinked at once.
+ */
+static int pattern_file(long blocks)
+{
+	char path[] = "/tmp/px_test_io_adv_XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	uint32_t *blk = malloc(4096);
+	for (long b = 0; b < blocks; b++) {
+		for (int j = 0; j < 1024; j++)
+			blk[j] = (uint32_t)(b * 1024 + j);
+		if (pwrite(fd, blk, 4096, (off_t)b * 4096) != 4096) {
+			free(blk);
+			close(fd);
+			return -1;
+		}
+	}
+	free(blk);
+	return fd;
+}
+
+static void count_done(px_future *f, void *arg)
+{
+	(void)f;
+	atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+struct batcher {
+	px_io *io;
+	int fd;
+	long blocks, rounds;
+	int id;
+	long bad; /* first failed check, 0: none */
+};
+
+/*
+ * Batches of 32 reads, each followed by px_wait(ALL): the pattern of
+ * bench_io (c), where the waiting thread spins in the context's wait_help
+ * while the reaper submits. Every read must come back once, whole, with its
+ * own block's words, and its done callback must run exactly once.
+ */
+static void *batch_reader(void *p)
+{
+	struct batcher *b = p;
+	enum { QD = 32 };
+	uint32_t *buf = aligned_alloc(4096, QD * 4096);
+	_Atomic int ran[QD];
+	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(b->id + 1);
+	for (long r = 0; r < b->rounds && !b->bad; r++) {
+		px_future *fs[QD];
+		long blk[QD];
+		px_io_batch_begin(b->io);
+		for (int i = 0; i < QD; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			blk[i] = (long)(x % (uint64_t)b->blocks);
+			atomic_init(&ran[i], 0);
+			px_io_opts o = { .done = count_done, .done_arg = &ran[i] };
+			if (px_io_read(b->io, b->fd, buf + i * 1024, 4096,
+				       blk[i] * 4096, &o, &fs[i])) {
+				b->bad = 1;
+				px_io_batch_end(b->io);
+				for (int k = 0; k < i; k++) {
+					px_future_wait(fs[k], 10 * PX_SEC);
+					px_future_release(fs[k]);
+				}
+				free(buf);
+				return NULL;
+			}
+		}
+		px_io_batch_end(b->io);
+		if (px_wait(fs, QD, PX_ALL_COMPLETED, 10 * PX_SEC, NULL) != QD)
+			b->bad = 2;
+		for (int i = 0; i < QD; i++) {
+			int64_t v = -1;
+			if (px_future_get_i64(fs[i], 0, &v) || v != 4096)
+				b->bad = 3;
+			else if (buf[i * 1024] != (uint32_t)(blk[i] * 1024) ||
+				 buf[i * 1024 + 1023] !=
+					 (uint32_t)(blk[i] * 1024 + 1023))
+				b->bad = 4;
+			px_future_release(fs[i]);
+		}
+		/* The callbacks run after the state is published: wait for
+		 * the last ones, then each must have run exactly once. */
+		for (int i = 0; i < QD; i++) {
+			for (int t = 0; t < 100000 && !atomic_load(&ran[i]); t++)
+				sched_yield();
+			if (atomic_load(&ran[i]) != 1)
+				b->bad = 5;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Several threads wait per batch on one context at once (each spinning in
+ * wait_help, racing the reaper and each other): every operation completes
+ * exactly once, with the right data, and the counters agree. */
+static int waiters_per_batch_exactly_once(void)
+{
+	px_io *io = io_new();
+	long blocks = 256;
+	int fd = pattern_file(blocks);
+	CHECK(fd >= 0, 1);
+	enum { T = 3 };
+	struct batcher b[T];
+	pthread_t t[T];
+	long rounds = test_scaled(400);
+	for (int i = 0; i < T; i++) {
+		b[i] = (struct batcher){ io, fd, blocks, rounds, i, 0 };
+		pthread_create(&t[i], NULL, batch_reader, &b[i]);
+	}
+	for (int i = 0; i < T; i++) {
+		pthread_join(t[i], NULL);
+		if (b[i].bad)
+			fprintf(stderr, "reader %d: check %ld\n", i, b[i].bad);
+		CHECK(!b[i].bad, 10 + (int)b[i].bad);
+	}
+	px_io_stats st;
+	CHECK(px_io_stats_get(io, &st) == 0, 2);
+	CHECK(st.ops == (uint64_t)(T * rounds * 32), 3);
+	CHECK(st.completed == st.ops && st.inflight == 0, 4);
+	px_io_destroy(io);
+	close(fd);
+	return 0;
+}
+
+/*
+ * Keeps the reaper busy, so that waiters spin in wait_help rather than
+ * sleep: a chain of 8-byte reads of /dev/zero, each started from the
+ * previous one's done callback (in the reaper), until told to stop or until
+ * a start fails because the context is being destroyed.
+ */
+struct chain {
+	px_io *io;
+	int fd;
+	char buf[8];
+	_Atomic int stop, ended;
+	_Atomic long rounds;
+};
+
+static void chain_next(px_future *f, void *arg)
+{
+	(void)f;
+	struct chain *c = arg;
+	atomic_fetch_add(&c->rounds, 1);
+	px_io_opts o = { .done = chain_next, .done_arg = c };
+	px_future *nf;
+	if (atomic_load(&c->stop) ||
+	    px_io_read(c->io, c->fd, c->buf, sizeof(c->buf), 0, &o, &nf)) {
+		atomic_store(&c->ended, 1);
+		return;
+	}
+	px_future_release(nf);
+}
+
+static int chain_start(struct chain *c, px_io *io)
+{
+	memset(c, 0, sizeof(*c));
+	c->io = io;
+	c->fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	if (c->fd < 0)
+		return -1;
+	px_io_opts o = { .done = chain_next, .done_arg = c };
+	px_future *f;
+	if (px_io_read(io, c->fd, c->buf, sizeof(c->buf), 0, &o, &f))
+		return -1;
+	px_future_release(f);
+	return 0;
+}
+
+/* Waits for the chain to end (stopped, or its context destroyed). */
+static void chain_join(struct chain *c)
+{
+	atomic_store(&c->stop, 1);
+	while (!atomic_load(&c->ended))
+		usleep(100);
+	close(c->fd);
+}
+
+/*
+ * Deadlines while the reaper is busy, so the waiter spins in wait_help: a
+ * wait on a sleep that outlasts it still times out on time, for one future
+ * and for px_wait's every mode; FIRST_COMPLETED still returns as soon as a
+ * quick operation finishes beside a slow one.
+ */
+static int waits_with_deadlines_while_reaper_busy(void)
+{
+	px_io *io = io_new();
+	struct chain c;
+	CHECK(chain_start(&c, io) == 0, 20);
+	long rounds = test_scaled(50);
+	for (long r = 0; r < rounds; r++) {
+		px_future *slow, *quick;
+		CHECK(px_io_sleep(io, 30 * PX_SEC, &slow) == 0, 1);
+		int64_t t0 = test_now_ns();
+		CHECK(px_future_wait(slow, 2 * PX_MSEC) == -ETIMEDOUT, 2);
+		int64_t el = test_now_ns() - t0;
+		CHECK(el >= 2 * PX_MSEC && el < 2 * PX_SEC, 3);
+		t0 = test_now_ns();
+		CHECK(px_wait(&slow, 1, PX_ALL_COMPLETED, 2 * PX_MSEC, NULL) ==
+			      -ETIMEDOUT,
+		      4);
+		CHECK(test_now_ns() - t0 < 2 * PX_SEC, 5);
+		CHECK(px_io_sleep(io, PX_MSEC, &quick) == 0, 6);
+		px_future *two[2] = { slow, quick };
+		bool done[2];
+		t0 = test_now_ns();
+		CHECK(px_wait(two, 2, PX_FIRST_COMPLETED, 10 * PX_SEC, done) == 1,
+		      7);
+		CHECK(done[1] && !done[0], 8);
+		CHECK(test_now_ns() - t0 < 2 * PX_SEC, 9);
+		CHECK(px_wait(two, 2, PX_FIRST_EXCEPTION, 2 * PX_MSEC, NULL) ==
+			      -ETIMEDOUT,
+		      10);
+		/* Cancelled while nobody waits; a wait then returns at once. */
+		CHECK(px_future_cancel(slow, PX_CANCEL_RUNNING) == 0, 11);
+		CHECK(px_future_wait(slow, 10 * PX_SEC) == 0, 12);
+		CHECK(px_future_state_get(slow) == PX_FUTURE_CANCELLED, 13);
+		px_future_release(slow);
+		px_future_release(quick);
+	}
+	chain_join(&c);
+	CHECK(atomic_load(&c.rounds) > 0, 14);
+	px_io_destroy(io);
+	return 0;
+}
+
+struct cwaiter {
+	px_future *f;
+	_Atomic int waiting;
+	int r;
+};
+
+static void *wait_forever(void *p)
+{
+	struct cwaiter *w = p;
+	atomic_store(&w->waiting, 1);
+	w->r = px_future_wait(w->f, PX_FOREVER);
+	return NULL;
+}
+
+/* A recv cancelled by one thread while another waits on it (spinning in
+ * wait_help, the reaper being busy): the waiter returns, once, and the
+ * future is cancelled with its byte left in the socket. */
+static int cancel_while_waiter_helps(void)
+{
+	px_io *io = io_new();
+	struct chain ch;
+	CHECK(chain_start(&ch, io) == 0, 20);
+	long rounds = test_scaled(200);
+	for (long r = 0; r < rounds; r++) {
+		int sp[2];
+		CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 1);
+		char c = 0;
+		struct cwaiter w = { .r = -1 };
+		CHECK(px_io_recv(io, sp[0], &c, 1, 0, NULL, &w.f) == 0, 2);
+		pthread_t tw;
+		pthread_create(&tw, NULL, wait_forever, &w);
+		while (!atomic_load(&w.waiting))
+			;
+		if (r & 1)
+			usleep(100); /* sometimes well inside the wait */
+		CHECK(px_future_cancel(w.f, PX_CANCEL_RUNNING) == 0, 3);
+		pthread_join(tw, NULL);
+		CHECK(w.r == 0, 4);
+		CHECK(px_future_state_get(w.f) == PX_FUTURE_CANCELLED, 5);
+		CHECK(px_future_cancel(w.f, PX_CANCEL_RUNNING) == 0, 6);
+		px_future_release(w.f);
+		close(sp[0]);
+		close(sp[1]);
+	}
+	chain_join(&ch);
+	px_io_destroy(io);
+	return 0;
+}
+
+/*
+ * The context destroyed while threads wait on its futures, with the reaper
+ * kept busy so they are inside wait_help (pinning the context) when destroy
+ * cancels everything: every waiter returns with its future cancelled, and
+ * destroy frees nothing a helper still reads (the ASan and TSan runs check).
+ */
+static int destroy_while_waiters_help(void)
+{
+	long rounds = test_scaled(60);
+	enum { W = 3 };
+	for (long r = 0; r < rounds; r++) {
+		px_io *io = io_new();
+		struct chain ch;
+		CHECK(chain_start(&ch, io) == 0, 1);
+		struct cwaiter w[W];
+		pthread_t tw[W];
+		for (int i = 0; i < W; i++) {
+			w[i] = (struct cwaiter){ .r = -1 };
+			CHECK(px_io_sleep(io, 30 * PX_SEC, &w[i].f) == 0, 2);
+			pthread_create(&tw[i], NULL, wait_forever, &w[i]);
+		}
+		for (int i = 0; i < W; i++)
+			while (!atomic_load(&w[i].waiting))
+				;
+		if (r & 1)
+			usleep(200);
+		/* The chain's next start fails inside destroy: it ends. */
+		px_io_destroy(io);
+		CHECK(atomic_load(&ch.ended), 3);
+		close(ch.fd);
+		for (int i = 0; i < W; i++) {
+			pthread_join(tw[i], NULL);
+			CHECK(w[i].r == 0, 4);
+			CHECK(px_future_state_get(w[i].f) == PX_FUTURE_CANCELLED,
+			      5);
+			px_future_release(w[i].f);
+		}
+	}
+	return 0;
+}
+
+/*
+ * A batch far bigger than the ring (entries 16) of sleeps, which do not
+ * complete on submission: each time the ring fills, the submitter waits for
+ * the reaper to submit. It must not also wait for that enter's completions
+ * (the first 100 ms sleep, cut short only by the submitter's own 10 ms
+ * timeout: seen as a few dozen such stalls in 250 ring-fulls). Every
+ * operation completes exactly once.
+ */
+static int batch_bigger_than_ring(void)
+{
+	px_io *io = NULL;
+	px_io_config cfg = { .entries = 16 };
+	CHECK(px_io_create(&io, &cfg) == 0, 1);
+	enum { N = 4000 };
+	px_future **fs = calloc(N, sizeof(*fs));
+	_Atomic int *ran = calloc(N, sizeof(*ran));
+	/* Starts that waited about as long as the timeout: the stall. A
+	 * start that waits for the reaper normally takes well under 1 ms. */
+	int stalls = 0;
+	CHECK(px_io_batch_begin(io) == 0, 3);
+	for (long i = 0; i < N; i++) {
+		int64_t t0 = test_now_ns();
+		CHECK(px_io_sleep(io, 100 * PX_MSEC, &fs[i]) == 0, 4);
+		if (test_now_ns() - t0 >= 9 * PX_MSEC)
+			stalls++;
+		CHECK(px_future_on_done(fs[i], count_done, &ran[i]) == 0, 5);
+	}
+	CHECK(px_io_batch_end(io) == 0, 6);
+	if (stalls)
+		fprintf(stderr, "%d starts of %d waited >= 9 ms\n", stalls, N);
+	/* One or two may be preemption on a loaded machine. */
+	CHECK(stalls <= 2, 7);
+	CHECK(px_wait(fs, N, PX_ALL_COMPLETED, 20 * PX_SEC, NULL) == N, 8);
+	for (long i = 0; i < N; i++) {
+		for (int t = 0; t < 100000 && !atomic_load(&ran[i]); t++)
+			sched_yield();
+		CHECK(atomic_load(&ran[i]) == 1, 9);
+		CHECK(px_future_error(fs[i]) == 0, 10);
+		px_future_release(fs[i]);
+	}
+	px_io_stats st;
+	CHECK(px_io_stats_get(io, &st) == 0 && st.completed == N &&
+		      st.ops == N && st.inflight == 0,
+	      11);
+	px_io_destroy(io);
+	free(fs);
+	free(ran);
+	return 0;
+}
+
 /* cmocka wrappers ---------------------------------------------------------------- */
 
 #define CASE(name, secs)                          \
@@ -654,6 +1032,11 @@ CASE(huge_send_len, 30)
 CASE(request_reply_edges, 60)
 CASE(submitters_wake_sleeping_reaper, 60)
 CASE(batch_nesting, 30)
+CASE(waiters_per_batch_exactly_once, 60)
+CASE(waits_with_deadlines_while_reaper_busy, 60)
+CASE(cancel_while_waiter_helps, 60)
+CASE(destroy_while_waiters_help, 60)
+CASE(batch_bigger_than_ring, 60)
 
 int main(void)
 {
@@ -676,6 +1059,11 @@ int main(void)
 		cmocka_unit_test(t_request_reply_edges),
 		cmocka_unit_test(t_submitters_wake_sleeping_reaper),
 		cmocka_unit_test(t_batch_nesting),
+		cmocka_unit_test(t_waiters_per_batch_exactly_once),
+		cmocka_unit_test(t_waits_with_deadlines_while_reaper_busy),
+		cmocka_unit_test(t_cancel_while_waiter_helps),
+		cmocka_unit_test(t_destroy_while_waiters_help),
+		cmocka_unit_test(t_batch_bigger_than_ring),
 	};
 	if (getenv("PX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PX_TEST_FILTER"));

@@ -14,11 +14,17 @@
  * completes the futures (on the threads fallback: its worker and poller
  * threads), so done callbacks (px_future_on_done) of I/O futures run there;
  * they must not block, and they may start further operations, which are
- * then submitted together (see io/README.md).
+ * then submitted together (see io/README.md). On io_uring the reaper spins
+ * up to 50 us after a round of work before it sleeps, and a thread waiting
+ * on an I/O future spins up to 100 us while the reaper works on the ring,
+ * so a loop that starts a batch and waits for it pays no thread wake-ups;
+ * both then sleep (costing CPU time, not latency, when nothing comes).
  *
  * Batching: operations started between px_io_batch_begin() and
- * px_io_batch_end() in one thread go to the kernel in one system call.
- * Operations started from done callbacks are batched the same way.
+ * px_io_batch_end() in one thread go to the kernel in one system call (a
+ * batch bigger than a quarter of the submission ring goes every quarter, so
+ * the kernel works while the caller fills the rest). Operations started
+ * from done callbacks are batched the same way.
  *
  * Backends: where io_uring is unavailable (an old kernel, a seccomp profile
  * answering EPERM, /proc/sys/kernel/io_uring_disabled), the same API runs on
@@ -209,9 +215,11 @@ PX_API int px_io_nop(px_io *io, px_future **out);
  */
 
 /*
- * Holds back the system call for operations this thread starts on io until
- * the matching px_io_batch_end(), which submits them all at once. Pairs may
- * nest. Returns 0, -EINVAL, or -EBUSY if this thread holds a batch open on
+ * Holds back operations this thread starts on io until the matching
+ * px_io_batch_end(), which submits them all at once (io_uring: a batch
+ * bigger than a quarter of the submission ring goes every quarter). So a
+ * wait on one of them inside the batch may never end. Pairs may nest.
+ * Returns 0, -EINVAL, or -EBUSY if this thread holds a batch open on
  * another context.
  */
 PX_API int px_io_batch_begin(px_io *io);
