@@ -157,11 +157,12 @@ static inline void px__park_begin(struct px__park *p, _Atomic uint32_t *waiters)
 
 /*
  * Process-wide counts of the deferred barrier's use, for the tests (relaxed
- * increments on the cold path only): barriers passed after a sleep of
- * PX__PARK_BARRIER_NS, and how many of those the re-check right after
- * found progress that no wake had announced (ring.c counts these: see
- * px__ring_block()); the latter is the race above, or progress that came
- * just then.
+ * increments on the cold path only): barriers passed, that is sleeps of
+ * PX__PARK_BARRIER_NS that no wake ended, and how many of those the
+ * re-check right after found progress (ring.c counts these: see
+ * px__ring_block()). A late find is the race above, or progress made just
+ * as the sleep ended; a waker that never woke anyone would make every
+ * find late.
  */
 extern _Atomic uint64_t px__ipc_park_barriers;
 extern _Atomic uint64_t px__ipc_park_late;
@@ -175,15 +176,16 @@ static inline bool px__park_sleep(struct px__park *p, _Atomic uint32_t *word,
 {
 	switch (p->state) {
 	case PX__PARK_DEFERRED:
-		if (px__now_ns() >= p->t) {
-			p->state = px__ipc_sleeper_barrier() ? PX__PARK_BARRIER
-							     : PX__PARK_POLL;
-			atomic_fetch_add_explicit(&px__ipc_park_barriers, 1,
-						  memory_order_relaxed);
-			return true; /* re-check after the barrier, then sleep */
-		}
-		px__futex_wait_shared(word, expect, px__deadline_min(deadline, p->t));
-		return false;
+		if (px__now_ns() < p->t &&
+		    (px__futex_wait_shared(word, expect, px__deadline_min(deadline, p->t)) !=
+			     -ETIMEDOUT ||
+		     px__now_ns() < p->t))
+			return false; /* woken, a signal, or the caller's deadline */
+		/* Due: pass the barrier now, so that the caller's next
+		 * re-check comes after it; only then sleep unbounded. */
+		p->state = px__ipc_sleeper_barrier() ? PX__PARK_BARRIER : PX__PARK_POLL;
+		atomic_fetch_add_explicit(&px__ipc_park_barriers, 1, memory_order_relaxed);
+		return true;
 	case PX__PARK_BARRIER:
 		px__futex_wait_shared(word, expect, deadline);
 		return false;
