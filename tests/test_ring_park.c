@@ -151,10 +151,10 @@ static int cyc_consumer(void *arg)
 }
 
 /* Items found only by the deferred barrier's backstop, not by a wake:
- * none in 300,000 racing cycles here (the race needs a push within a
- * store's time in the store buffer); a waker that skipped wakes would
- * make nearly every one late. Allow 1% for a loaded machine, where a
- * descheduled producer can push just as a 10 ms sleep ends. */
+ * none here so far (the race needs a push within a store's time in the
+ * store buffer); a waker that skipped wakes would make nearly every one
+ * late. Allow 1% for a loaded machine, where a descheduled producer can
+ * push just as a 10 ms sleep ends. */
 static void check_late(const struct cyc *c)
 {
 	uint64_t late = atomic_load(&c->late_prod) + atomic_load(&c->late_cons);
