@@ -86,15 +86,16 @@ bool px__ipc_sleeper_mb_ok(void)
 #endif
 }
 
+_Atomic int px__ipc_ncpus_cache;
+
 int px__ipc_ncpus(void)
 {
-	/* 0: not read yet. Relaxed: every thread computes the same value. */
-	static _Atomic int n;
-	int v = atomic_load_explicit(&n, memory_order_relaxed);
+	/* Relaxed: every thread computes the same value. */
+	int v = atomic_load_explicit(&px__ipc_ncpus_cache, memory_order_relaxed);
 	if (v == 0) {
 		long c = sysconf(_SC_NPROCESSORS_ONLN);
 		v = c > 0 && c < INT_MAX ? (int)c : 1;
-		atomic_store_explicit(&n, v, memory_order_relaxed);
+		atomic_store_explicit(&px__ipc_ncpus_cache, v, memory_order_relaxed);
 	}
 	return v;
 }

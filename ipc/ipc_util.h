@@ -70,8 +70,10 @@
  * other waker comes meanwhile (any later one sees the count). The race
  * needs the push to land within the store's time in the buffer: the
  * racing cycles of tests/test_ring_park.c (some 160,000 parks a run, each
- * met by a push or pop timed within a few microseconds of it), and a
- * separate 300,000 of the same, found no item late here. A
+ * met by a push or pop timed within a few microseconds of it) found one
+ * item late in one run of several here, under load (which can also make
+ * an item late: a waker preempted between its publication and its
+ * FUTEX_WAKE), and a separate 300,000 found none. A
  * sleeper woken within PX__PARK_BARRIER_NS, the common case of a parked
  * ping-pong or a worker between tasks, never calls membarrier(); one that
  * stays parked longer calls it once, when its peers are likely idle (then
@@ -118,8 +120,12 @@ bool px__ipc_sleeper_mb_ok(void);
  * attach call it, so the first push does not pay for it). */
 void px__ipc_waker_prepare(void);
 
-/* The online CPU count, read once (1 when it cannot be read). */
+/* The online CPU count, read once (1 when it cannot be read), and its
+ * cache (0: not read yet; a test may set it to pretend). Online, not this
+ * process's affinity: a process pinned to one CPU still gains by spinning
+ * while its peer runs on another. */
 int px__ipc_ncpus(void);
+extern _Atomic int px__ipc_ncpus_cache;
 
 /* Where a sleeper is in the protocol above. */
 enum px__park_state {

@@ -16,7 +16,8 @@
  *    passing its deferred barrier after PX__PARK_BARRIER_NS;
  *  - a park longer than the deferral (barrier passed) is still woken by a
  *    push; timeouts shorter and longer than the deferral end on time;
- *    a kick reaches a sleeper before and after its barrier.
+ *    a kick reaches a sleeper before and after its barrier;
+ *  - on one CPU a blocking call parks without spinning.
  *
  * Run again with PX_IPC_NO_MEMBARRIER=1 (test_ring_park_fences) for the
  * fence fallbacks. Links parex_static: it reads ring_internal.h's layout and
@@ -151,10 +152,10 @@ static int cyc_consumer(void *arg)
 }
 
 /* Items found only by the deferred barrier's backstop, not by a wake:
- * none here so far (the race needs a push within a store's time in the
- * store buffer); a waker that skipped wakes would make nearly every one
- * late. Allow 1% for a loaded machine, where a descheduled producer can
- * push just as a 10 ms sleep ends. */
+ * at most 1 in 20,000 here (the race needs a push within a store's time
+ * in the store buffer; a waker preempted between its publication and its
+ * FUTEX_WAKE for 10 ms also makes one); a waker that skipped wakes would
+ * make nearly every one late. Allow 1% for a loaded machine. */
 static void check_late(const struct cyc *c)
 {
 	uint64_t late = atomic_load(&c->late_prod) + atomic_load(&c->late_cons);
@@ -587,6 +588,47 @@ static void test_kick_around_barrier(void **state)
 	ipc_shared_free(r, sz);
 }
 
+/* ---- the spin budget ---------------------------------------------------- */
+
+/* Watches r's consumer waiter count while p's pop runs: true if it was
+ * ever raised (the call parked). */
+static bool watch_parked(struct popper *p, pthread_t t)
+{
+	bool parked = false;
+	for (;;) {
+		if (atomic_load(&p->r->ne.waiters))
+			parked = true;
+		if (pthread_tryjoin_np(t, NULL) == 0)
+			return parked;
+		usleep(50);
+	}
+}
+
+/* On one CPU a blocking call parks at once, whatever the spin setting:
+ * the party it waits for cannot run while it spins. With more CPUs it
+ * spins first (here for its whole timeout, never parking). */
+static void test_no_spin_on_one_cpu(void **state)
+{
+	(void)state;
+	size_t sz;
+	px_ring *r = ring_shared(8, PX_RING_SPSC, &sz);
+	px_ring_set_spin(r, UINT32_MAX);
+	int real = px__ipc_ncpus();
+	const int pretend[] = {1, 2};
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&px__ipc_ncpus_cache, pretend[i]);
+		struct popper p = {r, 100 * 1000000, 0, 0, 0, 0};
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, pop_thread, &p), 0);
+		bool parked = watch_parked(&p, t);
+		assert_int_equal(p.ret, -ETIMEDOUT);
+		assert_int_equal(parked, pretend[i] == 1);
+		check_waiters_zero(r);
+	}
+	atomic_store(&px__ipc_ncpus_cache, real);
+	ipc_shared_free(r, sz);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -594,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_long_park_woken),
 		cmocka_unit_test(test_timeouts_around_barrier),
 		cmocka_unit_test(test_kick_around_barrier),
+		cmocka_unit_test(test_no_spin_on_one_cpu),
 		cmocka_unit_test(test_cycles_threads),
 		cmocka_unit_test(test_cycles_items_xproc),
 		cmocka_unit_test(test_cycles_room_xproc),
