@@ -26,8 +26,12 @@
  * Sporadic case (idle wake): one process sleeps a gap (200 us, 1 ms,
  * 5 ms), then makes one round trip through two px_rings to a process
  * parked in px_ring_pop() (default spin, so it has parked long before the
- * item comes), then sleeps the same gap and makes one round trip over a
- * pipe to a process blocked in read(); p50 and p99 per gap and peer.
+ * item comes; the client's pop spins for the answer as the default does),
+ * then sleeps the same gap and makes one round trip through two more rings
+ * with spinning off on both sides ("parex_parked": the client parks for
+ * the answer too, as a pipe's reader does), then sleeps the gap and makes
+ * one round trip over a pipe to a process blocked in read(); p50 and p99
+ * per gap and peer.
  * Each round's figures are also printed as "RESULT measure peer value unit"
  * lines (bench/bench_util.h) for bench/run_all.sh; throughput there is in
  * millions of messages per second.
@@ -567,82 +571,108 @@ static bool run_pingpong(const struct peer *p, int how, uint64_t iters, double o
 
 /* ---- sporadic (idle wake) ----------------------------------------------------- */
 
-enum { SP_PAREX, SP_PIPE, SP_PEERS };
-static const char *const sp_name[SP_PEERS] = {"parex", "pipe"};
+enum { SP_PAREX, SP_PARKED, SP_PIPE, SP_PEERS };
+static const char *const sp_name[SP_PEERS] = {"parex", "parex_parked", "pipe"};
 
-/* One round: per gap, n ring round trips to a parked reader alternating
- * with n pipe round trips to a blocked reader, each after the gap. Fills
- * out[peer][gap][0 p50, 1 p99] in ns; false when a side failed. */
+/* The ring's server: parks in px_ring_pop() between requests. */
+static void sp_server(void *ab, void *ba)
+{
+	pin(1);
+	for (;;) {
+		uint64_t v;
+		if (px_ring_pop(ab, &v, -1) != 0 || v == STOP)
+			_exit(0);
+		v++;
+		if (px_ring_push(ba, &v, -1) != 0)
+			_exit(1);
+	}
+}
+
+/* One ring round trip: its duration in ns, or -1 on a wrong answer. */
+static int64_t sp_ring_rtt(void *ab, void *ba, uint64_t v)
+{
+	uint64_t answer = 0;
+	int64_t t = now_ns();
+	if (px_ring_push(ab, &v, -1) != 0 || px_ring_pop(ba, &answer, -1) != 0)
+		return -1;
+	int64_t d = now_ns() - t;
+	return answer == v + 1 ? d : -1;
+}
+
+/* One round: per gap, n ring round trips to a parked reader, n more with
+ * spinning off on both sides, and n pipe round trips to a blocked reader,
+ * interleaved, each after the gap. Fills out[peer][gap][0 p50, 1 p99] in
+ * ns; false when a side failed. */
 static bool run_sporadic(uint64_t n, double out[SP_PEERS][PX_BENCH_NGAPS][2])
 {
 	size_t qsz = (px_memsize(SPSC) + 4095) & ~(size_t)4095;
 	size_t nl = (size_t)SP_PEERS * PX_BENCH_NGAPS * n;
 	size_t ssz = sizeof(struct shared) + nl * sizeof(int64_t);
-	char *q = mmap(NULL, 2 * qsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *q = mmap(NULL, 4 * qsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct shared *s = mmap(NULL, ssz, PROT_READ | PROT_WRITE,
 				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct px_bench_echo echo;
 	if (q == MAP_FAILED || s == MAP_FAILED)
 		return false;
-	void *ab = q, *ba = q + qsz;
-	if (px_init(ab, SPSC) != 0 || px_init(ba, SPSC) != 0 || px_bench_echo_start(&echo) != 0)
+	/* ab/ba: default spin; pab/pba: spinning off (parex_parked) */
+	void *ab = q, *ba = q + qsz, *pab = q + 2 * qsz, *pba = q + 3 * qsz;
+	if (px_init(ab, SPSC) != 0 || px_init(ba, SPSC) != 0 || px_init(pab, SPSC) != 0 ||
+	    px_init(pba, SPSC) != 0 || px_bench_echo_start(&echo) != 0)
 		return false;
+	px_ring_set_spin(pab, 0);
+	px_ring_set_spin(pba, 0);
 	if (g_ncpus > 0) {
-		/* the pipe's server on the ring server's CPU: both wait alike */
+		/* the pipe's server on the ring servers' CPU: all wait alike */
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(g_cpus[1 % g_ncpus], &set);
 		sched_setaffinity(echo.pid, sizeof set, &set);
 	}
 	pid_t b = fork();
-	if (b == 0) {
-		/* the ring's server: parks in px_ring_pop between requests */
-		pin(1);
-		for (;;) {
-			uint64_t v;
-			if (px_ring_pop(ab, &v, -1) != 0 || v == STOP)
-				_exit(0);
-			v++;
-			if (px_ring_push(ba, &v, -1) != 0)
-				_exit(1);
-		}
-	}
-	pid_t a = fork();
+	if (b == 0)
+		sp_server(ab, ba);
+	pid_t b2 = b > 0 ? fork() : -1;
+	if (b2 == 0)
+		sp_server(pab, pba);
+	pid_t a = b2 > 0 ? fork() : -1;
 	if (a == 0) {
 		pin(0);
 		for (int g = 0; g < PX_BENCH_NGAPS; g++) {
-			int64_t *lp = s->lat + ((size_t)g * SP_PEERS + SP_PAREX) * n;
-			int64_t *lq = s->lat + ((size_t)g * SP_PEERS + SP_PIPE) * n;
+			int64_t *l[SP_PEERS];
+			for (int k = 0; k < SP_PEERS; k++)
+				l[k] = s->lat + ((size_t)g * SP_PEERS + (size_t)k) * n;
 			for (uint64_t i = 0; i < n; i++) {
-				uint64_t v = i + 1;
 				px_bench_sleep_us(px_bench_gap_us(g));
-				int64_t t = now_ns();
-				if (px_ring_push(ab, &v, -1) != 0 || px_ring_pop(ba, &v, -1) != 0 ||
-				    v != i + 2)
-					_exit(2);
-				lp[i] = now_ns() - t;
+				l[SP_PAREX][i] = sp_ring_rtt(ab, ba, i + 1);
 				px_bench_sleep_us(px_bench_gap_us(g));
-				lq[i] = px_bench_echo_rtt(&echo, (int64_t)i);
-				if (lq[i] < 0)
-					_exit(3);
+				l[SP_PARKED][i] = sp_ring_rtt(pab, pba, i + 1);
+				px_bench_sleep_us(px_bench_gap_us(g));
+				l[SP_PIPE][i] = px_bench_echo_rtt(&echo, (int64_t)i);
+				for (int k = 0; k < SP_PEERS; k++)
+					if (l[k][i] < 0)
+						_exit(2 + k);
 			}
 		}
 		uint64_t stop = STOP;
 		px_ring_push(ab, &stop, -1);
+		px_ring_push(pab, &stop, -1);
 		_exit(0);
 	}
 	int st;
-	bool ok = a > 0 && b > 0;
+	bool ok = a > 0 && b > 0 && b2 > 0;
 	if (a > 0) {
 		waitpid(a, &st, 0);
 		ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	}
-	if (!ok && b > 0) {
-		/* the client died without its stop marker: close the ring */
+	/* the client died without its stop markers: end the servers */
+	if (!ok && b > 0)
 		kill(b, SIGKILL);
-	}
+	if (!ok && b2 > 0)
+		kill(b2, SIGKILL);
 	if (b > 0)
 		waitpid(b, NULL, 0);
+	if (b2 > 0)
+		waitpid(b2, NULL, 0);
 	px_bench_echo_stop(&echo);
 	for (int g = 0; ok && g < PX_BENCH_NGAPS; g++)
 		for (int k = 0; k < SP_PEERS; k++) {
@@ -650,7 +680,7 @@ static bool run_sporadic(uint64_t n, double out[SP_PEERS][PX_BENCH_NGAPS][2])
 			out[k][g][0] = (double)px_bench_quantile(l, n, 0.50);
 			out[k][g][1] = (double)px_bench_quantile(l, n, 0.99);
 		}
-	munmap(q, 2 * qsz);
+	munmap(q, 4 * qsz);
 	munmap(s, ssz);
 	return ok;
 }
@@ -724,6 +754,14 @@ static double pmed(const char *peer, int how)
 	for (size_t i = 0; i < NPC; i++)
 		if (!strcmp(pcases[i].peer, peer) && pcases[i].how == how)
 			return pcases[i].p50[MAXR - 1];
+	return -1;
+}
+
+static double pmed99(const char *peer, int how)
+{
+	for (size_t i = 0; i < NPC; i++)
+		if (!strcmp(pcases[i].peer, peer) && pcases[i].how == how)
+			return pcases[i].p99[MAXR - 1];
 	return -1;
 }
 
@@ -873,6 +911,7 @@ int main(int argc, char **argv)
 		struct pcase *c = &pcases[i];
 		double m50 = median(c->p50, rounds), m99 = median(c->p99, rounds);
 		c->p50[MAXR - 1] = m50;
+		c->p99[MAXR - 1] = m99;
 		if (!peer_by_name(c->peer))
 			continue;
 		const struct peer *p = peer_by_name(c->peer);
@@ -903,6 +942,8 @@ int main(int argc, char **argv)
 		   pmed("ck_ring", PP_SPIN), 2.0, false, "ns");
 	ratio_line("(info) futex ping-pong p50: parex / pipe round trip",
 		   pmed("parex", PP_FUTEX), pmed("pipe", PP_SPIN), 0, false, "ns");
+	ratio_line("(info) futex ping-pong p99: parex / pipe round trip",
+		   pmed99("parex", PP_FUTEX), pmed99("pipe", PP_SPIN), 0, false, "ns");
 	ratio_line("(info) SPSC single: parex speed-up over a pipe",
 		   tmed("parex", SPSC, 1, false), tmed("pipe", SPSC, 1, false), 0, true, "ns/msg");
 	ratio_line("(info) MPMC 2P/2C single: parex vs best of ck/rte",
@@ -921,6 +962,17 @@ int main(int argc, char **argv)
 			 px_bench_gap_us(g));
 		ratio_line(what, median(sp99[SP_PAREX][g], sp_runs),
 			   median(sp99[SP_PIPE][g], sp_runs), 1.0, false, "ns");
+	}
+	for (int g = 0; sp_runs && g < PX_BENCH_NGAPS; g++) {
+		char what[96];
+		snprintf(what, sizeof what, "(info) idle wake %d us p50: parked / pipe",
+			 px_bench_gap_us(g));
+		ratio_line(what, median(sp50[SP_PARKED][g], sp_runs),
+			   median(sp50[SP_PIPE][g], sp_runs), 0, false, "ns");
+		snprintf(what, sizeof what, "(info) idle wake %d us p99: parked / pipe",
+			 px_bench_gap_us(g));
+		ratio_line(what, median(sp99[SP_PARKED][g], sp_runs),
+			   median(sp99[SP_PIPE][g], sp_runs), 0, false, "ns");
 	}
 	return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * ipc/ipc_util.c - the process-wide half of the parking protocol: global
- * expedited membarrier registration (see ipc_util.h for why).
+ * expedited membarrier registration and the sleeper's barrier (see
+ * ipc_util.h for why), and the CPU count the spin budgets read.
  */
 #include <linux/membarrier.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 #include "ipc_util.h"
 
 _Atomic int px__ipc_mb_state;
+_Atomic uint64_t px__ipc_park_barriers;
+_Atomic uint64_t px__ipc_park_late;
 
 #ifndef PX__NO_FENCES
 
@@ -70,6 +74,30 @@ void px__ipc_waker_barrier_slow(void)
 		px__mb_register();
 	atomic_thread_fence(memory_order_seq_cst);
 #endif
+}
+
+bool px__ipc_sleeper_mb_ok(void)
+{
+#ifndef PX__NO_FENCES
+	pthread_once(&px__mb_once, px__mb_query);
+	return px__mb_supported;
+#else
+	return false;
+#endif
+}
+
+_Atomic int px__ipc_ncpus_cache;
+
+int px__ipc_ncpus(void)
+{
+	/* Relaxed: every thread computes the same value. */
+	int v = atomic_load_explicit(&px__ipc_ncpus_cache, memory_order_relaxed);
+	if (v == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		v = c > 0 && c < INT_MAX ? (int)c : 1;
+		atomic_store_explicit(&px__ipc_ncpus_cache, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 bool px__ipc_sleeper_barrier(void)

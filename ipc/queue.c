@@ -415,7 +415,7 @@ static void px__q_free(const struct px__qv *v, uint32_t c, uint64_t unit)
 {
 	px_queue *q = v->q;
 	px__q_push_free(v, c, unit);
-	/* Pairs with px__waiter_register() in px__q_alloc(): our push is
+	/* Pairs with px__park_begin() in px__q_alloc(): our push is
 	 * ordered before our read of the waiter count (ipc_util.h). */
 	if (px__waiters_seen(&q->space.waiters)) {
 		/* Release: pairs with the sleeper's acquire load of seq. */
@@ -437,7 +437,11 @@ static int px__q_alloc(const struct px__qv *qv, uint64_t len, int64_t timeout_ns
 		return 0;
 	if (timeout_ns == 0)
 		return -EAGAIN;
-	uint32_t spins = atomic_load_explicit(&ring->ro.spin, memory_order_relaxed);
+	/* No spin on one CPU: the consumer we wait for cannot free a block
+	 * while we hold the CPU. */
+	uint32_t spins = px__ipc_ncpus() < 2
+				 ? 0
+				 : atomic_load_explicit(&ring->ro.spin, memory_order_relaxed);
 	for (uint32_t i = 0; i < spins; i++) {
 		px__cpu_relax();
 		if (px__q_alloc_try(qv, c, unit, got))
@@ -448,8 +452,10 @@ static int px__q_alloc(const struct px__qv *qv, uint64_t len, int64_t timeout_ns
 			return -ETIMEDOUT;
 	}
 	int ret;
-	/* Pairs with px__waiters_seen() in px__q_free(). */
-	bool unbounded = px__waiter_register(&q->space.waiters);
+	/* Pairs with px__waiters_seen() in px__q_free() (the protocol and
+	 * its deferred barrier: ipc_util.h). */
+	struct px__park pk;
+	px__park_begin(&pk, &q->space.waiters);
 	for (;;) {
 		/* Acquire: pairs with the release bumps in px__q_free() and
 		 * px__q_wake_all(). */
@@ -474,7 +480,7 @@ static int px__q_alloc(const struct px__qv *qv, uint64_t len, int64_t timeout_ns
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait_shared(&q->space.seq, v, px__sleep_deadline(deadline, unbounded));
+		px__park_sleep(&pk, &q->space.seq, v, deadline);
 	}
 	px__waiter_unregister(&q->space.waiters);
 	return ret;

@@ -29,16 +29,48 @@
  * so any capacity works: the slot is pos & mask for powers of two and
  * pos % capacity otherwise, and a ring of capacity N holds N items.
  *
- * Blocking: a sleeper registers in a waiter count, passes its barrier
- * (membarrier(), or a seq_cst fence where that is unavailable), reads the
- * futex word, re-checks the ring and sleeps on the word; a party that makes
- * progress for the other side passes its barrier (a compiler barrier once
- * registered for membarrier, else a seq_cst fence) and only if the waiter
- * count is non-zero bumps the word and calls FUTEX_WAKE. The two barriers
- * form a Dekker pair: either the sleeper's re-check sees the progress, or
- * the waker sees the waiter (ipc_util.h: px__waiter_register() and
- * px__waiters_seen(), where the asymmetric scheme is explained). No system
+ * Blocking: a call first spins (px_ring_set_spin() re-checks, none on a
+ * machine with one CPU), then parks. A sleeper raises a waiter count,
+ * reads the futex word, re-checks the ring and sleeps on the word; a party
+ * that makes progress for the other side publishes it, passes a compiler
+ * barrier (a seq_cst fence where membarrier is unavailable) and only if the
+ * waiter count is non-zero bumps the word and calls FUTEX_WAKE. No system
  * call happens while nobody sleeps.
+ *
+ * Why no wake-up is lost (the Dekker pair; ipc_util.h has the details):
+ *
+ *   waker W:   S_W: store progress (tail, head or a sequence word)
+ *              compiler barrier
+ *              L_W: load waiters           -> 0: return, else wake
+ *   sleeper S: R_S: fetch_add(waiters, 1)  (seq_cst, a locked RMW)
+ *              loop: v = seq; L_S: re-check the ring; sleep on seq != v
+ *
+ * On x86-TSO the only reordering is a store passing a later load, so W may
+ * execute L_W while S_W still sits in its store buffer. If L_W reads R_S's
+ * increment, W wakes S (the seq bump makes a sleep on the old v return at
+ * once). Otherwise L_W came before R_S in the count's modification order,
+ * and S_W is either visible to L_S (S sees the progress) or still buffered
+ * on W's CPU. That last case is the race: S's re-check misses the item and
+ * W misses S. membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which S calls
+ * after R_S, makes every CPU running a registered process execute a full
+ * barrier before it returns (a CPU running something else passed one when
+ * it switched away from W), so after it every S_W that W executed before
+ * that barrier is visible to S's next re-check, and every L_W that W
+ * executes after it sees R_S (R_S completed before the call). S calls it
+ * PX__PARK_BARRIER_NS after R_S, not at once (px__park_sleep()): until then
+ * it sleeps with that bound, so a wake-up missed in the race is late by at
+ * most that much, never lost, and a sleeper woken sooner, the usual case,
+ * never pays for the call (an interrupt to every CPU running a registered
+ * process, very dear in a virtual machine). Where membarrier is missing,
+ * wakers fence (a full StoreLoad barrier between S_W and L_W, so L_W sees
+ * R_S or L_S sees S_W: the textbook Dekker pair), and a sleeper fences and
+ * sleeps in bounded steps, since wakers in other processes may still be
+ * registered and not fence. Under TSan, L_W is a seq_cst RMW, which reads
+ * the latest value of the count and so cannot miss R_S if it comes after it.
+ *
+ * The same holds for the Vyukov modes and for both sides (producers waiting
+ * for room park on nf, consumers waiting for items on ne), and for the
+ * queue's and sync.c's sleepers, which share ipc_util.h's helpers.
  */
 #include <errno.h>
 #include <limits.h>
@@ -89,7 +121,7 @@ static inline void px__copy(void *dst, const void *src, uint32_t n)
 
 /*
  * Wakes up to n sleepers of w if there are any. px__waiters_seen() pairs
- * with px__waiter_register() in px__ring_block(): it orders our publication
+ * with px__park_begin() in px__ring_block(): it orders our publication
  * (the index or sequence store before this call) before our read of the
  * waiter count, as the sleeper orders its registration before its re-check
  * of the ring (see ipc_util.h).
@@ -486,6 +518,18 @@ int px_ring_try_pop_burst(px_ring *r, void *items, uint32_t n)
 }
 
 /*
+ * The spin budget of a blocking call: the ring's setting, or none on a
+ * machine with one CPU, where the party we wait for cannot run while we
+ * spin.
+ */
+static inline uint32_t px__ring_spins(px_ring *r)
+{
+	if (px__ipc_ncpus() < 2)
+		return 0;
+	return atomic_load_explicit(&r->ro.spin, memory_order_relaxed);
+}
+
+/*
  * The blocking forms: try, spin, then park. Returns the op's positive count
  * or error, -EAGAIN (timeout 0), -ETIMEDOUT or -EINTR.
  */
@@ -502,7 +546,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 	int64_t deadline = px__deadline_after(timeout_ns);
 	/* Acquire: pairs with the release increment in px_ring_kick(). */
 	uint32_t gen = atomic_load_explicit(&r->ro.kick_gen, memory_order_acquire);
-	uint32_t spins = atomic_load_explicit(&r->ro.spin, memory_order_relaxed);
+	uint32_t spins = px__ring_spins(r);
 	for (uint32_t i = 0; i < spins; i++) {
 		px__cpu_relax();
 		ret = push ? px__push(r, g, items, n) : px__pop(r, g, items, n);
@@ -516,16 +560,24 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 	struct px__ring_wait *w = push ? &r->nf : &r->ne;
 	/* Pairs with px__waiters_seen() in px__ring_wake(): our registration
 	 * is ordered before our re-checks of the ring, so either we see the
-	 * other side's progress or it sees us and wakes us. One registration
-	 * covers every later iteration. */
-	bool unbounded = px__waiter_register(&w->waiters);
+	 * other side's progress or it sees us and wakes us (with the
+	 * sleeper's barrier deferred as ipc_util.h explains: only the
+	 * re-checks after px__park_sleep() has passed it may be followed by
+	 * an unbounded sleep). One registration covers every iteration. */
+	struct px__park pk;
+	px__park_begin(&pk, &w->waiters);
+	bool barrier = false; /* the last park step passed the barrier */
 	for (;;) {
 		/* Acquire: pairs with the release increment in
 		 * px__ring_wake(), px_ring_close() and px_ring_kick(). */
 		uint32_t v = atomic_load_explicit(&w->seq, memory_order_acquire);
 		ret = push ? px__push(r, g, items, n) : px__pop(r, g, items, n);
-		if (ret != 0)
+		if (ret != 0) {
+			if (barrier) /* found only thanks to the barrier */
+				atomic_fetch_add_explicit(&px__ipc_park_late, 1,
+							  memory_order_relaxed);
 			break;
+		}
 		if (atomic_load_explicit(&r->ro.kick_gen, memory_order_acquire) != gen) {
 			ret = -EINTR;
 			break;
@@ -534,7 +586,7 @@ static int px__ring_block(px_ring *r, bool push, void *items, uint32_t n,
 			ret = -ETIMEDOUT; /* checked just above */
 			break;
 		}
-		px__futex_wait_shared(&w->seq, v, px__sleep_deadline(deadline, unbounded));
+		barrier = px__park_sleep(&pk, &w->seq, v, deadline);
 	}
 	px__waiter_unregister(&w->waiters);
 	return ret;

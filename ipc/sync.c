@@ -7,10 +7,11 @@
  * which glibc owns per thread (set_robust_list), so a private futex lock could
  * not be registered there without fighting glibc. The other primitives are
  * a few atomics and a shared futex each. Every futex sleeper but the
- * barrier's follows the same protocol as ring.c: register in a waiter count
- * and pass the sleeper's barrier, re-check, sleep on the word; wakers change
- * the word, pass the waker's barrier, and make a system call only when the
- * count is non-zero (ipc_util.h: px__waiter_register(), px__waiters_seen()).
+ * barrier's follows the same protocol as ring.c: register in a waiter count,
+ * re-check, sleep on the word, with the sleeper's barrier deferred; wakers
+ * change the word, pass the waker's barrier, and make a system call only
+ * when the count is non-zero (ipc_util.h: px__park_begin(),
+ * px__park_sleep(), px__waiters_seen()).
  * The barrier's waiters sleep on its generation word, and every round's last
  * arrival wakes them unconditionally.
  */
@@ -293,7 +294,8 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 	int ret = 0;
 	/* Pairs with px__waiters_seen() in px_sem_post(): registration
 	 * before the re-check (the kernel re-checks value == 0 atomically). */
-	bool unbounded = px__waiter_register(&s->waiters);
+	struct px__park pk;
+	px__park_begin(&pk, &s->waiters);
 	for (;;) {
 		if (px__sem_take(s))
 			break;
@@ -301,7 +303,7 @@ int px_sem_wait(px_sem *sp, int64_t timeout_ns)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait_shared(&s->value, 0, px__sleep_deadline(deadline, unbounded));
+		px__park_sleep(&pk, &s->value, 0, deadline);
 	}
 	px__waiter_unregister(&s->waiters);
 	return ret;
@@ -331,7 +333,7 @@ int px_sem_post(px_sem *sp, uint32_t n)
 							  memory_order_relaxed))
 			break;
 	}
-	/* Pairs with px__waiter_register() in px_sem_wait(). */
+	/* Pairs with px__park_begin() in px_sem_wait(). */
 	if (px__waiters_seen(&s->waiters))
 		px__futex_wake_shared(&s->value, n > INT_MAX ? INT_MAX : (int)n);
 	return 0;
@@ -380,7 +382,7 @@ int px_event_set(px_event *ep)
 							  memory_order_relaxed))
 			break;
 	}
-	/* Pairs with px__waiter_register() in px_event_wait(). */
+	/* Pairs with px__park_begin() in px_event_wait(). */
 	if (px__waiters_seen(&e->waiters))
 		px__futex_wake_shared(&e->word, INT_MAX);
 	return 0;
@@ -416,7 +418,8 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 	int64_t deadline = px__deadline_after(timeout_ns);
 	int ret = 0;
 	/* Pairs with px__waiters_seen() in px_event_set(). */
-	bool unbounded = px__waiter_register(&e->waiters);
+	struct px__park pk;
+	px__park_begin(&pk, &e->waiters);
 	for (;;) {
 		uint32_t w = atomic_load_explicit(&e->word, memory_order_acquire);
 		if ((w & 1u) || (w >> 1) != (w0 >> 1))
@@ -425,7 +428,7 @@ int px_event_wait(px_event *ep, int64_t timeout_ns)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		px__futex_wait_shared(&e->word, w, px__sleep_deadline(deadline, unbounded));
+		px__park_sleep(&pk, &e->word, w, deadline);
 	}
 	px__waiter_unregister(&e->waiters);
 	return ret;
