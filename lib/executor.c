@@ -231,9 +231,17 @@ PX_API void px_executor_destroy(px_executor *ex)
 	if (!ex)
 		return;
 	atomic_store(&ex->shut, 1);
+	if (px__help_defer_destroy(ex)) {
+		/* Called from a done callback that ex's wait_help runs on this
+		 * thread: the frame still uses ex. Stop taking tasks now; the
+		 * frame destroys ex when it returns (px__future_help). */
+		ex->ops->shutdown(ex, false, false);
+		return;
+	}
 	ex->ops->shutdown(ex, true, false);
-	/* Every future is finished now, so no new waiter can pin ex
-	 * (px__future_help); wait for those still inside wait_help. */
+	/* Every future this shutdown waited for is finished, so no waiter
+	 * can pin ex for them (px__future_help); wait for those still inside
+	 * wait_help. */
 	while (atomic_load_explicit(&ex->helping, memory_order_acquire))
 		sched_yield();
 	ex->ops->destroy(ex);

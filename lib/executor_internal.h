@@ -350,4 +350,12 @@ void px__heap_free(px_executor *ex, void *p);
  */
 int px__future_help(px_future *f, int64_t deadline);
 
+/*
+ * For px_executor_destroy(): true if this thread is inside a wait_help call
+ * of ex (a done callback it runs destroys ex). The outermost such frame is
+ * then marked to destroy ex once it returns, and the caller only shuts ex
+ * down. False otherwise.
+ */
+bool px__help_defer_destroy(px_executor *ex);
+
 #endif /* PX_EXECUTOR_INTERNAL_H */

@@ -616,6 +616,32 @@ PX_API const void *px_future_result(const px_future *f, size_t *len)
 
 /* Waiting ------------------------------------------------------------------ */
 
+/*
+ * The wait_help calls this thread is inside, innermost first. A done
+ * callback that runs in one of them (the backend completed a future on this
+ * thread) may destroy that very executor; px_executor_destroy() then only
+ * shuts it down and leaves the rest to the outermost frame of that
+ * executor, which destroys it on the way out (px__help_defer_destroy).
+ */
+struct help_frame {
+	px_executor *ex;
+	bool destroy;
+	struct help_frame *outer;
+};
+static PX__TLS struct help_frame *tl_help;
+
+bool px__help_defer_destroy(px_executor *ex)
+{
+	struct help_frame *outermost = NULL;
+	for (struct help_frame *h = tl_help; h; h = h->outer)
+		if (h->ex == ex)
+			outermost = h;
+	if (!outermost)
+		return false;
+	outermost->destroy = true;
+	return true;
+}
+
 int px__future_help(px_future *f, int64_t deadline)
 {
 	/* ex is written before the future is published and never after, but
@@ -631,10 +657,19 @@ int px__future_help(px_future *f, int64_t deadline)
 	}
 	atomic_fetch_add_explicit(&ex->helping, 1, memory_order_relaxed);
 	unlock_future(f, w);
+	struct help_frame frame = { .ex = ex, .outer = tl_help };
+	tl_help = &frame;
 	int r = ex->ops->wait_help(ex, f, deadline);
+	tl_help = frame.outer;
 	/* release: the backend's accesses during the call happen before
 	 * destroy's acquire load sees the count drop. */
 	atomic_fetch_sub_explicit(&ex->helping, 1, memory_order_release);
+	if (frame.destroy) {
+		/* A callback in this frame destroyed ex: it was only shut
+		 * down then; finish now, outside every frame of ex. */
+		px_executor_destroy(ex);
+		return 1; /* the waiter looks at f again: it is finished */
+	}
 	return r;
 }
 

@@ -98,14 +98,24 @@ static void wait_fire(struct px__node *n, px_future *f)
 	atomic_store_explicit(&n->fired, 1, memory_order_release);
 }
 
-/* Lends the waiting thread to the executor of the first unfinished future
- * (px__future_help). True if it made progress. */
+/* Lends the waiting thread to the executor of the unfinished futures
+ * (px__future_help), if they all belong to one: a backend's wait_help
+ * watches its own executor, and would not see another's future finish.
+ * True if it made progress. */
 static bool help_one(px_future *const *fs, size_t n, int64_t deadline)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!px_future_is_done(fs[i]))
-			return px__future_help(fs[i], deadline) > 0;
-	return false;
+	px_future *first = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (px_future_is_done(fs[i]))
+			continue;
+		/* ex is written before the future is published; comparing the
+		 * pointers touches no executor. */
+		if (!first)
+			first = fs[i];
+		else if (fs[i]->ex != first->ex)
+			return false;
+	}
+	return first && px__future_help(first, deadline) > 0;
 }
 
 static int wait_all(px_future *const *fs, size_t n, int64_t timeout_ns,

@@ -148,7 +148,9 @@ struct px__mpi_ex {
 	bool closed, cancel_pending, drop_sent;
 	struct px__mpi_slot *slots;
 	uint32_t nslots, free_head, inflight, ncancel;
-	struct px__counts counts; /* written by the px-mpi thread only */
+	struct px__counts counts; /* written under mpi_lock, by whichever
+				     thread drives MPI (px-mpi, a submitter or
+				     a waiter) */
 };
 
 /*

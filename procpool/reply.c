@@ -43,6 +43,7 @@
  * (cb_helpers) and no pin is left.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -380,6 +381,36 @@ static void helper_complete(struct pp_pool *p, struct pp_worker *w,
 	atomic_fetch_sub_explicit(&p->cb_helpers, 1, memory_order_release);
 }
 
+/* A node on the awaited future's completion list that wakes its sleeping
+ * waiter: f may finish without a reply on the watched ring (a plain cancel
+ * while it is queued, a failure found by the collector). */
+struct wake_node {
+	struct px__node node;
+	struct pp_wshared *sh;
+};
+
+static void wake_fire(struct px__node *n, px_future *f)
+{
+	(void)f;
+	struct wake_node *wn = (struct wake_node *)n;
+	/* Release: pairs with helper_sleep()'s acquire load of hseq. */
+	atomic_fetch_add_explicit(&wn->sh->hseq, 1, memory_order_release);
+	px__futex_wake_shared(&wn->sh->hseq, INT_MAX);
+	/* Last touch of the node (px__future_unlink waits for it). */
+	atomic_store_explicit(&n->fired, 1, memory_order_release);
+}
+
+/* helper_sleep(), woken also when f finishes by any path. */
+static void helper_sleep_on(struct pp_pool *p, struct pp_worker *w,
+			    px_future *f, uint32_t seen, int64_t timeout_ns)
+{
+	struct wake_node wn = { .node.fire = wake_fire, .sh = w->sh };
+	if (!px__future_link(f, &wn.node))
+		return; /* finished meanwhile */
+	helper_sleep(p, w, seen, timeout_ns);
+	px__future_unlink(f, &wn.node);
+}
+
 int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 {
 	struct pp_pool *p = (struct pp_pool *)ex;
@@ -455,7 +486,8 @@ int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 			spin_until = 0;
 		}
 		int64_t left = px__deadline_left(deadline);
-		helper_sleep(p, w, seen, left < 0 || left > HELP_NAP_NS ? HELP_NAP_NS : left);
+		helper_sleep_on(p, w, f, seen,
+				left < 0 || left > HELP_NAP_NS ? HELP_NAP_NS : left);
 		slept = true;
 	}
 	struct pp_done d[PP_BURST];

@@ -538,6 +538,124 @@ static void cooperative_cancel_reaches_a_helped_task(void **state)
 	px_executor_destroy(ex);
 }
 
+/* Destroying the pool from a done callback is supported on every thread a
+ * callback may run on. Here the callback runs inside a wait_help call that
+ * uses the pool: on a waiter running the task in a borrowed worker's place
+ * (the callback is added while it runs), and on a worker running an
+ * awaited task nested. Destroy must not wait for its own thread's pin; the
+ * help frame destroys the pool once it is done with it. */
+static px_executor *dcb_ex;
+static px_future *dcb_f;
+static pthread_t dcb_caller;
+static _Atomic int dcb_started, dcb_on_caller, dcb_added, dcb_destroyed;
+
+static int dcb_gate_task(px_task *t, const void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	atomic_store(&dcb_on_caller, pthread_equal(pthread_self(), dcb_caller));
+	atomic_store(&dcb_started, 1);
+	while (!atomic_load(&dcb_added))
+		usleep(100);
+	int64_t r = 7;
+	return px_task_return(t, &r, sizeof r);
+}
+
+static void dcb_destroy(px_future *f, void *arg)
+{
+	(void)f;
+	px_executor_destroy(arg);
+	atomic_store(&dcb_destroyed, 1);
+}
+
+static void *dcb_adder(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&dcb_started))
+		usleep(50);
+	if (atomic_load(&dcb_on_caller))
+		px_future_on_done(dcb_f, dcb_destroy, dcb_ex);
+	atomic_store(&dcb_added, 1);
+	return NULL;
+}
+
+static int destroy_from_a_callback_on_a_helping_waiter_in_child(void)
+{
+	dcb_caller = pthread_self();
+	for (int i = 0; i < 2000; i++) {
+		dcb_ex = open_ex("thread:workers=2,spin_us=0");
+		usleep(300); /* let the workers park */
+		atomic_store(&dcb_started, 0);
+		atomic_store(&dcb_added, 0);
+		atomic_store(&dcb_on_caller, 0);
+		if (px_executor_submit(dcb_ex, dcb_gate_task, NULL, 0, NULL, &dcb_f))
+			return 1;
+		pthread_t th;
+		pthread_create(&th, NULL, dcb_adder, NULL);
+		int64_t v = 0;
+		int r = px_future_get_i64(dcb_f, PX_FOREVER, &v);
+		pthread_join(th, NULL);
+		if (r || v != 7) {
+			fprintf(stderr, "result %d, %lld\n", r, (long long)v);
+			return 1;
+		}
+		px_future_release(dcb_f);
+		if (atomic_load(&dcb_on_caller)) {
+			/* The callback ran here, inside the wait: it has
+			 * destroyed the pool by the time the wait returned. */
+			if (!atomic_load(&dcb_destroyed)) {
+				fprintf(stderr, "destroy did not return\n");
+				return 1;
+			}
+			return 0;
+		}
+		px_executor_destroy(dcb_ex);
+	}
+	fprintf(stderr, "no helped run in 2000 tries: nothing checked\n");
+	return 1;
+}
+TEST_IN_CHILD(destroy_from_a_callback_on_a_helping_waiter, 60)
+
+static int dcb_outer_task(px_task *t, const void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	px_future *g;
+	if (px_executor_submit(dcb_ex, dcb_gate_task, NULL, 0, NULL, &g))
+		return -EIO;
+	dcb_f = g;
+	int64_t v = 0;
+	int r = px_future_get_i64(g, PX_FOREVER, &v); /* runs g nested */
+	px_future_release(g);
+	int64_t out = r ? r : v;
+	return px_task_return(t, &out, sizeof out);
+}
+
+static int destroy_from_a_callback_on_a_nested_worker_in_child(void)
+{
+	dcb_ex = open_ex("thread:workers=1,spin_us=0");
+	atomic_store(&dcb_started, 0);
+	atomic_store(&dcb_added, 0);
+	atomic_store(&dcb_destroyed, 0);
+	px_future *t;
+	if (px_executor_submit(dcb_ex, dcb_outer_task, NULL, 0, NULL, &t))
+		return 1;
+	while (!atomic_load(&dcb_started))
+		usleep(100);
+	px_future_on_done(dcb_f, dcb_destroy, dcb_ex);
+	atomic_store(&dcb_added, 1);
+	int64_t v = 0;
+	int r = px_future_get_i64(t, PX_FOREVER, &v);
+	if (r || v != 7 || !atomic_load(&dcb_destroyed)) {
+		fprintf(stderr, "outer %d, %lld, destroyed %d\n", r,
+			(long long)v, atomic_load(&dcb_destroyed));
+		return 1;
+	}
+	px_future_release(t);
+	return 0;
+}
+TEST_IN_CHILD(destroy_from_a_callback_on_a_nested_worker, 60)
+
 int main(void)
 {
 	unsetenv("PAREX_EXECUTOR");
@@ -552,6 +670,8 @@ int main(void)
 		cmocka_unit_test(cooperative_cancel_reaches_a_helped_task),
 		cmocka_unit_test(first_completed_runs_nothing_in_the_waiter),
 		cmocka_unit_test(callbacks_keep_their_task_on_a_worker),
+		cmocka_unit_test(destroy_from_a_callback_on_a_helping_waiter),
+		cmocka_unit_test(destroy_from_a_callback_on_a_nested_worker),
 	};
 	if (getenv("PX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PX_TEST_FILTER"));

@@ -6,6 +6,7 @@
  * closed and drained. The structs, the memory-order pairings and the
  * resize protocol are described at the top of pool.h ("the top" below).
  */
+#include <sched.h>
 #include <stdio.h>
 
 #include "pool.h"
@@ -344,8 +345,16 @@ static void worker_exit(struct tp_worker *w, bool leave, int64_t streak)
 	/* Last touch of the pool; if it was destroyed from one of its own
 	 * threads, the last worker out frees it. */
 	bool last = atomic_fetch_sub(&tp->alive, 1) == 1;
-	if (last && atomic_load(&tp->free_on_exit))
+	if (last && atomic_load(&tp->free_on_exit)) {
+		/* A shutdown from a worker does not wait for queued tasks, so
+		 * a waiter may have pinned the pool for one since destroy
+		 * looked (px__future_help): with the queues closed it finds
+		 * nothing to borrow and leaves soon. */
+		while (atomic_load_explicit(&tp->ex.helping,
+					    memory_order_acquire))
+			sched_yield();
 		px__tp_free(tp);
+	}
 }
 
 void *px__tp_worker_main(void *arg)

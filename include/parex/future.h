@@ -111,8 +111,12 @@ PX_API int px_future_cancel(px_future *f, unsigned flags);
  * future (a pool worker, the process pool's collector thread, the I/O reaper
  * thread, or a thread waiting on a future of the same executor that took
  * the outcome itself: the process pool's waiters complete the replies they
- * take, theirs and others'), or at once in the calling thread if the future
- * is already done.
+ * take, theirs and others'; a thread-pool waiter that runs its own task runs
+ * the callbacks added meanwhile; on the mpi backend, rank 0's waiting and
+ * submitting threads complete what they receive while they drive MPI), or
+ * at once in the calling thread if the future is already done. So a
+ * callback must not wait for something the thread that registered it, or
+ * any thread waiting on that executor, holds.
  * It runs just after the outcome is published, so a thread waiting on the
  * future may wake before the callback has run (as in Python).
  * It must not block for long; it may call any px_future function, including
