@@ -14,6 +14,7 @@
 #                as the README's figures were built)
 #   --no-build   use the binaries already in the build directory
 #
+# Two runs side by side: python3 bench/summarize.py --compare DIR1 DIR2.
 # Writes DIR/summary.md (also printed), DIR/results.txt (every RESULT line
 # the benchmarks printed, one per measure, peer and round), DIR/machine.txt
 # (the machine and how busy it was) and each benchmark's full output as

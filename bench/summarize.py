@@ -10,7 +10,13 @@ TARGETS the table gives parex's median, min and max over rounds, the peer's,
 the ratio of the medians (parex / peer, in the measure's unit), the target,
 met or missed, and in how many rounds the round's own ratio met it. Measures
 without a target follow in a second table.
+
+With --compare RUN1_DIR RUN2_DIR (two run_all.sh output folders) it prints
+one table of every target's ratio in both runs and whether it held in both:
+a target counts as met only then. README's performance section is that
+table.
 """
+import os
 import statistics
 import sys
 
@@ -105,9 +111,85 @@ def pct(x, total):
     return f"{100.0 * x / total:.0f}%" if total > 0 else "-"
 
 
+def target_ratio(res, measure, me, peer, op):
+    """(peer name, ratio of medians or None) for one target."""
+    if isinstance(peer, list):
+        best = None
+        for pn in peer:
+            if (measure, pn) in res:
+                m = statistics.median(res[(measure, pn)][0])
+                if best is None or (m > best[1] if op == ">=" else m < best[1]):
+                    best = (pn, m)
+        pname = best[0] if best else "/".join(peer)
+    else:
+        pname = peer
+    mine, theirs = res.get((measure, me)), res.get((measure, pname))
+    if not mine or not theirs:
+        return pname, None
+    pm = statistics.median(theirs[0])
+    if pm <= 0:
+        return pname, None
+    return pname, statistics.median(mine[0]) / pm
+
+
+def compare(dir1, dir2):
+    """Markdown: every target's ratio in two runs of run_all.sh, and whether
+    it held in both (the README's performance table)."""
+    runs = []
+    for d in (dir1, dir2):
+        info, _, _ = read_machine(os.path.join(d, "machine.txt"))
+        runs.append((info, read_results(os.path.join(d, "results.txt"))))
+    out = []
+    p = out.append
+    for i, (info, _) in enumerate(runs, 1):
+        tot = info.get("total", "").split()
+        ncpu = int(info.get("cpus", "1") or 1)
+        busy = ""
+        if len(tot) == 4:
+            wall, _, other, steal = (float(x) for x in tot)
+            cap = wall * ncpu
+            busy = (f"; other processes {pct(other, cap)}, stolen {pct(steal, cap)} "
+                    "of the CPUs")
+        p(f"- run {i}: {info.get('date', '?')}, {info.get('mode', '')}, commit "
+          f"{info.get('commit', '?')}; {ncpu} CPUs, {info.get('model', '?')}, "
+          f"{info.get('kernel', '?')}; load before {info.get('load_before', '?')}, "
+          f"after {info.get('load_after', '?')}{busy}")
+    p("")
+    p("| target | peer | run 1 | run 2 | target | held in both runs |")
+    p("|---|---|---|---|---|---|")
+    n_held = n_missed = 0
+    for label, measure, me, peer, op, target in TARGETS:
+        cells, oks, pname = [], [], None
+        for _, res in runs:
+            pname, r = target_ratio(res, measure, me, peer, op)
+            if r is None:
+                cells.append("-")
+                oks.append(None)
+            else:
+                ok = meets(r, op, target)
+                cells.append(f"{r:.3g}x" + ("" if ok else " (missed)"))
+                oks.append(ok)
+        if None in oks:
+            verdict = "not measured"
+        elif all(oks):
+            verdict = "yes"
+            n_held += 1
+        else:
+            verdict = "**no**"
+            n_missed += 1
+        p(f"| {label} | {pname} | {cells[0]} | {cells[1]} | {op} {target:g}x | {verdict} |")
+    p("")
+    p(f"Held in both runs: {n_held} targets; missed in at least one: {n_missed}.")
+    print("\n".join(out))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+        compare(sys.argv[2], sys.argv[3])
+        return
     if len(sys.argv) != 3:
-        sys.exit("usage: summarize.py MACHINE_TXT RESULTS_TXT")
+        sys.exit("usage: summarize.py MACHINE_TXT RESULTS_TXT\n"
+                 "       summarize.py --compare RUN1_DIR RUN2_DIR")
     info, benches, notes = read_machine(sys.argv[1])
     res = read_results(sys.argv[2])
     ncpu = int(info.get("cpus", "1") or 1)

@@ -93,9 +93,39 @@ def main():
           True)
     check("skipped benchmark listed", "skipped: bench_channel not built" in out, True)
     check("targets counted", "Targets: 2 met, 2 missed, 31 not measured." in out, True)
+    # --compare: two runs; the second halves parex's tiny-task rate, so
+    # GLib's target holds in run 1 only.
+    with tempfile.TemporaryDirectory() as d:
+        for run, scale in (("1", 1), ("2", 0.5)):
+            os.mkdir(os.path.join(d, run))
+            with open(os.path.join(d, run, "machine.txt"), "w") as f:
+                f.write(MACHINE)
+            lines = []
+            for line in RESULTS.splitlines():
+                w = line.split()
+                if len(w) == 5 and w[1] == "tp.tiny_tasks" and w[2] == "parex":
+                    try:
+                        w[3] = f"{float(w[3]) * scale:g}"
+                    except ValueError:
+                        pass
+                lines.append(" ".join(w))
+            with open(os.path.join(d, run, "results.txt"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+        c = subprocess.run([sys.executable, os.path.join(HERE, "summarize.py"), "--compare",
+                            os.path.join(d, "1"), os.path.join(d, "2")],
+                           capture_output=True, text=True, check=False)
+    check("compare: exit status", c.returncode, 0)
+    cg = row(c.stdout, "thread pool: tiny tasks vs GLib")
+    check("compare: GLib in two runs", cg[1:], ["glib", "2.2x", "1.1x (missed)", ">= 2x", "**no**"])
+    ci = row(c.stdout, "io (a): px_wait(ALL) on 10,000 sleeps vs liburing")
+    check("compare: io held", ci[2:], ["1.2x", "1.2x", "<= 1.2x", "yes"])
+    cu = row(c.stdout, "thread pool: tiny tasks vs libuv")
+    check("compare: absent peer", cu[5], "not measured")
+    check("compare: machine lines", c.stdout.count("- run "), 2)
     if failures:
         print("\n".join(failures))
         print(out)
+        print(c.stdout)
         return 1
     return 0
 
