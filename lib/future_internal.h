@@ -15,6 +15,7 @@
 #include <parex/executor.h>
 #include <parex/future.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdatomic.h>
 
 #include "px_clock.h"
@@ -104,24 +105,24 @@ struct px__node {
  *    back, as the future's only holder.
  */
 struct px_future {
-	/* Line 0: what submit, start, run, complete and wait all touch. */
+	/* Line 0: what start, complete, wait and release touch. */
 	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_* bits */
 	_Atomic uint32_t refs;
 	int32_t err;             /* outcome once DONE/CANCELLED */
 	uint32_t result_len;
 	uint32_t arg_len;
 	void *result;            /* res_inline or malloc'd */
-	px_task_fn fn;
-	px_executor *ex;
 	void *arg;               /* arg_inline or malloc'd */
 	/* The completion list, circular backwards: head->prev is the tail. */
 	struct px__node *head;
 	char *msg;               /* malloc'd or NULL */
+	px_future *qnext;        /* intrusive link for backend queues */
 
-	/* Line 1. */
+	/* Line 1: the rest of the task record. */
+	px_task_fn fn;
+	px_executor *ex;
 	px_cancel_fn cancel_fn;
 	void *cancel_arg;
-	px_future *qnext;        /* intrusive link for backend queues */
 	uint64_t backend_data;   /* free for the backend (procpool: slot id) */
 	int64_t timeout_ns;      /* per-task timeout, 0 = none */
 	/* Not initialised by px__future_new (stale unless tracing). */
@@ -135,6 +136,9 @@ struct px_future {
 
 /* Three cache lines: futures are carved from slabs at this stride. */
 _Static_assert(sizeof(struct px_future) == 192, "px_future grew past 3 lines");
+_Static_assert(offsetof(struct px_future, qnext) < 64 &&
+		       offsetof(struct px_future, fn) == 64,
+	       "px_future_release and the free list touch line 0 only");
 
 /* A pending future with one reference, from the free list. NULL on ENOMEM. */
 px_future *px__future_new(void);
