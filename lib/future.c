@@ -169,6 +169,10 @@ static void cache_thread_exit(void *p)
 		c->cb = nx;
 	}
 	c->ncb = 0;
+	/* A destructor that runs after this one may still release futures
+	 * or fire callbacks here: they register again, and glibc calls this
+	 * once more (up to PTHREAD_DESTRUCTOR_ITERATIONS). */
+	c->registered = false;
 }
 
 /* fork() from a threaded process must not leave the child with glock held
