@@ -15,6 +15,7 @@
 #include <parex/executor.h>
 #include <parex/future.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdatomic.h>
 
 #include "px_clock.h"
@@ -55,13 +56,15 @@ struct px__node {
  * (submission through a queue's release/acquire, completion through the
  * final state's release store and the waiter's acquire load).
  *
- *  - state, head, tail, err: the future core (lib/future.c) only, through
- *    its functions; head/tail/err/msg-at-completion under the LOCK bit.
+ *  - state, head, err: the future core (lib/future.c) only, through its
+ *    functions; head/err/msg-at-completion under the LOCK bit.
  *  - refs: every holder, atomically (px_future_retain/release).
  *  - qnext: while the future is free, the free list (lib/future.c: the
  *    link inside a batch). While live, the backend whose queue holds it
- *    (procpool/: its FIFO and failure list, under the pool's lock). The
- *    thread pool, lib/inline.c and io/ do not use it.
+ *    (procpool/: its FIFO and failure list, under the pool's lock; the
+ *    thread pool with help on: the claim word, NULL from px__future_new,
+ *    swapped atomically, threadpool/pool.h). lib/inline.c and io/ do not
+ *    use it.
  *  - fn, ex, timeout_ns: written once by px_executor_submit (lib/executor.c)
  *    before ops->submit publishes the future; read-only afterwards
  *    (px__task_run reads fn, procpool/ reads fn and timeout_ns). timeout_ns
@@ -102,30 +105,40 @@ struct px__node {
  *    back, as the future's only holder.
  */
 struct px_future {
+	/* Line 0: what start, complete, wait and release touch. */
 	_Atomic uint32_t state;  /* futex word: PX_FUTURE_* | PX__F_* bits */
 	_Atomic uint32_t refs;
 	int32_t err;             /* outcome once DONE/CANCELLED */
 	uint32_t result_len;
 	uint32_t arg_len;
 	void *result;            /* res_inline or malloc'd */
+	void *arg;               /* arg_inline or malloc'd */
+	/* The completion list, circular backwards: head->prev is the tail. */
+	struct px__node *head;
 	char *msg;               /* malloc'd or NULL */
-	struct px__node *head, *tail;
-	px_cancel_fn cancel_fn;
-	void *cancel_arg;
+	px_future *qnext;        /* intrusive link for backend queues */
 
-	/* The task record, used by executors. */
+	/* Line 1: the rest of the task record. */
 	px_task_fn fn;
 	px_executor *ex;
-	void *arg;               /* arg_inline or malloc'd */
-	px_future *qnext;        /* intrusive link for backend queues */
+	px_cancel_fn cancel_fn;
+	void *cancel_arg;
 	uint64_t backend_data;   /* free for the backend (procpool: slot id) */
 	int64_t timeout_ns;      /* per-task timeout, 0 = none */
+	/* Not initialised by px__future_new (stale unless tracing). */
 	int64_t trace_submit_ns; /* tracing: submit time (CLOCK_MONOTONIC) */
 	uint64_t trace_task;     /* tracing: the task's number */
 
+	/* Line 2. */
 	alignas(16) unsigned char res_inline[PX__RES_INLINE];
 	alignas(16) unsigned char arg_inline[PX__ARG_INLINE];
 };
+
+/* Three cache lines: futures are carved from slabs at this stride. */
+_Static_assert(sizeof(struct px_future) == 192, "px_future grew past 3 lines");
+_Static_assert(offsetof(struct px_future, qnext) < 64 &&
+		       offsetof(struct px_future, fn) == 64,
+	       "px_future_release and the free list touch line 0 only");
 
 /* A pending future with one reference, from the free list. NULL on ENOMEM. */
 px_future *px__future_new(void);

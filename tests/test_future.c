@@ -206,6 +206,12 @@ static void *complete_later(void *arg)
 	return NULL;
 }
 
+static void count_cb(px_future *f, void *arg)
+{
+	(void)f;
+	++*(int *)arg;
+}
+
 static void callbacks(void **state)
 {
 	(void)state;
@@ -230,6 +236,68 @@ static void callbacks(void **state)
 	assert_int_equal(log.n, 3);
 	assert_true(pthread_equal(log.thread[2], pthread_self()));
 	px_future_release(f);
+}
+
+/*
+ * The completion list: registrations removed from its head, middle and tail
+ * (and the only node) leave the callbacks in order, each run once, and a
+ * callback added after a removal goes last.
+ */
+static void callback_list_edits(void **state)
+{
+	(void)state;
+	struct cb_log log = { 0 };
+	px_future *f;
+	px_as_completed *a0, *a1, *a2;
+	assert_int_equal(px_promise_create(&f), 0);
+	assert_int_equal(px_as_completed_open(&a0, &f, 1), 0);
+	assert_int_equal(px_future_on_done(f, log_cb, &log), 0);
+	px_as_completed_close(a0); /* the head, with a node after it */
+	assert_int_equal(px_as_completed_open(&a1, &f, 1), 0);
+	assert_int_equal(px_future_on_done(f, log_cb, &log), 0);
+	assert_int_equal(px_as_completed_open(&a2, &f, 1), 0);
+	px_as_completed_close(a2); /* the tail */
+	assert_int_equal(px_future_on_done(f, log_cb, &log), 0);
+	px_as_completed_close(a1); /* the middle */
+	assert_int_equal(px_future_on_done(f, cb_second, &log), 0);
+	assert_int_equal(log.n, 0);
+	assert_int_equal(px_promise_set_i64(f, 1), 0);
+	assert_int_equal(log.n, 4);
+	assert_int_equal(log.order[0], 0);
+	assert_int_equal(log.order[1], 1);
+	assert_int_equal(log.order[2], 2);
+	assert_int_equal(log.order[3], 100);
+	px_future_release(f);
+
+	/* The only node removed, then a callback: it is the list. */
+	struct cb_log log2 = { 0 };
+	assert_int_equal(px_promise_create(&f), 0);
+	assert_int_equal(px_as_completed_open(&a0, &f, 1), 0);
+	px_as_completed_close(a0);
+	assert_int_equal(px_future_on_done(f, log_cb, &log2), 0);
+	assert_int_equal(px_promise_set_i64(f, 1), 0);
+	assert_int_equal(log2.n, 1);
+	px_future_release(f);
+
+	/* Many callbacks (past a thread's spare nodes), fired and dropped:
+	 * every one runs once on completion, none after a drop. */
+	static int hits;
+	hits = 0;
+	for (int round = 0; round < 3; round++) {
+		px_future *g[3];
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(px_promise_create(&g[i]), 0);
+			for (int k = 0; k < 100; k++)
+				assert_int_equal(px_future_on_done(g[i], count_cb,
+								   &hits), 0);
+		}
+		assert_int_equal(px_promise_set_i64(g[0], 1), 0);
+		assert_int_equal(px_promise_set_error(g[1], EIO, "x"), 0);
+		px_future_release(g[2]); /* never completed: dropped unrun */
+		px_future_release(g[0]);
+		px_future_release(g[1]);
+	}
+	assert_int_equal(hits, 3 * 200);
 }
 
 static void release_in_cb(px_future *f, void *arg)
@@ -518,6 +586,7 @@ int main(void)
 		cmocka_unit_test(cancel_running_hook),
 		cmocka_unit_test(cancel_start_race),
 		cmocka_unit_test(callbacks),
+		cmocka_unit_test(callback_list_edits),
 		cmocka_unit_test(refcounts),
 		cmocka_unit_test(wait_timeout),
 		cmocka_unit_test(wait_modes),
