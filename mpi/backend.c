@@ -136,13 +136,8 @@ static int mpi_submit(px_executor *ex, px_future *f, unsigned flags,
 	 * since the last event (client.c), looks within a nap: it is woken
 	 * only from a deep park, so that it stays off the CPUs a burst of
 	 * round trips needs. With tasks out already, px-mpi or a waiting
-	 * thread sends a small task, batched with others; a large one (a
-	 * map chunk) travels as a message of its own anyway, so this thread
-	 * sends it at once: otherwise map's first chunks would wait for the
-	 * thread's first wait, and their ranks idle meanwhile. */
-	bool drive = px__mpi.callers_drive &&
-		     ((!m->inflight && m->nq == 1) ||
-		      f->arg_len >= PX__MPI_SEPARATE_MIN);
+	 * thread sends the task, batched with others. */
+	bool drive = px__mpi.callers_drive && !m->inflight && m->nq == 1;
 	if (px__mpi.idle && (px__mpi.deep || !px__mpi.callers_drive))
 		pthread_cond_signal(&px__mpi.wake);
 	pthread_mutex_unlock(&px__mpi.lock);
