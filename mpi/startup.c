@@ -5,6 +5,7 @@
  * that every rank runs the same build.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,83 @@ static int local_pool_create(const struct px__config *c, px_executor **out)
 		r = px_executor_create(out, cfg);
 	px_config_destroy(cfg);
 	return r;
+}
+
+/*
+ * What a serving rank does once, before the start-up check, so that the
+ * program's first tasks do not pay for memory touched the first time: on
+ * this 2-vCPU VM a first touch costs 2.5-3 us a page, and the first map
+ * call of bench_mpi cost the serving ranks ~270 faults each in the rank
+ * process and ~70 in each worker, ~50-100 again on every later call (the
+ * freed chunk buffers trimmed from the heap and faulted back in).
+ */
+
+/* Warm-up sizes: a default-sized map chunk (max_arg, max_result 64K). */
+#define WARM_MAX (64 * 1024)
+
+/* A warm-up task: a result of min(max_result, WARM_MAX) bytes, written
+ * where map's chunks write theirs (the process pool's reply area). */
+static int warm_task(px_task *t, const void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	size_t n = t->max_result < WARM_MAX ? t->max_result : WARM_MAX;
+	void *out = t->ops->result_buffer ? t->ops->result_buffer(t, n) : NULL;
+	if (out) {
+		memset(out, 0, n);
+		return 0;
+	}
+	void *b = calloc(1, n ? n : 1);
+	if (!b)
+		return -ENOMEM;
+	int r = px_task_return(t, b, n);
+	free(b);
+	return r;
+}
+
+/*
+ * Runs as many warm-up tasks on the local pool at once as rank 0 may send
+ * this rank (its credits), each with an argument and a result as large as
+ * a default map chunk's, and waits for them: the pool's argument arena,
+ * its workers' reply areas and this process's future buffers are touched
+ * now, and kept (keep_heap). Not with max_tasks_per_worker: the warm-up
+ * would only use up the workers' lives. Best effort: a failure here is no
+ * error (the handshake reports a pool that does not work).
+ */
+static void warm_local_pool(void)
+{
+	if (px__mpi.cfg.max_tasks_per_worker)
+		return;
+	int tasks = px_executor_workers(px__mpi.local) * PX__MPI_CREDITS_PER_WORKER +
+		    PX__MPI_CREDITS_EXTRA;
+	size_t alen = px__mpi.cfg.max_arg < WARM_MAX ? px__mpi.cfg.max_arg : WARM_MAX;
+	void *arg = calloc(1, alen ? alen : 1);
+	px_future **fs = calloc((size_t)tasks, sizeof(*fs));
+	for (int i = 0; arg && fs && i < tasks; i++)
+		if (px_executor_submit(px__mpi.local, warm_task, arg, alen, NULL,
+				       &fs[i]))
+			break;
+	for (int i = 0; fs && i < tasks && fs[i]; i++) {
+		(void)px_future_wait(fs[i], PX_FOREVER);
+		px_future_release(fs[i]);
+	}
+	free(arg);
+	free(fs);
+}
+
+/*
+ * A serving rank's process runs only parex (its main() never returns from
+ * the open): glibc keeps what it frees instead of trimming the heap (up to
+ * 64 MiB), and serves blocks up to 32 MiB from the heap rather than fresh
+ * mmaps, so that chunk buffers freed by one map call are still there for
+ * the next. Set before the local pool forks, so its workers inherit it.
+ */
+static void keep_heap(void)
+{
+#ifdef M_TRIM_THRESHOLD
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
 }
 
 /* Every rank's hello, gathered (one MPI_Allgather). Aborts the job when
@@ -214,12 +292,16 @@ static void *px_mpi_thread(void *arg)
 		return NULL;
 	}
 	int local_status = 0;
-	if (px__mpi.rank != 0 && !px__mpi.local) /* no rank given: late pool */
+	if (px__mpi.rank != 0 && !px__mpi.local) { /* no rank given: late pool */
+		keep_heap();
 		local_status = local_pool_create(&px__mpi.cfg, &px__mpi.local);
+	}
 	if (px__mpi.rank == 0 && px__mpi.local) {
 		px_executor_destroy(px__mpi.local);
 		px__mpi.local = NULL;
 	}
+	if (px__mpi.rank != 0 && px__mpi.local)
+		warm_local_pool();
 	r = handshake(local_status);
 	if (r) {
 		px_executor_destroy(px__mpi.local);
@@ -252,6 +334,7 @@ int px__mpi_start(const struct px__config *cfg)
 	if (!px__mpi.started) {
 		px__mpi.cfg = *cfg;
 		if (env_rank() > 0) {
+			keep_heap();
 			/* Before MPI_Init: no worker is forked from a process
 			 * holding MPI state. A failure is reported to rank 0
 			 * at the handshake. */
