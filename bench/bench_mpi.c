@@ -20,7 +20,8 @@
  *       or its own MPI message pair (raw: at most 16 in flight per worker
  *       rank, sent to whichever rank answered); tasks/s, the sum checked.
  *   (b) map: --map records through px_executor_map, or (raw) batches of 256
- *       records per message; records/s.
+ *       records per message, each carrying its offset, with the results
+ *       stored into a fresh array as the map stores them; records/s.
  *   (c) ping-pong: one task to a worker and its result back, --pingpong
  *       times; p50 and p99 in microseconds.
  * Each job prints `name value` lines; --compare FILE (the raw loop's) and
@@ -148,53 +149,74 @@ static int run_parex(long tasks, long map_n, long pp, const char *local,
 
 static void raw_worker(void)
 {
-	int64_t buf[RAW_BATCH];
+	/* [0]: the records' offset, echoed back; [1..n]: the records. */
+	int64_t buf[RAW_BATCH + 1];
 	for (;;) {
 		MPI_Status st;
-		MPI_Recv(buf, RAW_BATCH, MPI_INT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD,
-			 &st);
+		MPI_Recv(buf, RAW_BATCH + 1, MPI_INT64_T, 0, MPI_ANY_TAG,
+			 MPI_COMM_WORLD, &st);
 		if (st.MPI_TAG == TAG_STOP)
 			return;
 		int n;
 		MPI_Get_count(&st, MPI_INT64_T, &n);
-		for (int i = 0; i < n; i++)
+		for (int i = 1; i < n; i++)
 			buf[i]++;
 		MPI_Send(buf, n, MPI_INT64_T, 0, TAG_TASK, MPI_COMM_WORLD);
 	}
 }
 
-/* n messages of `per` records each (the last shorter) through the workers,
- * at most RAW_WINDOW in flight per worker; returns the sum of results. */
-static int64_t raw_stream(long records, int per, int size)
+/* Fills buf with the next message: the offset, then up to per records
+ * (in[i], or i itself when in is NULL). Returns the message's length. */
+static int raw_fill(int64_t *buf, const int64_t *in, long *next, long records,
+		    int per)
 {
-	int64_t buf[RAW_BATCH], sum = 0, next = 0;
-	long sent = 0, done = 0;
+	int n = 0;
+	buf[0] = *next;
+	for (; n < per && *next < records; n++, (*next)++)
+		buf[1 + n] = in ? in[*next] : *next;
+	return n + 1;
+}
+
+/*
+ * records through the workers in messages of `per` records (the last
+ * shorter), at most RAW_WINDOW in flight per worker, as a hand-written map
+ * would: each message carries its records' offset, and the results are
+ * stored at it in out (as px_executor_map stores them), or summed when out
+ * is NULL. Returns the sum of the results stored or summed.
+ */
+static int64_t raw_stream(long records, int per, int size, const int64_t *in,
+			  int64_t *out)
+{
+	int64_t buf[RAW_BATCH + 1], sum = 0;
+	long next = 0, sent = 0, done = 0;
 	long msgs = (records + per - 1) / per;
 	for (int w = 1; w < size; w++)
 		for (int k = 0; k < RAW_WINDOW && sent < msgs; k++, sent++) {
-			int n = 0;
-			for (; n < per && next < records; n++)
-				buf[n] = next++;
+			int n = raw_fill(buf, in, &next, records, per);
 			MPI_Send(buf, n, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD);
 		}
 	while (done < msgs) {
 		MPI_Status st;
-		MPI_Recv(buf, RAW_BATCH, MPI_INT64_T, MPI_ANY_SOURCE, TAG_TASK,
+		MPI_Recv(buf, RAW_BATCH + 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_TASK,
 			 MPI_COMM_WORLD, &st);
 		int n;
 		MPI_Get_count(&st, MPI_INT64_T, &n);
-		for (int i = 0; i < n; i++)
-			sum += buf[i];
+		if (out)
+			memcpy(out + buf[0], buf + 1, (size_t)(n - 1) * sizeof(*buf));
+		else
+			for (int i = 1; i < n; i++)
+				sum += buf[i];
 		done++;
 		if (sent < msgs) {
-			int k = 0;
-			for (; k < per && next < records; k++)
-				buf[k] = next++;
+			int k = raw_fill(buf, in, &next, records, per);
 			MPI_Send(buf, k, MPI_INT64_T, st.MPI_SOURCE, TAG_TASK,
 				 MPI_COMM_WORLD);
 			sent++;
 		}
 	}
+	if (out)
+		for (long i = 0; i < records; i++)
+			sum += out[i];
 	return sum;
 }
 
@@ -214,15 +236,26 @@ static int run_raw(long tasks, long map_n, long pp, struct results *r)
 		exit(0);
 	}
 	int64_t t0 = now_ns();
-	int64_t sum = raw_stream(tasks, 1, size);
+	int64_t sum = raw_stream(tasks, 1, size, NULL, NULL);
 	r->submit_per_s = (double)tasks / ((double)(now_ns() - t0) / 1e9);
 	if (sum != (int64_t)tasks * (tasks + 1) / 2)
 		return 1;
-	t0 = now_ns();
-	sum = raw_stream(map_n, RAW_BATCH, size);
-	r->map_per_s = (double)map_n / ((double)(now_ns() - t0) / 1e9);
-	if (sum != (int64_t)map_n * (map_n + 1) / 2)
+	/* As parex's map: input filled before, results stored into a fresh
+	 * array (its first touch is part of the map's time for both). */
+	int64_t *in = malloc((size_t)map_n * sizeof(*in));
+	int64_t *out = malloc((size_t)map_n * sizeof(*out));
+	if (!in || !out)
 		return 1;
+	for (long i = 0; i < map_n; i++)
+		in[i] = i;
+	t0 = now_ns();
+	raw_stream(map_n, RAW_BATCH, size, in, out);
+	r->map_per_s = (double)map_n / ((double)(now_ns() - t0) / 1e9);
+	for (long i = 0; i < map_n; i++)
+		if (out[i] != i + 1)
+			return 1;
+	free(in);
+	free(out);
 	int64_t *lat = malloc((size_t)pp * sizeof(*lat));
 	if (!lat)
 		return 1;
