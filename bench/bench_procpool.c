@@ -28,7 +28,14 @@
  *       request finds the workers parked; alternating with a pipe round
  *       trip to a forked process blocked in read() after the same gap, and
  *       ProcessPoolExecutor(2) at the same gaps (in its own process); p50
- *       and p99 per gap.
+ *       and p99 per gap. Two diagnostics come with it, in the same
+ *       alternation: a bare futex hand-off (a forked process asleep on a
+ *       futex word in a shared page, woken with FUTEX_WAKE, answering the
+ *       same way: what the process pool's two sleeps cost without its
+ *       code), and where a parex sample's time goes (its task returns the
+ *       worker's clock at its start, the same CLOCK_MONOTONIC: until
+ *       px_executor_submit() returns, until the task starts, from the
+ *       task's start until the caller has the result), p50 each.
  * Python runs bench_procpool_py.py (its own sizes, --py-*), skipped with a
  * line when python3 was not found at configure time or the script fails.
  * Rounds interleave the peers (parex process, parex thread, naive pipe,
@@ -52,6 +59,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +166,15 @@ static int inc_task(px_task *t, const void *arg, size_t len)
 	(void)len;
 	memcpy(&v, arg, sizeof(v));
 	v++;
+	return px_task_return(t, &v, sizeof(v));
+}
+
+/* (d)'s task: returns the worker's clock at its start (see run_sporadic). */
+static int stamp_task(px_task *t, const void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	int64_t v = now_ns();
 	return px_task_return(t, &v, sizeof(v));
 }
 
@@ -479,21 +499,137 @@ static int py_sporadic(void)
 }
 #endif
 
+/*
+ * (d)'s futex peer: a forked process that sleeps on `req` (FUTEX_WAIT on a
+ * MAP_SHARED page, as a parked worker does on its slot), answers v + 1 and
+ * wakes the caller asleep on `rep`: the process pool's two sleeps and two
+ * wakes without its code around them. Started before any thread, like the
+ * echo process.
+ */
+struct fx_echo {
+	_Atomic uint32_t req, rep, stop;
+	_Atomic int64_t v;
+	pid_t pid;
+};
+
+static void fx_sleep(_Atomic uint32_t *w, uint32_t old)
+{
+	/* Acquire: pairs with the other side's release bump. */
+	while (atomic_load_explicit(w, memory_order_acquire) == old)
+		syscall(SYS_futex, w, FUTEX_WAIT, old, NULL, NULL, 0);
+}
+
+static void fx_bump(_Atomic uint32_t *w)
+{
+	/* Release: publishes v before the bump the sleeper looks at. */
+	atomic_fetch_add_explicit(w, 1, memory_order_release);
+	syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static struct fx_echo *fx_echo_start(void)
+{
+	struct fx_echo *e = mmap(NULL, sizeof(*e), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (e == MAP_FAILED)
+		die("mmap", strerror(errno));
+	fflush(NULL);
+	e->pid = fork();
+	if (e->pid < 0)
+		die("fork", strerror(errno));
+	if (e->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Keep no pipe end of the other peers: each would hide
+		 * that pipe's EOF from its reader. */
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		uint32_t seen = 0;
+		for (;;) {
+			fx_sleep(&e->req, seen);
+			seen = atomic_load_explicit(&e->req, memory_order_acquire);
+			if (atomic_load_explicit(&e->stop, memory_order_relaxed))
+				_exit(0);
+			atomic_store_explicit(&e->v,
+					      atomic_load_explicit(&e->v, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
+			fx_bump(&e->rep);
+		}
+	}
+	return e;
+}
+
+static int64_t fx_echo_rtt(struct fx_echo *e, int64_t v)
+{
+	int64_t t0 = now_ns();
+	uint32_t r = atomic_load_explicit(&e->rep, memory_order_relaxed);
+	atomic_store_explicit(&e->v, v, memory_order_relaxed);
+	fx_bump(&e->req);
+	fx_sleep(&e->rep, r);
+	int64_t t1 = now_ns();
+	return atomic_load_explicit(&e->v, memory_order_relaxed) == v + 1 ? t1 - t0 : -1;
+}
+
+static void fx_echo_stop(struct fx_echo *e)
+{
+	atomic_store_explicit(&e->stop, 1, memory_order_relaxed);
+	fx_bump(&e->req);
+	waitpid(e->pid, NULL, 0);
+	munmap(e, sizeof(*e));
+}
+
+/* Per gap, medians over rounds: the futex peer's p50 and p99, and the p50s
+ * of a parex sample's three spans (see the top comment). */
+enum { SPL_SUBMIT, SPL_START, SPL_BACK, SPL_N };
+static struct series fx50[PX_BENCH_NGAPS], fx99[PX_BENCH_NGAPS],
+	split50[SPL_N][PX_BENCH_NGAPS];
+
+/* One parex sample of (d): its duration, and its spans in span[0..2]. */
+static int64_t px_sporadic_one(px_executor *ex, int64_t span[SPL_N])
+{
+	int64_t start = -1, t0 = now_ns();
+	px_future *f;
+	int r = px_executor_submit(ex, stamp_task, NULL, 0, NULL, &f);
+	if (r)
+		die("px_executor_submit", px_strerror(r));
+	int64_t t1 = now_ns();
+	r = px_future_get_i64(f, PX_FOREVER, &start);
+	px_future_release(f);
+	int64_t t2 = now_ns();
+	if (r || start < t0 || start > t2)
+		die("parex idle wake", "no result, or a start outside the round trip");
+	span[SPL_SUBMIT] = t1 - t0;
+	span[SPL_START] = start - t0;
+	span[SPL_BACK] = t2 - start;
+	return t2 - t0;
+}
+
 /* One round of (d): per gap, parex round trips after the gap, alternating
- * with pipe round trips after the same gap. */
-static void run_sporadic(px_executor *ex, struct px_bench_echo *echo, int64_t *lat_px,
-			 int64_t *lat_pipe)
+ * with pipe round trips and futex hand-offs after the same gap. */
+static void run_sporadic(px_executor *ex, struct px_bench_echo *echo, struct fx_echo *fx,
+			 int64_t *lat_px, int64_t *lat_pipe, int64_t *lat_fx,
+			 int64_t *span[SPL_N])
 {
 	for (int g = 0; g < PX_BENCH_NGAPS; g++) {
 		int gap = px_bench_gap_us(g);
 		for (size_t i = 0; i < opt_sporadic; i++) {
+			int64_t sp[SPL_N];
 			px_bench_sleep_us(gap);
-			px_pingpong(ex, 1, &lat_px[i]);
+			lat_px[i] = px_sporadic_one(ex, sp);
+			for (int k = 0; k < SPL_N; k++)
+				span[k][i] = sp[k];
 			px_bench_sleep_us(gap);
 			lat_pipe[i] = px_bench_echo_rtt(echo, (int64_t)i);
 			if (lat_pipe[i] < 0)
 				die("pipe round trip", "failed");
+			px_bench_sleep_us(gap);
+			lat_fx[i] = fx_echo_rtt(fx, (int64_t)i);
+			if (lat_fx[i] < 0)
+				die("futex hand-off", "wrong answer");
 		}
+		add(&fx50[g], (double)px_bench_quantile(lat_fx, opt_sporadic, 0.5) / 1e3);
+		add(&fx99[g], (double)px_bench_quantile(lat_fx, opt_sporadic, 0.99) / 1e3);
+		for (int k = 0; k < SPL_N; k++)
+			add(&split50[k][g],
+			    (double)px_bench_quantile(span[k], opt_sporadic, 0.5) / 1e3);
 		sp_add(SP_PAREX, g, (double)px_bench_quantile(lat_px, opt_sporadic, 0.5) / 1e3,
 		       (double)px_bench_quantile(lat_px, opt_sporadic, 0.99) / 1e3);
 		sp_add(SP_PIPE, g, (double)px_bench_quantile(lat_pipe, opt_sporadic, 0.5) / 1e3,
@@ -631,6 +767,7 @@ int main(int argc, char **argv)
 	struct px_bench_echo echo = { .pid = -1, .req = -1, .resp = -1 };
 	if (opt_sporadic && px_bench_echo_start(&echo) != 0)
 		die("fork", strerror(errno));
+	struct fx_echo *fx = opt_sporadic ? fx_echo_start() : NULL;
 	px_executor *proc = open_pool("process:workers=2");
 	px_executor *thr = open_pool("thread:workers=2");
 
@@ -645,6 +782,10 @@ int main(int argc, char **argv)
 		in[i] = (int64_t)i;
 	int64_t *lat_sp = xmalloc(opt_sporadic * sizeof(*lat_sp));
 	int64_t *lat_pipe = xmalloc(opt_sporadic * sizeof(*lat_pipe));
+	int64_t *lat_fx = xmalloc(opt_sporadic * sizeof(*lat_fx));
+	int64_t *span[SPL_N];
+	for (int k = 0; k < SPL_N; k++)
+		span[k] = xmalloc(opt_sporadic * sizeof(*span[k]));
 
 	struct series s_px = { "parex process: submit" },
 		      s_pt = { "parex thread (reference): submit" },
@@ -730,7 +871,7 @@ int main(int argc, char **argv)
 		}
 #endif
 		if (opt_sporadic) {
-			run_sporadic(proc, &echo, lat_sp, lat_pipe);
+			run_sporadic(proc, &echo, fx, lat_sp, lat_pipe, lat_fx, span);
 #if defined(PX_BENCH_PYTHON) && defined(PX_BENCH_PY_SCRIPT)
 			if (py && py_sporadic()) {
 				printf("python: sporadic mode skipped: the script failed\n");
@@ -802,6 +943,18 @@ int main(int argc, char **argv)
 				       px_bench_gap_us(g), median(sp50[k][g].v, sp50[k][g].n),
 				       median(sp99[k][g].v, sp99[k][g].n));
 			}
+		printf("  diagnostics (not peers: no target)\n");
+		for (int g = 0; g < PX_BENCH_NGAPS; g++)
+			printf("  %-40s %12d %12.2f %12.2f\n", "bare futex hand-off",
+			       px_bench_gap_us(g), median(fx50[g].v, fx50[g].n),
+			       median(fx99[g].v, fx99[g].n));
+		printf("  parex p50 split (us)       gap us    submit returns   task starts"
+		       "   task -> result\n");
+		for (int g = 0; g < PX_BENCH_NGAPS; g++)
+			printf("  %-26s %6d %17.2f %13.2f %16.2f\n", "", px_bench_gap_us(g),
+			       median(split50[SPL_SUBMIT][g].v, split50[SPL_SUBMIT][g].n),
+			       median(split50[SPL_START][g].v, split50[SPL_START][g].n),
+			       median(split50[SPL_BACK][g].v, split50[SPL_BACK][g].n));
 	}
 
 	printf("\nratios (medians of one interleaved run)\n");
@@ -839,10 +992,15 @@ int main(int argc, char **argv)
 	px_executor_destroy(thr);
 	pipepool_stop(&naive);
 	pipepool_stop(&batched);
-	if (opt_sporadic)
+	if (opt_sporadic) {
 		px_bench_echo_stop(&echo);
+		fx_echo_stop(fx);
+	}
 	free(lat_sp);
 	free(lat_pipe);
+	free(lat_fx);
+	for (int k = 0; k < SPL_N; k++)
+		free(span[k]);
 	free(fs);
 	free(in);
 	free(out);

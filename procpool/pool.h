@@ -54,6 +54,11 @@ enum { K_NONE = 0, K_TIMEOUT, K_CANCEL };
 #define BD_STARTED (UINT64_C(1) << 63)
 #define BD_INWORKER (UINT64_C(1) << 62)
 #define BD_DROP (UINT64_C(1) << 61) /* completed while central: drop it */
+/* A PX_CANCEL_RUNNING was granted while the task ran (its record went to
+ * CANCELREQ or KILLING for the cancel): the future ends cancelled however
+ * the race with the task's end goes, so a later cancel succeeds too, even
+ * once the reply is retired or the record is DONE. Set under the lock. */
+#define BD_CANCEL_ASKED (UINT64_C(1) << 58)
 /* The task's priority level (PL_*), kept through dispatch and requeue. */
 #define BD_LEVEL_SHIFT 59
 #define BD_LEVEL_MASK (UINT64_C(3) << BD_LEVEL_SHIFT)

@@ -84,6 +84,12 @@ int px__pp_cancel(px_future *f, void *arg)
 		xcount(p, -ECANCELED);
 		return 0;
 	}
+	if (bd & BD_CANCEL_ASKED) {
+		/* Asked already: the task's reply, or its worker's death,
+		 * completes it cancelled; its entry may be retired by now. */
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
 	struct pp_worker *w = &p->w[(bd >> 8) & 0xffffffffu];
 	struct pp_entry *e = &w->ent[bd & 0xff];
 	if (e->f != f || e->cancelled) {
@@ -122,6 +128,7 @@ int px__pp_cancel(px_future *f, void *arg)
 			atomic_fetch_add_explicit(&p->grace_pending, 1,
 						  memory_order_relaxed);
 		w->grace_dl = px__deadline_after(p->grace_ns);
+		f->backend_data |= BD_CANCEL_ASKED;
 		r = 0;
 	} else if (expect == rword(e->seq, R_RUNNING) && p->grace_ns <= 0 &&
 	    atomic_compare_exchange_strong_explicit(&rec->word, &expect,
@@ -133,9 +140,11 @@ int px__pp_cancel(px_future *f, void *arg)
 		struct px__fs_msg m = { .op = PX__FS_KILL, .slot = w->id,
 					.gen = w->gen };
 		send(p->sock, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+		f->backend_data |= BD_CANCEL_ASKED;
 		r = 0;
 	} else if (expect == rword(e->seq, R_KILLING)) {
 		w->kill_reason = K_CANCEL; /* already dying (timeout): cancelled */
+		f->backend_data |= BD_CANCEL_ASKED;
 		r = 0;
 	} else if (expect == rword(e->seq, R_CANCELREQ)) {
 		r = 0; /* asked already */

@@ -272,6 +272,53 @@ static void cancel_race_case(const char *spec)
 	px_executor_destroy(ex);
 }
 
+/* Returns as soon as it sees the cancel (no sleep between looks), so that
+ * its reply races with the canceller's next calls. */
+static int stops_at_cancel(px_task *t, const void *arg, size_t len)
+{
+	struct probe *pr;
+	(void)len;
+	memcpy(&pr, arg, sizeof(pr));
+	atomic_store(&pr->started, 1);
+	int64_t end = test_now_ns() + 30 * (int64_t)1000000000;
+	while (!px_task_cancelled(t))
+		if (test_now_ns() > end)
+			return -ETIME;
+	return 0;
+}
+
+/* Once PX_CANCEL_RUNNING was granted, asking again succeeds at every moment
+ * until the future is done, cancelled: also after the task's reply is taken
+ * off the ring and before the future completes (that window once answered
+ * -EBUSY). Each round calls it back to back through the task's end. */
+static void process_repeated_cancel_succeeds_until_done(void **state)
+{
+	(void)state;
+	px_executor *ex = open_ex("process:workers=1,cancel_grace_ms=60000");
+	struct probe *pr = new_probe(ex);
+	long rounds = test_scaled(200);
+	long calls = 0;
+	for (long i = 0; i < rounds; i++) {
+		atomic_store(&pr->started, 0);
+		px_future *f;
+		assert_int_equal(px_executor_submit(ex, stops_at_cancel, &pr, sizeof(pr),
+						    NULL, &f), 0);
+		wait_started(pr);
+		assert_int_equal(px_future_cancel(f, PX_CANCEL_RUNNING), 0);
+		while (!px_future_is_done(f)) {
+			assert_int_equal(px_future_cancel(f, PX_CANCEL_RUNNING), 0);
+			calls++;
+		}
+		assert_int_equal(px_future_cancel(f, PX_CANCEL_RUNNING), 0);
+		assert_int_equal(px_future_state_get(f), PX_FUTURE_CANCELLED);
+		assert_int_equal(px_future_error(f), -ECANCELED);
+		px_future_release(f);
+	}
+	assert_true(calls > 0);
+	px_executor_free(ex, pr);
+	px_executor_destroy(ex);
+}
+
 static void cancel_races_with_task_end_thread(void **state)
 {
 	(void)state;
@@ -306,6 +353,7 @@ int main(void)
 		cmocka_unit_test(map_records_see_no_cancel),
 		cmocka_unit_test(cancel_races_with_task_end_thread),
 		cmocka_unit_test(cancel_races_with_task_end_process),
+		cmocka_unit_test(process_repeated_cancel_succeeds_until_done),
 		cmocka_unit_test(bad_grace_is_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
