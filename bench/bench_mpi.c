@@ -260,13 +260,13 @@ static int run_raw(long tasks, long map_n, long pp, struct results *r)
 	if (!lat)
 		return 1;
 	for (long i = 0; i < pp; i++) {
-		int64_t x = i;
+		int64_t x[2] = { 0, i }; /* offset, record (raw_worker) */
 		int64_t s = now_ns();
-		MPI_Send(&x, 1, MPI_INT64_T, 1, TAG_TASK, MPI_COMM_WORLD);
-		MPI_Recv(&x, 1, MPI_INT64_T, 1, TAG_TASK, MPI_COMM_WORLD,
+		MPI_Send(x, 2, MPI_INT64_T, 1, TAG_TASK, MPI_COMM_WORLD);
+		MPI_Recv(x, 2, MPI_INT64_T, 1, TAG_TASK, MPI_COMM_WORLD,
 			 MPI_STATUS_IGNORE);
 		lat[i] = now_ns() - s;
-		if (x != i + 1)
+		if (x[1] != i + 1)
 			return 1;
 	}
 	percentiles(lat, pp, r);
