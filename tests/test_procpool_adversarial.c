@@ -747,55 +747,32 @@ static int case_arena_exhaustion_and_foreign_frees(void)
 
 /* The runner ---------------------------------------------------------------------- */
 
-struct tcase {
-	const char *name;
-	int (*fn)(void);
-};
-
-static const struct tcase cases[] = {
-	{ "init_crash_in_replacement", case_init_crash_in_replacement },
-	{ "sigchld_ignored", case_sigchld_ignored },
-	{ "forkserver_killed", case_forkserver_killed_plain },
-	{ "forkserver_killed_sigchld_ignored", case_forkserver_killed_sigign },
-	{ "callback_submits_into_full_queue", case_callback_submits_into_full_queue },
-	{ "destroy_from_done_callback", case_destroy_from_done_callback },
-	{ "cancel_running_vs_completion", case_cancel_running_vs_completion },
-	{ "cancel_running_vs_crash", case_cancel_running_vs_crash },
-	{ "timeout_vs_completion", case_timeout_vs_completion },
-	{ "huge_task_timeout_means_no_deadline", case_huge_task_timeout_means_no_deadline },
-	{ "many_submitters_tiny_queues", case_many_submitters_tiny_queues },
-	{ "recycle_each_task_with_crashes", case_recycle_each_task_with_crashes },
+static const struct test_case_child cases[] = {
+	{ "init_crash_in_replacement", case_init_crash_in_replacement, 60 },
+	{ "sigchld_ignored", case_sigchld_ignored, 60 },
+	{ "forkserver_killed", case_forkserver_killed_plain, 60 },
+	{ "forkserver_killed_sigchld_ignored", case_forkserver_killed_sigign, 60 },
+	{ "callback_submits_into_full_queue", case_callback_submits_into_full_queue, 60 },
+	{ "destroy_from_done_callback", case_destroy_from_done_callback, 60 },
+	{ "cancel_running_vs_completion", case_cancel_running_vs_completion, 60 },
+	{ "cancel_running_vs_crash", case_cancel_running_vs_crash, 60 },
+	{ "timeout_vs_completion", case_timeout_vs_completion, 60 },
+	{ "huge_task_timeout_means_no_deadline", case_huge_task_timeout_means_no_deadline, 60 },
+	{ "many_submitters_tiny_queues", case_many_submitters_tiny_queues, 60 },
+	{ "recycle_each_task_with_crashes", case_recycle_each_task_with_crashes, 60 },
 	{ "tasks_fork_exit_closefds_blocksignals",
-	  case_tasks_fork_exit_closefds_blocksignals },
-	{ "shutdown_nowait_cancel_windows_full", case_shutdown_nowait_cancel_windows_full },
-	{ "destroy_while_workers_die", case_destroy_while_workers_die },
-	{ "two_pools_destroyed_in_either_order", case_two_pools_destroyed_in_either_order },
-	{ "pool_in_child_of_pool_parent", case_pool_in_child_of_pool_parent },
-	{ "arena_exhaustion_and_foreign_frees", case_arena_exhaustion_and_foreign_frees },
+	  case_tasks_fork_exit_closefds_blocksignals, 60 },
+	{ "shutdown_nowait_cancel_windows_full", case_shutdown_nowait_cancel_windows_full, 60 },
+	{ "destroy_while_workers_die", case_destroy_while_workers_die, 60 },
+	{ "two_pools_destroyed_in_either_order", case_two_pools_destroyed_in_either_order, 60 },
+	{ "pool_in_child_of_pool_parent", case_pool_in_child_of_pool_parent, 60 },
+	{ "arena_exhaustion_and_foreign_frees", case_arena_exhaustion_and_foreign_frees, 60 },
 };
-
-static const char *only; /* run just this case (argv[1]) */
-
-static void run_case(void **state)
-{
-	const struct tcase *c = *state;
-	test_run_in_child(c->name, c->fn, 60);
-}
 
 int main(int argc, char **argv)
 {
 	unsetenv("PAREX_EXECUTOR");
 	unsetenv("PAREX_CONFIG");
-	only = argc > 1 ? argv[1] : NULL;
-	enum { NC = sizeof(cases) / sizeof(cases[0]) };
-	struct CMUnitTest tests[NC];
-	int n = 0;
-	for (int i = 0; i < NC; i++) {
-		if (only && strcmp(only, cases[i].name))
-			continue;
-		tests[n++] = (struct CMUnitTest){ .name = cases[i].name,
-						  .test_func = run_case,
-						  .initial_state = (void *)&cases[i] };
-	}
-	return _cmocka_run_group_tests("procpool_adversarial", tests, (size_t)n, NULL, NULL);
+	return test_run_cases("procpool_adversarial", cases, sizeof(cases) / sizeof(cases[0]),
+			      argc, argv);
 }

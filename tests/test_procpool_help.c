@@ -505,42 +505,19 @@ static int case_destroy_from_callback_on_waiter(void)
 
 /* The runner ---------------------------------------------------------------------- */
 
-struct tcase {
-	const char *name;
-	int (*fn)(void);
-};
-
-static const struct tcase cases[] = {
+static const struct test_case_child cases[] = {
 	{ "waiter_completes_while_collector_blocked",
-	  case_waiter_completes_while_collector_blocked },
-	{ "wait_any_across_workers", case_wait_any_across_workers },
-	{ "many_waiters_mixed", case_many_waiters_mixed },
-	{ "destroy_racing_waiters", case_destroy_racing_waiters },
-	{ "destroy_from_callback_on_waiter", case_destroy_from_callback_on_waiter },
+	  case_waiter_completes_while_collector_blocked, 120 },
+	{ "wait_any_across_workers", case_wait_any_across_workers, 120 },
+	{ "many_waiters_mixed", case_many_waiters_mixed, 120 },
+	{ "destroy_racing_waiters", case_destroy_racing_waiters, 120 },
+	{ "destroy_from_callback_on_waiter", case_destroy_from_callback_on_waiter, 120 },
 };
-
-static const char *only; /* run just this case (argv[1]) */
-
-static void run_case(void **state)
-{
-	const struct tcase *c = *state;
-	test_run_in_child(c->name, c->fn, 120);
-}
 
 int main(int argc, char **argv)
 {
 	unsetenv("PAREX_EXECUTOR");
 	unsetenv("PAREX_CONFIG");
-	only = argc > 1 ? argv[1] : NULL;
-	enum { NC = sizeof(cases) / sizeof(cases[0]) };
-	struct CMUnitTest tests[NC];
-	int n = 0;
-	for (int i = 0; i < NC; i++) {
-		if (only && strcmp(only, cases[i].name))
-			continue;
-		tests[n++] = (struct CMUnitTest){ .name = cases[i].name,
-						  .test_func = run_case,
-						  .initial_state = (void *)&cases[i] };
-	}
-	return _cmocka_run_group_tests("procpool_help", tests, (size_t)n, NULL, NULL);
+	return test_run_cases("procpool_help", cases, sizeof(cases) / sizeof(cases[0]),
+			      argc, argv);
 }

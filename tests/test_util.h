@@ -107,6 +107,45 @@ static inline void test_run_in_child(const char *name, int (*fn)(void),
 			 WEXITSTATUS(st));
 }
 
+/* A case of a table run by test_run_cases(): a name and a function that
+ * runs in a harness child (test_run_in_child). */
+struct test_case_child {
+	const char *name;
+	int (*fn)(void);
+	unsigned secs; /* the child's alarm */
+};
+
+static inline void test_case_child_run(void **state)
+{
+	const struct test_case_child *c = *state;
+	test_run_in_child(c->name, c->fn, c->secs);
+}
+
+/*
+ * Runs the n cases of a table as the cmocka group `group`, each in its own
+ * harness child; with a program argument, only the case of that name.
+ * Returns cmocka's count of failed tests (main's exit status).
+ */
+static inline int test_run_cases(const char *group,
+				 const struct test_case_child *cases, size_t n,
+				 int argc, char **argv)
+{
+	const char *only = argc > 1 ? argv[1] : NULL;
+	struct CMUnitTest *tests = calloc(n ? n : 1, sizeof(*tests));
+	assert_non_null(tests);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (only && strcmp(only, cases[i].name))
+			continue;
+		tests[k++] = (struct CMUnitTest){ .name = cases[i].name,
+						  .test_func = test_case_child_run,
+						  .initial_state = (void *)&cases[i] };
+	}
+	int r = _cmocka_run_group_tests(group, tests, k, NULL, NULL);
+	free(tests);
+	return r;
+}
+
 /* Defines the cmocka test `name` that runs int name##_in_child(void) through
  * test_run_in_child with an alarm of secs seconds. */
 #define TEST_IN_CHILD(name, secs)                                       \
