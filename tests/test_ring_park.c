@@ -83,6 +83,7 @@ static px_ring *ring_shared(uint32_t cap, unsigned flags, size_t *sz)
  */
 struct cyc {
 	px_ring *r;
+	size_t ring_size; /* r's mapping, for cyc_finish */
 	uint64_t n;
 	int jitter_ns;
 	bool room; /* the producer parks (ring full), not the consumer */
@@ -201,16 +202,36 @@ static void wait_both(const pid_t pids[2], int st[2], _Atomic int *failed, int m
 		}
 }
 
-static void run_cycles_xproc(unsigned flags, bool room, uint64_t n, int jitter)
+/* A shared ring (capacity 1 for `room` cycles, else 64) and the cycle
+ * state both sides use; cyc_finish checks the outcome and frees both. */
+static struct cyc *cyc_new(unsigned flags, bool room, uint64_t n, int jitter)
 {
 	size_t sz;
 	px_ring *r = ring_shared(room ? 1 : 64, flags, &sz);
 	struct cyc *c = ipc_shared_alloc(sizeof *c);
 	assert_non_null(c);
 	c->r = r;
+	c->ring_size = sz;
 	c->n = n;
 	c->jitter_ns = jitter;
 	c->room = room;
+	return c;
+}
+
+static void cyc_finish(struct cyc *c)
+{
+	assert_int_equal(atomic_load(&c->ack), c->n);
+	check_late(c);
+	check_waiters_zero(c->r);
+	px_ring *r = c->r;
+	size_t sz = c->ring_size;
+	ipc_shared_free(c, sizeof *c);
+	ipc_shared_free(r, sz);
+}
+
+static void run_cycles_xproc(unsigned flags, bool room, uint64_t n, int jitter)
+{
+	struct cyc *c = cyc_new(flags, room, n, jitter);
 	pid_t pids[2] = {ipc_fork(cyc_consumer, c), ipc_fork(cyc_producer, c)};
 	assert_true(pids[0] > 0 && pids[1] > 0);
 	int st[2] = {-1, -1};
@@ -221,11 +242,7 @@ static void run_cycles_xproc(unsigned flags, bool room, uint64_t n, int jitter)
 			st[0], st[1], (unsigned long long)atomic_load(&c->ack));
 	assert_int_equal(st[0], 0);
 	assert_int_equal(st[1], 0);
-	assert_int_equal(atomic_load(&c->ack), n);
-	check_late(c);
-	check_waiters_zero(r);
-	ipc_shared_free(c, sizeof *c);
-	ipc_shared_free(r, sz);
+	cyc_finish(c);
 }
 
 static void test_cycles_items_xproc(void **state)
@@ -264,14 +281,7 @@ static void *cyc_thread(void *arg)
 
 static void run_cycles_threads(unsigned flags, bool room, uint64_t n, int jitter)
 {
-	size_t sz;
-	px_ring *r = ring_shared(room ? 1 : 64, flags, &sz);
-	struct cyc *c = ipc_shared_alloc(sizeof *c);
-	assert_non_null(c);
-	c->r = r;
-	c->n = n;
-	c->jitter_ns = jitter;
-	c->room = room;
+	struct cyc *c = cyc_new(flags, room, n, jitter);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, cyc_thread, c), 0);
 	int e = cyc_producer(c);
@@ -279,11 +289,7 @@ static void run_cycles_threads(unsigned flags, bool room, uint64_t n, int jitter
 		atomic_store(&c->failed, e);
 	pthread_join(t, NULL);
 	assert_int_equal(atomic_load(&c->failed), 0);
-	assert_int_equal(atomic_load(&c->ack), n);
-	check_late(c);
-	check_waiters_zero(r);
-	ipc_shared_free(c, sizeof *c);
-	ipc_shared_free(r, sz);
+	cyc_finish(c);
 }
 
 static void test_cycles_threads(void **state)
