@@ -219,20 +219,8 @@ static void pp_destroy(px_executor *ex)
 		pthread_detach(pthread_self());
 		return;
 	}
-	if (px__pp_on_helper(p)) {
-		/* From a done callback in a waiting thread, which returns into
-		 * the pool: the collector frees it once no waiter completes
-		 * replies and no pin is left (it cannot have left yet: it
-		 * waits for cb_helpers, which counts us). */
-		pthread_mutex_lock(&p->lock);
-		bool detach = !p->joined;
-		p->free_on_exit = true;
-		p->joined = true;
-		pthread_mutex_unlock(&p->lock);
-		if (detach)
-			pthread_detach(p->collector);
-		return;
-	}
+	/* Never from a done callback in a waiting thread: lib defers that
+	 * destroy until the thread has left wait_help (px__help_defer_destroy). */
 	pthread_mutex_lock(&p->lock);
 	bool join = p->collector_started && !p->joined;
 	p->joined = true;

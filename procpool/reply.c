@@ -36,11 +36,12 @@
  *
  * Futures completed by a waiter run their done callbacks on the waiter's
  * thread. Such a callback may shut down or destroy the pool, as on the
- * collector: the waiter's thread then does not wait for the pool to
- * finish, gives back its pins on the executor (ex->helping, which
- * px_executor_destroy() waits for) until it leaves its completions, and the
- * collector frees the pool once no waiter is completing anything
- * (cb_helpers) and no pin is left.
+ * collector. A destroy is deferred by lib until the thread has left
+ * wait_help (px__help_defer_destroy). A shutdown with wait does not wait
+ * there: the thread gives back its pins on the executor (ex->helping) until
+ * it leaves its completions, so that another thread's destroy is not held
+ * up by them, and the collector leaves only once no waiter is completing
+ * anything (cb_helpers).
  */
 #include <errno.h>
 #include <limits.h>
