@@ -180,11 +180,19 @@ static void wake_reaper(struct uring *u)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	uint32_t s = atomic_load(&u->state);
-	if ((s == R_SLEEPING || s == R_SUBMITTING) &&
-	    atomic_compare_exchange_strong(&u->state, &s, R_WOKEN)) {
-		uint64_t one = 1;
-		if (write(u->efd, &one, sizeof(one)) < 0) {
-			/* Only EAGAIN (counter saturated): a wake is pending. */
+	/* Retried while the reaper is still on its way into the kernel: it
+	 * moves SLEEPING to SUBMITTING after it read the tail, so a single CAS
+	 * expecting SLEEPING could fail on exactly the enter that did not see
+	 * our SQE, and nobody would wake it (a 10 s hang in
+	 * test_io_adversarial's submitters_wake_sleeping_reaper). */
+	while (s == R_SLEEPING || s == R_SUBMITTING) {
+		if (atomic_compare_exchange_strong(&u->state, &s, R_WOKEN)) {
+			uint64_t one = 1;
+			if (write(u->efd, &one, sizeof(one)) < 0) {
+				/* Only EAGAIN (counter saturated): a wake
+				 * is pending. */
+			}
+			return;
 		}
 	}
 }

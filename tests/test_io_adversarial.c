@@ -585,7 +585,10 @@ static void *submit_thread(void *p)
 }
 
 /* Many threads submit one operation at a time while the reaper sleeps: no
- * wake-up may be lost (a lost one shows as a 10 s wait). */
+ * wake-up may be lost (a lost one shows as a 10 s wait). It caught one:
+ * a submitter's single CAS SLEEPING -> WOKEN failed when the reaper moved
+ * SLEEPING -> SUBMITTING for an enter that had not seen the submitter's SQE,
+ * so nobody woke that enter (about one run in fifteen of this case). */
 static int submitters_wake_sleeping_reaper(void)
 {
 	px_io *io = io_new();
