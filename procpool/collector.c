@@ -400,6 +400,10 @@ static void handle_fs(struct pp_pool *p)
 static int64_t check_timeouts(struct pp_pool *p)
 {
 	int64_t next = PX__NO_DEADLINE;
+	/* Before anything is looked at: park() sleeps only if no timed task
+	 * was dispatched since (see timed_gen). Acquire: pairs with the
+	 * dispatcher's release bump, after its raise of timed_inflight. */
+	p->timed_seen = atomic_load_explicit(&p->timed_gen, memory_order_acquire);
 	if (!atomic_load_explicit(&p->timed_inflight, memory_order_relaxed))
 		return next;
 	pthread_mutex_lock(&p->lock);
@@ -607,8 +611,11 @@ static int collect_round(struct pp_pool *p, int64_t *next)
  * Sleeps on the doorbell until it is rung, the nearest task deadline `next`
  * passes, or PP_PARK_MAX_NS from `now`. Dekker pair with
  * px__pp_bell_ring(): bell_sleeping is set, then a seq_cst fence, then the
- * rings and the fork server's counter are looked at once more before
- * sleeping. noinline: gcc rejects (-Wtsan) an atomic_thread_fence inlined
+ * rings, the fork server's counter and timed_gen are looked at once more
+ * before sleeping. timed_gen because `next` was computed before this: a
+ * timed task dispatched since, whose ring found bell_sleeping still 0,
+ * would otherwise go unwatched for PP_PARK_MAX_NS, its timeout late by up
+ * to that much. noinline: gcc rejects (-Wtsan) an atomic_thread_fence inlined
  * into another function under -fsanitize=thread.
  */
 static __attribute__((noinline)) void park(struct pp_pool *p, int64_t now, int64_t next)
@@ -618,7 +625,9 @@ static __attribute__((noinline)) void park(struct pp_pool *p, int64_t now, int64
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!any_reply(p) &&
 	    atomic_load_explicit(&p->hdr->fs_events, memory_order_relaxed) ==
-		    p->fs_seen) {
+		    p->fs_seen &&
+	    atomic_load_explicit(&p->timed_gen, memory_order_relaxed) ==
+		    p->timed_seen) {
 		int64_t dl = px__deadline_min(now + PP_PARK_MAX_NS, next);
 		int r = px__futex_wait_shared(&p->hdr->bell, v, dl);
 		/* A dead server sends nothing and bumps no counter: look at

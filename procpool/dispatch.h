@@ -110,7 +110,10 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 	if (f->timeout_ns > 0) {
 		atomic_fetch_add_explicit(&p->timed_inflight, 1, memory_order_relaxed);
 		/* The collector may be parked without a deadline: let it
-		 * start watching this one. */
+		 * start watching this one. Release: a collector that sees
+		 * the bump sees timed_inflight raised; the ring's fence
+		 * orders it before our load of bell_sleeping (park() pairs). */
+		atomic_fetch_add_explicit(&p->timed_gen, 1, memory_order_release);
 		px__pp_bell_ring(p->hdr);
 	}
 	return 0;

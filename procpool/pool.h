@@ -130,6 +130,13 @@ struct pp_pool {
 	int64_t grace_ns;   /* cancel_grace_ms */
 	uint64_t tick;
 	_Atomic uint64_t timed_inflight; /* written under lock, read as a hint */
+	/* Bumped (under the lock) by every dispatch of a timed task, before
+	 * its px__pp_bell_ring(): the collector's park() compares it with
+	 * timed_seen, the value before its last check_timeouts(), after its
+	 * Dekker fence, so a task dispatched between the two is watched at
+	 * once rather than after a PP_PARK_MAX_NS nap. */
+	_Atomic uint32_t timed_gen;
+	uint32_t timed_seen; /* the collector's */
 	_Atomic uint32_t attention; /* shutting, broken or stop is set */
 	uint64_t arena_args; /* argument blocks held by windows */
 	uint64_t respawns;

@@ -3,7 +3,8 @@
  * conditions: an initializer that crashes in a replacement, a program that
  * ignores SIGCHLD, a fork server killed from outside, done callbacks that
  * submit into a full queue, cancels and timeouts racing completion and
- * crashes, many submitters on tiny queues, recycling under crashes, tasks
+ * crashes, a timed task dispatched as the collector parks, many submitters
+ * on tiny queues, recycling under crashes, tasks
  * that fork, exit or close every descriptor, two pools at once, a pool in a
  * child of a pool's parent, the arena running dry and frees of pointers the
  * pool never gave out.
@@ -13,6 +14,7 @@
  * one hang cannot stall the others and cmocka asserts stay in the parent.
  * Usage: test_procpool_adversarial [CASE]
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -436,6 +439,84 @@ static int case_huge_task_timeout_means_no_deadline(void)
 	return 0;
 }
 
+/*
+ * A timed task dispatched while the collector is on its way to park (its
+ * deadlines computed, its doorbell not yet marked as slept on) is watched
+ * at once, not after the collector's longest nap (PP_PARK_MAX_NS, 250 ms).
+ * The window is a few instructions wide; clock_gettime() below (this
+ * program's, which the library's calls resolve to) holds the collector in
+ * it: the first clock read of the collector once armed is the one of an
+ * idle round just before park(), after a nap ended with nothing to do.
+ * Before the fix every round's 1 ms timeout fired some 250 ms late.
+ */
+static atomic_int clock_armed, clock_held, clock_released;
+
+typedef int (*clock_fn)(clockid_t, struct timespec *);
+
+int clock_gettime(clockid_t c, struct timespec *ts)
+{
+	/* Atomic: every thread may look it up at once (same answer). */
+	static _Atomic(clock_fn) real_fn;
+	clock_fn real = atomic_load_explicit(&real_fn, memory_order_relaxed);
+	if (!real) {
+		real = (clock_fn)dlsym(RTLD_NEXT, "clock_gettime");
+		atomic_store_explicit(&real_fn, real, memory_order_relaxed);
+	}
+	if (atomic_load_explicit(&clock_armed, memory_order_relaxed)) {
+		char name[16] = "";
+		prctl(PR_GET_NAME, name);
+		if (!strcmp(name, "px-collector") && atomic_exchange(&clock_armed, 0)) {
+			atomic_store(&clock_held, 1);
+			struct timespec t0, t;
+			real(CLOCK_MONOTONIC, &t0);
+			do
+				real(CLOCK_MONOTONIC, &t);
+			while (!atomic_load(&clock_released) &&
+			       (t.tv_sec - t0.tv_sec) * PX_SEC + t.tv_nsec - t0.tv_nsec <
+				       2 * PX_SEC);
+		}
+	}
+	return real(c, ts);
+}
+
+static int case_timed_task_while_collector_parks(void)
+{
+	px_executor *ex = open_ex("process:workers=1");
+	px_submit_opts o = { .timeout_ns = 1 * PX_MSEC };
+	for (int i = 0; i < 3; i++) {
+		/* Quiet: the replacement worker is up, the collector asleep. */
+		px_future *q;
+		CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &q) == 0);
+		CHECK(want_value(q, i) == 0);
+		px_future_release(q);
+		struct timespec pause = { 0, 5 * PX_MSEC };
+		nanosleep(&pause, NULL);
+		atomic_store(&clock_released, 0);
+		atomic_store(&clock_held, 0);
+		atomic_store(&clock_armed, 1);
+		int64_t until = test_now_ns() + 2 * PX_SEC;
+		while (!atomic_load(&clock_held) && test_now_ns() < until)
+			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+		CHECK(atomic_load(&clock_held));
+		px_future *f;
+		int64_t t0 = test_now_ns();
+		CHECK(submit_op(ex, T_SPIN, 0, 10 * PX_SEC, &o, &f) == 0);
+		atomic_store(&clock_released, 1);
+		CHECK(px_future_wait(f, 5 * PX_SEC) == 0);
+		int64_t took = test_now_ns() - t0;
+		CHECK(px_future_error(f) == -ETIMEDOUT);
+		px_future_release(f);
+		if (took > 150 * PX_MSEC) {
+			fprintf(stderr, "round %d: a 1 ms timeout fired after %.1f ms\n",
+				i, (double)took / PX_MSEC);
+			CHECK(took <= 150 * PX_MSEC);
+		}
+	}
+	px_executor_destroy(ex);
+	CHECK(no_children());
+	return 0;
+}
+
 /* Many submitters on tiny queues ------------------------------------------------ */
 
 struct sub_ctx {
@@ -758,6 +839,7 @@ static const struct test_case_child cases[] = {
 	{ "cancel_running_vs_crash", case_cancel_running_vs_crash, 60 },
 	{ "timeout_vs_completion", case_timeout_vs_completion, 60 },
 	{ "huge_task_timeout_means_no_deadline", case_huge_task_timeout_means_no_deadline, 60 },
+	{ "timed_task_while_collector_parks", case_timed_task_while_collector_parks, 60 },
 	{ "many_submitters_tiny_queues", case_many_submitters_tiny_queues, 60 },
 	{ "recycle_each_task_with_crashes", case_recycle_each_task_with_crashes, 60 },
 	{ "tasks_fork_exit_closefds_blocksignals",
