@@ -343,11 +343,12 @@ void px__pp_kick_helpers(struct pp_pool *p, const struct pp_worker *except);
  */
 bool px__pp_claim(struct pp_pool *p, struct pp_worker *w);
 
-/* Ends px__pp_claim(), after the wake-up, lock not held: takes and
- * completes the reply if it came meanwhile, then lets go of the ring as a
- * waiting thread does (ringing the doorbell for a reply that comes just
- * then). */
-void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w);
+/* Ends px__pp_claim(), after the wake-up (woke: it woke the worker from
+ * its sleep), lock not held: takes and completes the reply if it came
+ * meanwhile (first yielding the CPU to a worker woken on this one), then
+ * lets go of the ring as a waiting thread does (ringing the doorbell for
+ * a reply that comes just then). */
+void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke);
 
 /* The backend's wait_help (lib/executor_internal.h), see reply.c. */
 int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline);

@@ -447,10 +447,22 @@ bool px__pp_claim(struct pp_pool *p, struct pp_worker *w)
 	return true;
 }
 
-void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w)
+void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke)
 {
 	struct pp_resp rs[PP_BURST];
 	int n = px_ring_try_pop_burst(w->sh->resp, rs, PP_BURST);
+	if (n <= 0 && woke) {
+		/* The worker woke on this CPU (where it last idled) and waits
+		 * for it: yield it the CPU now rather than sleep in wait_help
+		 * and be woken by its reply, one futex wake-up fewer. The
+		 * ring is still claimed, so its reply rings nothing. */
+		int cpu = sched_getcpu();
+		if (cpu >= 0 &&
+		    cpu == atomic_load_explicit(&w->sh->wcpu, memory_order_relaxed)) {
+			sched_yield();
+			n = px_ring_try_pop_burst(w->sh->resp, rs, PP_BURST);
+		}
+	}
 	watch_finish(p, w, rs, n > 0 ? n : 0);
 }
 

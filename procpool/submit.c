@@ -27,7 +27,11 @@
  * that timed sleep kept the submitter off the CPU about 7 us longer than
  * an untimed one. With the claim the worker sees a watcher, skips the
  * doorbell and parks untimed, and the submitter completes the future
- * before px_executor_submit() returns (px__pp_claim_finish).
+ * before px_executor_submit() returns (px__pp_claim_finish). When the
+ * wake-up returns first, the worker has almost always been queued on the
+ * submitter's CPU (where it last idled): px__pp_claim_finish yields it the
+ * CPU once, which spares the waiter's futex sleep and the worker's wake of
+ * it.
  *
  * Returns the worker, f handed to it and its ring claimed, or NULL: then f
  * takes the central queue. Lock held.
@@ -99,9 +103,9 @@ int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
 		/* f stays alive: its reply, or its worker's death (the
 		 * collector waits for the token), is handled only after the
 		 * claim ends. */
-		px__pp_worker_wake(w->sh);
+		bool woke = px__pp_worker_wake(w->sh);
 		dispatch_timed_bell(p, f);
-		px__pp_claim_finish(p, w);
+		px__pp_claim_finish(p, w, woke);
 	}
 	return 0;
 }
