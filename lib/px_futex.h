@@ -74,10 +74,12 @@ static inline int px__futex_wait_shared(_Atomic uint32_t *w, uint32_t expect,
 	return px__futex_wait_op(w, FUTEX_WAIT_BITSET, expect, deadline);
 }
 
-/* Wakes up to n sleepers, in any process, on the shared-memory word w. */
-static inline void px__futex_wake_shared(_Atomic uint32_t *w, int n)
+/* Wakes up to n sleepers, in any process, on the shared-memory word w.
+ * Returns how many it woke (0 on an error). */
+static inline int px__futex_wake_shared(_Atomic uint32_t *w, int n)
 {
-	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, n, NULL, NULL, 0);
+	long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, n, NULL, NULL, 0);
+	return r > 0 ? (int)r : 0;
 }
 
 #endif /* PX_FUTEX_H */

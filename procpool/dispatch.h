@@ -65,10 +65,13 @@ static inline struct pp_worker *pick_worker(struct pp_pool *p, int64_t *now)
 }
 
 /*
- * Hands f to w. Returns 0, or -EAGAIN when the arena has no room for the
- * argument right now (other arguments in flight will free some).
+ * Hands f to w without waking it: the caller wakes it
+ * (px__pp_worker_wake), under the lock or after. Returns 0, or -EAGAIN
+ * when the arena has no room for the argument right now (other arguments
+ * in flight will free some).
  */
-static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
+static inline int dispatch_nowake(struct pp_pool *p, struct pp_worker *w,
+				  px_future *f)
 {
 	alignas(16) struct pp_req rq;
 	memset(&rq, 0, offsetof(struct pp_req, inl));
@@ -103,20 +106,36 @@ static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
 			  (uint64_t)w->id << 8 | idx;
 	int r = px_ring_try_push(w->sh->req, &rq);
 	(void)r; /* cannot fail: in flight < PP_WINDOW = capacity */
-	px__pp_worker_wake(w->sh);
 	w->next_seq++;
 	w->dispatched++;
 	w->last_used = ++p->tick;
 	if (f->timeout_ns > 0) {
 		atomic_fetch_add_explicit(&p->timed_inflight, 1, memory_order_relaxed);
-		/* The collector may be parked without a deadline: let it
-		 * start watching this one. Release: a collector that sees
-		 * the bump sees timed_inflight raised; the ring's fence
-		 * orders it before our load of bell_sleeping (park() pairs). */
+		/* Release: a collector that sees the bump sees timed_inflight
+		 * raised; dispatch_timed_bell's ring (its fence) orders it
+		 * before the load of bell_sleeping (park() pairs). */
 		atomic_fetch_add_explicit(&p->timed_gen, 1, memory_order_release);
-		px__pp_bell_ring(p->hdr);
 	}
 	return 0;
+}
+
+/* After handing over a timed task: the collector may be parked without a
+ * deadline; let it start watching this one. */
+static inline void dispatch_timed_bell(struct pp_pool *p, const px_future *f)
+{
+	if (f->timeout_ns > 0)
+		px__pp_bell_ring(p->hdr);
+}
+
+/* Hands f to w and wakes w if it is parked; as dispatch_nowake(). */
+static inline int dispatch(struct pp_pool *p, struct pp_worker *w, px_future *f)
+{
+	int r = dispatch_nowake(p, w, f);
+	if (!r) {
+		px__pp_worker_wake(w->sh);
+		dispatch_timed_bell(p, f);
+	}
+	return r;
 }
 
 /*

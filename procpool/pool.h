@@ -340,6 +340,23 @@ int px__pp_drain(struct pp_pool *p, struct pp_worker *w);
  * one of those futures among others (px_wait). */
 void px__pp_kick_helpers(struct pp_pool *p, const struct pp_worker *except);
 
+/*
+ * A submitter handing a task to idle worker w (submit.c) claims w's reply
+ * ring as a waiting thread would, before the request is pushed: takes the
+ * token (a try, so allowed under the lock) and marks the ring watched, so
+ * that a reply pushed while the submitter is still in the wake-up goes to
+ * no doorbell (see px__pp_claim_finish). False when the token is taken or
+ * wanted, or on the collector. Lock held.
+ */
+bool px__pp_claim(struct pp_pool *p, struct pp_worker *w);
+
+/* Ends px__pp_claim(), after the wake-up (woke: it woke the worker from
+ * its sleep), lock not held: takes and completes the reply if it came
+ * meanwhile (first yielding the CPU to a worker woken on this one), then
+ * lets go of the ring as a waiting thread does (ringing the doorbell for
+ * a reply that comes just then). */
+void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke);
+
 /* The backend's wait_help (lib/executor_internal.h), see reply.c. */
 int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline);
 

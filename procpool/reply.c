@@ -412,6 +412,60 @@ static void helper_sleep_on(struct pp_pool *p, struct pp_worker *w,
 	px__future_unlink(f, &wn.node);
 }
 
+/*
+ * Retires rs[0..n) (n may be 0), popped from w's ring by this thread with
+ * the token held, lets go of the ring (the helper word, then the token,
+ * ringing the doorbell for a reply that came meanwhile), and completes
+ * what it retired on this thread.
+ */
+static void watch_finish(struct pp_pool *p, struct pp_worker *w,
+			 const struct pp_resp *rs, int n)
+{
+	struct pp_done d[PP_BURST];
+	if (n > 0) {
+		pthread_mutex_lock(&p->lock);
+		retire_replies(p, w, rs, n, d);
+		/* Under the lock, with the retirement: the collector cannot
+		 * see the pool finished before it sees us completing. */
+		atomic_fetch_add_explicit(&p->cb_helpers, 1, memory_order_relaxed);
+		pthread_mutex_unlock(&p->lock);
+	}
+	atomic_store_explicit(&w->sh->helper, HELP_NONE, memory_order_relaxed);
+	px__pp_tok_put(p, w, true);
+	if (n > 0)
+		helper_complete(p, w, d, n);
+}
+
+bool px__pp_claim(struct pp_pool *p, struct pp_worker *w)
+{
+	if (px__pp_on_collector(p) ||
+	    atomic_load_explicit(&w->tok_wanted, memory_order_relaxed) ||
+	    !px__pp_tok_try(w))
+		return false;
+	/* Relaxed: published to the worker by the request's push. */
+	atomic_store_explicit(&w->sh->helper, HELP_SPIN, memory_order_relaxed);
+	return true;
+}
+
+void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke)
+{
+	struct pp_resp rs[PP_BURST];
+	int n = px_ring_try_pop_burst(w->sh->resp, rs, PP_BURST);
+	if (n <= 0 && woke) {
+		/* The worker woke on this CPU (where it last idled) and waits
+		 * for it: yield it the CPU now rather than sleep in wait_help
+		 * and be woken by its reply, one futex wake-up fewer. The
+		 * ring is still claimed, so its reply rings nothing. */
+		int cpu = sched_getcpu();
+		if (cpu >= 0 &&
+		    cpu == atomic_load_explicit(&w->sh->wcpu, memory_order_relaxed)) {
+			sched_yield();
+			n = px_ring_try_pop_burst(w->sh->resp, rs, PP_BURST);
+		}
+	}
+	watch_finish(p, w, rs, n > 0 ? n : 0);
+}
+
 int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 {
 	struct pp_pool *p = (struct pp_pool *)ex;
@@ -491,18 +545,6 @@ int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline)
 				left < 0 || left > HELP_NAP_NS ? HELP_NAP_NS : left);
 		slept = true;
 	}
-	struct pp_done d[PP_BURST];
-	if (n > 0) {
-		pthread_mutex_lock(&p->lock);
-		retire_replies(p, w, rs, n, d);
-		/* Under the lock, with the retirement: the collector cannot
-		 * see the pool finished before it sees us completing. */
-		atomic_fetch_add_explicit(&p->cb_helpers, 1, memory_order_relaxed);
-		pthread_mutex_unlock(&p->lock);
-	}
-	atomic_store_explicit(&sh->helper, HELP_NONE, memory_order_relaxed);
-	px__pp_tok_put(p, w, true);
-	if (n > 0)
-		helper_complete(p, w, d, n);
+	watch_finish(p, w, rs, n);
 	return ret;
 }

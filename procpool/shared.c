@@ -46,13 +46,13 @@ bool px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh, bool defer)
 	return false;
 }
 
-void px__pp_worker_wake(struct pp_wshared *sh)
+bool px__pp_worker_wake(struct pp_wshared *sh)
 {
 	/* Dekker pair with the worker's park (worker.c), see shared.h. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&sh->wsleep, memory_order_relaxed)) {
-		/* Release: pairs with the worker's acquire load of wseq. */
-		atomic_fetch_add_explicit(&sh->wseq, 1, memory_order_release);
-		px__futex_wake_shared(&sh->wseq, 1);
-	}
+	if (!atomic_load_explicit(&sh->wsleep, memory_order_relaxed))
+		return false;
+	/* Release: pairs with the worker's acquire load of wseq. */
+	atomic_fetch_add_explicit(&sh->wseq, 1, memory_order_release);
+	return px__futex_wake_shared(&sh->wseq, 1) > 0;
 }

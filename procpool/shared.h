@@ -223,8 +223,9 @@ bool px__pp_reply_bell(struct pp_hdr *hdr, struct pp_wshared *sh, bool defer);
  * request ring or a close of it. Dekker pair with the worker's park
  * (worker.c): the push or close, a seq_cst fence, the load of wsleep here;
  * the worker's store of wsleep, a fence, its look at the ring there.
+ * Returns true when it woke the worker from its sleep.
  */
-void px__pp_worker_wake(struct pp_wshared *sh);
+bool px__pp_worker_wake(struct pp_wshared *sh);
 
 /*
  * How long to spin before parking, learnt from how long the waits were

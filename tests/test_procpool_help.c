@@ -7,7 +7,10 @@
  * waiting at once with crashes, timeouts and cancels mixed in get every
  * outcome right and every done callback exactly once; destroy races
  * threads that are waiting; a done callback run by a waiting thread
- * destroys the pool.
+ * destroys the pool; tasks handed to parked workers one at a time, with
+ * crashes among them, all finish, each callback once, with nobody
+ * waiting on them (the submitter claims the reply ring through the
+ * wake-up, procpool/submit.c).
  *
  * Each case runs in a forked child under an alarm and reports through its
  * exit status (0 sound, the failing line otherwise), as in
@@ -503,6 +506,72 @@ static int case_destroy_from_callback_on_waiter(void)
 	return 0;
 }
 
+/* Submits to parked workers, nobody waiting ----------------------------------- */
+
+static void count_once(px_future *f, void *arg)
+{
+	(void)f;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/*
+ * Each task goes to a worker that has parked (a pause before each submit),
+ * so each submit claims the worker's reply ring until its wake-up returns.
+ * Nobody waits on the futures: each reply is taken by the submitter inside
+ * px_executor_submit() or, once the claim is let go, by the collector (the
+ * doorbell). A reply lost between the two never completes its future.
+ * Every 10th task crashes its worker, whose death the collector handles
+ * while a submit may hold the claim.
+ */
+static int case_idle_submits_unwaited(void)
+{
+	enum { N = 120 };
+	px_executor *ex = open_ex("process:workers=2");
+	px_future *fs[N];
+	static atomic_int fired[N];
+	for (int i = 0; i < N; i++) {
+		usleep(300 + (useconds_t)(i % 3) * 700);
+		CHECK(submit_op(ex, i % 10 == 9 ? T_SEGV : T_VALUE, i, 0, 0, &fs[i]) == 0);
+		CHECK(px_future_on_done(fs[i], count_once, &fired[i]) == 0);
+	}
+	for (int i = 0; i < N; i++) {
+		/* Polled, not waited for: wait_help would take the reply. */
+		for (int64_t t0 = test_now_ns(); !px_future_is_done(fs[i]);) {
+			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+			usleep(200);
+		}
+		if (i % 10 == 9) {
+			CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
+		} else {
+			int64_t r = -1;
+			CHECK(px_future_get_i64(fs[i], 0, &r) == 0);
+			CHECK(r == 2 * i + 1);
+		}
+	}
+	/* A callback runs once its future is done, on the completing
+	 * thread, which may still be in it: allow it a moment. */
+	for (int64_t t0 = test_now_ns();;) {
+		int all = 1;
+		for (int i = 0; i < N; i++)
+			CHECK(atomic_load(&fired[i]) <= 1);
+		for (int i = 0; i < N && all; i++)
+			all = atomic_load(&fired[i]) == 1;
+		if (all)
+			break;
+		CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		usleep(1000);
+	}
+	px_executor_stats st;
+	CHECK(px_executor_stats_get(ex, &st) == 0);
+	CHECK(st.completed == N - N / 10);
+	CHECK(st.failed == N / 10);
+	for (int i = 0; i < N; i++)
+		px_future_release(fs[i]);
+	px_executor_destroy(ex);
+	CHECK(no_children());
+	return 0;
+}
+
 /* The runner ---------------------------------------------------------------------- */
 
 static const struct test_case_child cases[] = {
@@ -512,6 +581,7 @@ static const struct test_case_child cases[] = {
 	{ "many_waiters_mixed", case_many_waiters_mixed, 120 },
 	{ "destroy_racing_waiters", case_destroy_racing_waiters, 120 },
 	{ "destroy_from_callback_on_waiter", case_destroy_from_callback_on_waiter, 120 },
+	{ "idle_submits_unwaited", case_idle_submits_unwaited, 120 },
 };
 
 int main(int argc, char **argv)
