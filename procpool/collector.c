@@ -38,7 +38,7 @@
 #include "px_futex.h"
 
 /* The pool whose collector runs on this thread (done callbacks run there). */
-static __thread struct pp_pool *collector_of;
+static PX__TLS struct pp_pool *collector_of;
 
 bool px__pp_on_collector(const struct pp_pool *p)
 {

@@ -68,8 +68,8 @@
 /* The pool whose futures this thread is completing inside wait_help, how
  * many such frames it is in, and how many of their pins on the executor it
  * gave back (see px__pp_helper_unpin). */
-static __thread struct pp_pool *tl_pool;
-static __thread int tl_depth, tl_unpinned;
+static PX__TLS struct pp_pool *tl_pool;
+static PX__TLS int tl_depth, tl_unpinned;
 
 bool px__pp_on_helper(const struct pp_pool *p)
 {
