@@ -101,7 +101,8 @@ static inline int dispatch_nowake(struct pp_pool *p, struct pp_worker *w,
 	atomic_store_explicit(&w->sh->rec[idx].word, rword(seq, R_QUEUED),
 			      memory_order_relaxed); /* published by the push */
 	w->ent[idx] = (struct pp_entry){ .f = f, .argmem = argmem, .seq = seq,
-					 .timeout_ns = f->timeout_ns };
+					 .timeout_ns = f->timeout_ns,
+					 .sent_ns = rq.sent_ns };
 	f->backend_data = BD_STARTED | BD_INWORKER | (f->backend_data & BD_LEVEL_MASK) |
 			  (uint64_t)w->id << 8 | idx;
 	int r = px_ring_try_push(w->sh->req, &rq);

@@ -36,6 +36,11 @@
 
 #define PP_PARK_MAX_NS (250 * PX_MSEC) /* the collector's longest nap */
 #define PP_STREAM_NS (200 * 1000)      /* see pick_worker() in dispatch.h */
+/* A submitter that handed a task to a worker waking on its own CPU yields
+ * it the CPU only if the worker's last task took less than this from
+ * hand-over to retirement: behind a long task the yield would hold
+ * px_executor_submit() for a scheduler slice (milliseconds on one CPU). */
+#define PP_YIELD_TURN_NS (100 * 1000)
 
 /* Parent-side view of a slot. L_DRAINING: shrunk by px_executor_resize,
  * its request ring closed, running out what it holds; L_IDLE: free for a
@@ -70,6 +75,7 @@ struct pp_entry {
 	void *argmem;      /* arena block holding the argument, or NULL */
 	uint64_t seq;
 	int64_t timeout_ns;
+	int64_t sent_ns;   /* when it was handed to the worker */
 	bool cancelled;    /* withdrawn by a cancel; the canceller completed it */
 };
 
@@ -84,6 +90,9 @@ struct pp_worker {
 	uint64_t dispatched; /* this generation, for recycling */
 	uint64_t last_used;
 	int64_t last_reply_ns;
+	/* From hand-over to retirement of the last task retired, 0: none
+	 * yet (see PP_YIELD_TURN_NS). */
+	int64_t last_turn_ns;
 	bool quick;         /* its last replies came close together */
 	int kill_reason;    /* K_*, for kill_seq */
 	uint64_t kill_seq;
@@ -350,12 +359,13 @@ void px__pp_kick_helpers(struct pp_pool *p, const struct pp_worker *except);
  */
 bool px__pp_claim(struct pp_pool *p, struct pp_worker *w);
 
-/* Ends px__pp_claim(), after the wake-up (woke: it woke the worker from
- * its sleep), lock not held: takes and completes the reply if it came
- * meanwhile (first yielding the CPU to a worker woken on this one), then
- * lets go of the ring as a waiting thread does (ringing the doorbell for
- * a reply that comes just then). */
-void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke);
+/* Ends px__pp_claim(), after the wake-up, lock not held: takes and
+ * completes f's reply if it came meanwhile, then lets go of the ring as a
+ * waiting thread does (ringing the doorbell for a reply that comes just
+ * then). may_yield: the wake-up woke the worker from its sleep and its
+ * tasks turn around quickly (PP_YIELD_TURN_NS): if it waits for this CPU,
+ * yield it the CPU once before looking. */
+void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool may_yield);
 
 /* The backend's wait_help (lib/executor_internal.h), see reply.c. */
 int px__pp_wait_help(px_executor *ex, px_future *f, int64_t deadline);

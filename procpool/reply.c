@@ -186,6 +186,7 @@ static __attribute__((noinline)) void big_release(struct pp_wshared *sh,
 static void retire_replies(struct pp_pool *p, struct pp_worker *w,
 			   const struct pp_resp *rs, int n, struct pp_done *d)
 {
+	int64_t sent_ns = 0; /* of the last task retired here */
 	for (int i = 0; i < n; i++) {
 		uint64_t seq = rs[i].seq;
 		struct pp_entry *e = &w->ent[seq % PP_WINDOW];
@@ -209,6 +210,7 @@ static void retire_replies(struct pp_pool *p, struct pp_worker *w,
 			d[i].end_ns = atomic_load_explicit(&rec->end_ns,
 							   memory_order_relaxed);
 		}
+		sent_ns = e->sent_ns;
 		d[i].f = entry_retire(p, e);
 		w->done_seq++;
 	}
@@ -218,6 +220,8 @@ static void retire_replies(struct pp_pool *p, struct pp_worker *w,
 	int64_t now = px__now_ns();
 	w->quick = n >= 2 || now - w->last_reply_ns <= PP_STREAM_NS;
 	w->last_reply_ns = now;
+	if (sent_ns)
+		w->last_turn_ns = now - sent_ns;
 	pump_n(p, 2 * PP_BURST);
 }
 
@@ -447,11 +451,17 @@ bool px__pp_claim(struct pp_pool *p, struct pp_worker *w)
 	return true;
 }
 
-void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke)
+void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool may_yield)
 {
-	struct pp_resp rs[PP_BURST];
-	int n = px_ring_try_pop_burst(w->sh->resp, rs, PP_BURST);
-	if (n <= 0 && woke) {
+	/* One reply at most: f's (the worker was idle when it got f). A
+	 * reply behind it is another thread's task, which the worker took
+	 * since (streaming): its done callbacks must not run inside this
+	 * px_executor_submit(), where no help frame pins the pool (a callback
+	 * destroying it would hang), so it goes to the collector through the
+	 * doorbell watch_finish rings. */
+	struct pp_resp rs[1];
+	int n = px_ring_try_pop_burst(w->sh->resp, rs, 1);
+	if (n <= 0 && may_yield) {
 		/* The worker woke on this CPU (where it last idled) and waits
 		 * for it: yield it the CPU now rather than sleep in wait_help
 		 * and be woken by its reply, one futex wake-up fewer. The
@@ -460,7 +470,7 @@ void px__pp_claim_finish(struct pp_pool *p, struct pp_worker *w, bool woke)
 		if (cpu >= 0 &&
 		    cpu == atomic_load_explicit(&w->sh->wcpu, memory_order_relaxed)) {
 			sched_yield();
-			n = px_ring_try_pop_burst(w->sh->resp, rs, PP_BURST);
+			n = px_ring_try_pop_burst(w->sh->resp, rs, 1);
 		}
 	}
 	watch_finish(p, w, rs, n > 0 ? n : 0);

@@ -31,7 +31,10 @@
  * wake-up returns first, the worker has almost always been queued on the
  * submitter's CPU (where it last idled): px__pp_claim_finish yields it the
  * CPU once, which spares the waiter's futex sleep and the worker's wake of
- * it.
+ * it; only if the worker's last task turned around within
+ * PP_YIELD_TURN_NS, and never with PX_SUBMIT_NOWAIT, since behind a long
+ * task the yield holds the submit for a scheduler slice. Only f's reply is
+ * taken here, so no done callback runs inside px_executor_submit().
  *
  * Returns the worker, f handed to it and its ring claimed, or NULL: then f
  * takes the central queue. Lock held.
@@ -94,6 +97,10 @@ int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
 	if (lev != PL_NORMAL)
 		p->prio_used = true;
 	struct pp_worker *w = submit_direct(p, f);
+	/* Never for a submit that must not wait, and not behind a worker
+	 * whose tasks run long: see PP_YIELD_TURN_NS. */
+	bool quick = w && !(flags & PX_SUBMIT_NOWAIT) && w->last_turn_ns > 0 &&
+		     w->last_turn_ns < PP_YIELD_TURN_NS;
 	if (!w) {
 		q_push_back(p, f, lev);
 		pump(p);
@@ -105,7 +112,7 @@ int px__pp_submit(px_executor *ex, px_future *f, unsigned flags,
 		 * claim ends. */
 		bool woke = px__pp_worker_wake(w->sh);
 		dispatch_timed_bell(p, f);
-		px__pp_claim_finish(p, w, woke);
+		px__pp_claim_finish(p, w, woke && quick);
 	}
 	return 0;
 }

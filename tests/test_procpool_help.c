@@ -10,14 +10,17 @@
  * destroys the pool; tasks handed to parked workers one at a time, with
  * crashes among them, all finish, each callback once, with nobody
  * waiting on them (the submitter claims the reply ring through the
- * wake-up, procpool/submit.c).
+ * wake-up, procpool/submit.c); no done callback of another thread's future
+ * runs inside such a submit.
  *
  * Each case runs in a forked child under an alarm and reports through its
  * exit status (0 sound, the failing line otherwise), as in
  * test_procpool_adversarial.c.
  * Usage: test_procpool_help [CASE]
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -572,6 +576,137 @@ static int case_idle_submits_unwaited(void)
 	return 0;
 }
 
+/*
+ * A submit that hands its task to an idle worker takes that task's reply
+ * itself, and no other: a done callback of another thread's future never
+ * runs inside px_executor_submit(), where nothing pins the pool (such a
+ * callback that destroyed the pool hung it). The window: the submitter is
+ * preempted right after it woke the worker, while the worker, streaming,
+ * takes another thread's task and replies to both. syscall() below (this
+ * program's, which the library's futex calls resolve to) holds the
+ * submitter there: after its FUTEX_WAKE it lets thread B submit g (with a
+ * callback) and sleeps 20 ms. Before the fix g's callback ran on the
+ * submitter in the first round.
+ */
+static _Thread_local int tl_hold_after_wake;
+static _Thread_local int tl_in_submit;
+static atomic_int b_go, b_done, cb_in_submit, cb_ran;
+
+static void hold_submitter(void)
+{
+	tl_hold_after_wake = 0;
+	atomic_store(&b_go, 1);
+	while (!atomic_load(&b_done))
+		usleep(50);
+	usleep(20000);
+}
+
+long syscall(long n, ...)
+{
+	static _Atomic(long (*)(long, ...)) real_fn;
+	long (*real)(long, ...) = atomic_load_explicit(&real_fn, memory_order_relaxed);
+	if (!real) {
+		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+		atomic_store_explicit(&real_fn, real, memory_order_relaxed);
+	}
+	va_list ap;
+	va_start(ap, n);
+	long a[6];
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	long r = real(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if (tl_hold_after_wake && n == SYS_futex && (a[1] & 127) == FUTEX_WAKE)
+		hold_submitter();
+	return r;
+}
+
+static void count_in_submit(px_future *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	if (tl_in_submit)
+		atomic_store(&cb_in_submit, 1);
+	atomic_fetch_add(&cb_ran, 1);
+}
+
+struct b_ctx {
+	px_executor *ex;
+	px_future *g;
+	atomic_int stop;
+};
+
+static void *b_submits(void *arg)
+{
+	struct b_ctx *b = arg;
+	while (!atomic_load(&b->stop)) {
+		if (!atomic_exchange(&b_go, 0)) {
+			usleep(20);
+			continue;
+		}
+		b->g = NULL;
+		if (submit_op(b->ex, T_VALUE, 7, 0, 0, &b->g) == 0 &&
+		    px_future_on_done(b->g, count_in_submit, NULL) != 0) {
+			px_future_release(b->g);
+			b->g = NULL;
+		}
+		atomic_store(&b_done, 1);
+	}
+	return NULL;
+}
+
+static int case_no_foreign_callback_in_submit(void)
+{
+	px_executor *ex = open_ex("process:workers=1,spin_us=0");
+	struct b_ctx b = { .ex = ex };
+	pthread_t bt;
+	CHECK(pthread_create(&bt, NULL, b_submits, &b) == 0);
+	int gs = 0;
+	for (int round = 0; round < 20; round++) {
+		px_future *t;
+		/* Two replies close together: the worker streams, so a
+		 * submit may add to its window while it holds f. */
+		for (int k = 0; k < 2; k++) {
+			CHECK(submit_op(ex, T_VALUE, k, 0, 0, &t) == 0);
+			CHECK(px_future_wait(t, 10 * PX_SEC) == 0);
+			px_future_release(t);
+		}
+		spin_for(40 * 1000); /* it parks */
+		atomic_store(&b_done, 0);
+		px_future *f;
+		tl_in_submit = 1;
+		tl_hold_after_wake = 1;
+		int r = submit_op(ex, T_VALUE, 3, 0, 0, &f);
+		tl_in_submit = 0;
+		if (tl_hold_after_wake) { /* it woke nobody: B goes now */
+			tl_hold_after_wake = 0;
+			atomic_store(&b_go, 1);
+		}
+		while (!atomic_load(&b_done))
+			usleep(50);
+		CHECK(r == 0);
+		CHECK(!atomic_load(&cb_in_submit));
+		CHECK(px_future_wait(f, 10 * PX_SEC) == 0);
+		px_future_release(f);
+		if (b.g) {
+			gs++;
+			CHECK(px_future_wait(b.g, 10 * PX_SEC) == 0);
+			px_future_release(b.g);
+		}
+	}
+	atomic_store(&b.stop, 1);
+	pthread_join(bt, NULL);
+	/* Each callback once, on whichever thread completed g. */
+	for (int64_t t0 = test_now_ns(); atomic_load(&cb_ran) < gs;) {
+		CHECK(test_now_ns() - t0 < 10 * PX_SEC);
+		usleep(1000);
+	}
+	CHECK(atomic_load(&cb_ran) == gs);
+	px_executor_destroy(ex);
+	CHECK(no_children());
+	return 0;
+}
+
 /* The runner ---------------------------------------------------------------------- */
 
 static const struct test_case_child cases[] = {
@@ -582,6 +717,7 @@ static const struct test_case_child cases[] = {
 	{ "destroy_racing_waiters", case_destroy_racing_waiters, 120 },
 	{ "destroy_from_callback_on_waiter", case_destroy_from_callback_on_waiter, 120 },
 	{ "idle_submits_unwaited", case_idle_submits_unwaited, 120 },
+	{ "no_foreign_callback_in_submit", case_no_foreign_callback_in_submit, 120 },
 };
 
 int main(int argc, char **argv)
