@@ -37,34 +37,6 @@
 
 #include "test_util.h"
 
-/* Fails the case with its line number as the child's exit status. */
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: %s\n", __func__, __LINE__, #c);  \
-			return __LINE__ % 200 + 2;                             \
-		}                                                              \
-	} while (0)
-
-__attribute__((noinline, no_sanitize_address, no_sanitize_thread,
-	       no_sanitize_undefined)) static void segfault(volatile int *p)
-{
-	*p = 1;
-}
-
-/* No children left: every fork server and worker was reaped. */
-static bool no_children(void)
-{
-	return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
-}
-
-static void spin_ns(int64_t ns)
-{
-	int64_t until = test_now_ns() + ns;
-	while (test_now_ns() < until)
-		;
-}
-
 /* Tasks ------------------------------------------------------------------ */
 
 enum { T_VALUE, T_SEGV, T_SPIN, T_SPIN_SEGV, T_EXIT0, T_FORK, T_CLOSEFDS,
@@ -85,14 +57,14 @@ static int op_task(px_task *t, const void *arg, size_t len)
 	memcpy(&o, arg, sizeof(o));
 	switch (o.kind) {
 	case T_SEGV:
-		segfault(NULL);
+		test_segfault(NULL);
 		break;
 	case T_SPIN:
-		spin_ns(o.ns);
+		test_spin_ns(o.ns);
 		break;
 	case T_SPIN_SEGV:
-		spin_ns(o.ns);
-		segfault(NULL);
+		test_spin_ns(o.ns);
+		test_segfault(NULL);
 		break;
 	case T_EXIT0:
 		_exit(0);
@@ -115,7 +87,7 @@ static int op_task(px_task *t, const void *arg, size_t len)
 		sigset_t all;
 		sigfillset(&all);
 		sigprocmask(SIG_BLOCK, &all, NULL);
-		spin_ns(o.ns);
+		test_spin_ns(o.ns);
 		break;
 	}
 	case T_PPID:
@@ -157,7 +129,7 @@ static int init_crash_after_first(int id, void *arg)
 	(void)id;
 	(void)arg;
 	if (atomic_fetch_add(init_calls, 1) >= *(int *)arg)
-		segfault(NULL);
+		test_segfault(NULL);
 	return 0;
 }
 
@@ -168,34 +140,34 @@ static int case_init_crash_in_replacement(void)
 {
 	init_calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(init_calls != MAP_FAILED);
+	CASE_CHECK(init_calls != MAP_FAILED);
 	static int first = 1;
 	px_config *cfg;
-	CHECK(px_config_create(&cfg) == 0);
-	CHECK(px_config_apply(cfg, "process:workers=1", NULL) == 0);
+	CASE_CHECK(px_config_create(&cfg) == 0);
+	CASE_CHECK(px_config_apply(cfg, "process:workers=1", NULL) == 0);
 	px_config_set_initializer(cfg, init_crash_after_first, &first);
 	px_executor *ex;
-	CHECK(px_executor_create(&ex, cfg) == 0);
+	CASE_CHECK(px_executor_create(&ex, cfg) == 0);
 	px_config_destroy(cfg);
 	px_future *a, *b;
-	CHECK(submit_op(ex, T_SEGV, 0, 0, NULL, &a) == 0);
-	CHECK(px_future_wait(a, 20 * PX_SEC) == 0);
-	CHECK(px_future_error(a) == PX_EWORKERDIED);
+	CASE_CHECK(submit_op(ex, T_SEGV, 0, 0, NULL, &a) == 0);
+	CASE_CHECK(px_future_wait(a, 20 * PX_SEC) == 0);
+	CASE_CHECK(px_future_error(a) == PX_EWORKERDIED);
 	int r = submit_op(ex, T_VALUE, 1, 0, NULL, &b);
-	CHECK(r == 0 || r == PX_ESHUTDOWN);
+	CASE_CHECK(r == 0 || r == PX_ESHUTDOWN);
 	if (r == 0) {
-		CHECK(px_future_wait(b, 20 * PX_SEC) == 0);
-		CHECK(px_future_error(b) == PX_EWORKERDIED);
+		CASE_CHECK(px_future_wait(b, 20 * PX_SEC) == 0);
+		CASE_CHECK(px_future_error(b) == PX_EWORKERDIED);
 		px_future_release(b);
 	}
 	px_future_release(a);
-	CHECK(submit_op(ex, T_VALUE, 1, 0, NULL, &b) == PX_ESHUTDOWN);
+	CASE_CHECK(submit_op(ex, T_VALUE, 1, 0, NULL, &b) == PX_ESHUTDOWN);
 	px_executor_stats st;
 	px_executor_stats_get(ex, &st);
-	CHECK(st.workers == 0);
+	CASE_CHECK(st.workers == 0);
 	px_executor_destroy(ex);
-	CHECK(atomic_load(init_calls) == 2);
-	CHECK(no_children());
+	CASE_CHECK(atomic_load(init_calls) == 2);
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -210,16 +182,16 @@ static int case_sigchld_ignored(void)
 	px_executor *a = open_ex("process:workers=1");
 	px_executor *b = open_ex("process:workers=1");
 	px_future *f;
-	CHECK(submit_op(a, T_SEGV, 0, 0, NULL, &f) == 0);
-	CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
-	CHECK(px_future_error(f) == PX_EWORKERDIED);
+	CASE_CHECK(submit_op(a, T_SEGV, 0, 0, NULL, &f) == 0);
+	CASE_CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+	CASE_CHECK(px_future_error(f) == PX_EWORKERDIED);
 	px_future_release(f);
-	CHECK(submit_op(a, T_VALUE, 3, 0, NULL, &f) == 0);
-	CHECK(want_value(f, 3) == 0);
+	CASE_CHECK(submit_op(a, T_VALUE, 3, 0, NULL, &f) == 0);
+	CASE_CHECK(want_value(f, 3) == 0);
 	px_future_release(f);
 	px_executor_destroy(a); /* b's server still runs */
-	CHECK(submit_op(b, T_VALUE, 4, 0, NULL, &f) == 0);
-	CHECK(want_value(f, 4) == 0);
+	CASE_CHECK(submit_op(b, T_VALUE, 4, 0, NULL, &f) == 0);
+	CASE_CHECK(want_value(f, 4) == 0);
 	px_future_release(f);
 	px_executor_destroy(b);
 	return 0;
@@ -233,20 +205,20 @@ static int case_forkserver_killed(bool ignore_sigchld)
 		signal(SIGCHLD, SIG_IGN);
 	px_executor *ex = open_ex("process:workers=2");
 	px_future *f;
-	CHECK(submit_op(ex, T_PPID, 0, 0, NULL, &f) == 0);
+	CASE_CHECK(submit_op(ex, T_PPID, 0, 0, NULL, &f) == 0);
 	int64_t v;
-	CHECK(px_future_get_i64(f, 20 * PX_SEC, &v) == 0);
+	CASE_CHECK(px_future_get_i64(f, 20 * PX_SEC, &v) == 0);
 	px_future_release(f);
 	pid_t server = (pid_t)((v - 1) / 2);
-	CHECK(submit_op(ex, T_SPIN, 0, 30 * PX_SEC, NULL, &f) == 0);
-	CHECK(kill(server, SIGKILL) == 0);
-	CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
-	CHECK(px_future_error(f) == PX_EWORKERDIED);
+	CASE_CHECK(submit_op(ex, T_SPIN, 0, 30 * PX_SEC, NULL, &f) == 0);
+	CASE_CHECK(kill(server, SIGKILL) == 0);
+	CASE_CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+	CASE_CHECK(px_future_error(f) == PX_EWORKERDIED);
 	px_future_release(f);
-	CHECK(submit_op(ex, T_VALUE, 0, 0, NULL, &f) == PX_ESHUTDOWN);
+	CASE_CHECK(submit_op(ex, T_VALUE, 0, 0, NULL, &f) == PX_ESHUTDOWN);
 	px_executor_destroy(ex);
 	if (!ignore_sigchld)
-		CHECK(no_children());
+		CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -285,18 +257,18 @@ static int case_callback_submits_into_full_queue(void)
 	px_executor *ex = open_ex("process:workers=1,queue=1,block=1");
 	struct cb_ctx c = { .ex = ex };
 	px_future *a, *b;
-	CHECK(submit_op(ex, T_SPIN, 0, 20 * PX_MSEC, NULL, &a) == 0);
-	CHECK(submit_op(ex, T_SPIN, 1, 200 * PX_MSEC, NULL, &b) == 0);
-	CHECK(px_future_on_done(a, submit_more, &c) == 0);
-	CHECK(want_value(a, 0) == 0);
-	CHECK(want_value(b, 1) == 0);
+	CASE_CHECK(submit_op(ex, T_SPIN, 0, 20 * PX_MSEC, NULL, &a) == 0);
+	CASE_CHECK(submit_op(ex, T_SPIN, 1, 200 * PX_MSEC, NULL, &b) == 0);
+	CASE_CHECK(px_future_on_done(a, submit_more, &c) == 0);
+	CASE_CHECK(want_value(a, 0) == 0);
+	CASE_CHECK(want_value(b, 1) == 0);
 	for (int64_t t0 = test_now_ns(); !atomic_load(&c.done);) {
-		CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 		usleep(1000);
 	}
 	for (int i = 0; i < 4; i++) {
-		CHECK(c.rc[i] == 0);
-		CHECK(want_value(c.got[i], 10 + i) == 0);
+		CASE_CHECK(c.rc[i] == 0);
+		CASE_CHECK(want_value(c.got[i], 10 + i) == 0);
 		px_future_release(c.got[i]);
 	}
 	px_future_release(a);
@@ -319,16 +291,16 @@ static int case_destroy_from_done_callback(void)
 	for (int round = 0; round < 5; round++) {
 		px_executor *ex = open_ex("process:workers=2");
 		px_future *f, *g;
-		CHECK(submit_op(ex, T_VALUE, 1, 0, NULL, &g) == 0);
-		CHECK(submit_op(ex, T_SPIN, 2, 20 * PX_MSEC, NULL, &f) == 0);
-		CHECK(px_future_on_done(f, destroy_pool, ex) == 0);
-		CHECK(want_value(f, 2) == 0);
-		CHECK(want_value(g, 1) == 0);
+		CASE_CHECK(submit_op(ex, T_VALUE, 1, 0, NULL, &g) == 0);
+		CASE_CHECK(submit_op(ex, T_SPIN, 2, 20 * PX_MSEC, NULL, &f) == 0);
+		CASE_CHECK(px_future_on_done(f, destroy_pool, ex) == 0);
+		CASE_CHECK(want_value(f, 2) == 0);
+		CASE_CHECK(want_value(g, 1) == 0);
 		px_future_release(f);
 		px_future_release(g);
 		int64_t t0 = test_now_ns();
-		while (!no_children()) {
-			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		while (!test_no_children()) {
+			CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 			usleep(1000);
 		}
 	}
@@ -355,24 +327,24 @@ static int race_run(const char *spec, int kind, bool timed, int *counts)
 		px_submit_opts o = { .timeout_ns = timed ? 300 * 1000 : PX_FOREVER };
 		int64_t ns = (int64_t)(rnd(&seed) % 600) * 1000;
 		px_future *f;
-		CHECK(submit_op(ex, kind, i, ns, &o, &f) == 0);
+		CASE_CHECK(submit_op(ex, kind, i, ns, &o, &f) == 0);
 		if (!timed) {
-			spin_ns((int64_t)(rnd(&seed) % 700) * 1000);
+			test_spin_ns((int64_t)(rnd(&seed) % 700) * 1000);
 			int r = px_future_cancel(f, PX_CANCEL_RUNNING);
-			CHECK(r == 0 || r == -EBUSY);
+			CASE_CHECK(r == 0 || r == -EBUSY);
 		}
-		CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+		CASE_CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
 		int e = px_future_error(f);
 		if (e == 0) {
-			CHECK(want_value(f, i) == 0);
+			CASE_CHECK(want_value(f, i) == 0);
 			counts[0]++;
 		} else if (e == -ECANCELED) {
-			CHECK(px_future_state_get(f) == PX_FUTURE_CANCELLED);
+			CASE_CHECK(px_future_state_get(f) == PX_FUTURE_CANCELLED);
 			counts[1]++;
 		} else if (e == PX_EWORKERDIED) {
 			counts[2]++;
 		} else {
-			CHECK(timed && e == -ETIMEDOUT);
+			CASE_CHECK(timed && e == -ETIMEDOUT);
 			counts[3]++;
 		}
 		px_future_release(f);
@@ -380,13 +352,13 @@ static int race_run(const char *spec, int kind, bool timed, int *counts)
 	px_executor_shutdown(ex, true, false);
 	px_executor_stats st;
 	px_executor_stats_get(ex, &st);
-	CHECK(st.submitted == (uint64_t)n);
-	CHECK(st.completed == (uint64_t)counts[0]);
-	CHECK(st.cancelled == (uint64_t)counts[1]);
-	CHECK(st.failed == (uint64_t)(counts[2] + counts[3]));
-	CHECK(st.queued == 0 && st.running == 0 && st.workers == 0);
+	CASE_CHECK(st.submitted == (uint64_t)n);
+	CASE_CHECK(st.completed == (uint64_t)counts[0]);
+	CASE_CHECK(st.cancelled == (uint64_t)counts[1]);
+	CASE_CHECK(st.failed == (uint64_t)(counts[2] + counts[3]));
+	CASE_CHECK(st.queued == 0 && st.running == 0 && st.workers == 0);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -394,7 +366,7 @@ static int case_cancel_running_vs_completion(void)
 {
 	int c[4] = { 0 };
 	int r = race_run("process:workers=2", T_SPIN, false, c);
-	CHECK(c[2] == 0 && c[3] == 0);
+	CASE_CHECK(c[2] == 0 && c[3] == 0);
 	return r;
 }
 
@@ -402,7 +374,7 @@ static int case_cancel_running_vs_crash(void)
 {
 	int c[4] = { 0 };
 	int r = race_run("process:workers=2", T_SPIN_SEGV, false, c);
-	CHECK(c[0] == 0 && c[3] == 0);
+	CASE_CHECK(c[0] == 0 && c[3] == 0);
 	return r;
 }
 
@@ -410,7 +382,7 @@ static int case_timeout_vs_completion(void)
 {
 	int c[4] = { 0 };
 	int r = race_run("process:workers=2", T_SPIN, true, c);
-	CHECK(c[1] == 0 && c[2] == 0);
+	CASE_CHECK(c[1] == 0 && c[2] == 0);
 	return r;
 }
 
@@ -427,15 +399,15 @@ static int case_huge_task_timeout_means_no_deadline(void)
 	for (int i = 0; i < 3; i++) {
 		px_submit_opts o = { .timeout_ns = timeouts[i] };
 		px_future *f;
-		CHECK(submit_op(ex, T_SPIN, 10 + i, 100 * PX_MSEC, &o, &f) == 0);
-		CHECK(want_value(f, 10 + i) == 0);
+		CASE_CHECK(submit_op(ex, T_SPIN, 10 + i, 100 * PX_MSEC, &o, &f) == 0);
+		CASE_CHECK(want_value(f, 10 + i) == 0);
 		px_future_release(f);
 	}
 	px_executor_stats st;
-	CHECK(px_executor_stats_get(ex, &st) == 0);
-	CHECK(st.respawns == 0);
+	CASE_CHECK(px_executor_stats_get(ex, &st) == 0);
+	CASE_CHECK(st.respawns == 0);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -486,8 +458,8 @@ static int case_timed_task_while_collector_parks(void)
 	for (int i = 0; i < 3; i++) {
 		/* Quiet: the replacement worker is up, the collector asleep. */
 		px_future *q;
-		CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &q) == 0);
-		CHECK(want_value(q, i) == 0);
+		CASE_CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &q) == 0);
+		CASE_CHECK(want_value(q, i) == 0);
 		px_future_release(q);
 		struct timespec pause = { 0, 5 * PX_MSEC };
 		nanosleep(&pause, NULL);
@@ -497,23 +469,23 @@ static int case_timed_task_while_collector_parks(void)
 		int64_t until = test_now_ns() + 2 * PX_SEC;
 		while (!atomic_load(&clock_held) && test_now_ns() < until)
 			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
-		CHECK(atomic_load(&clock_held));
+		CASE_CHECK(atomic_load(&clock_held));
 		px_future *f;
 		int64_t t0 = test_now_ns();
-		CHECK(submit_op(ex, T_SPIN, 0, 10 * PX_SEC, &o, &f) == 0);
+		CASE_CHECK(submit_op(ex, T_SPIN, 0, 10 * PX_SEC, &o, &f) == 0);
 		atomic_store(&clock_released, 1);
-		CHECK(px_future_wait(f, 5 * PX_SEC) == 0);
+		CASE_CHECK(px_future_wait(f, 5 * PX_SEC) == 0);
 		int64_t took = test_now_ns() - t0;
-		CHECK(px_future_error(f) == -ETIMEDOUT);
+		CASE_CHECK(px_future_error(f) == -ETIMEDOUT);
 		px_future_release(f);
 		if (took > 150 * PX_MSEC) {
 			fprintf(stderr, "round %d: a 1 ms timeout fired after %.1f ms\n",
 				i, (double)took / PX_MSEC);
-			CHECK(took <= 150 * PX_MSEC);
+			CASE_CHECK(took <= 150 * PX_MSEC);
 		}
 	}
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -572,19 +544,19 @@ static int case_many_submitters_tiny_queues(void)
 							 .nowait = !blk && (k & 1) };
 				for (int i = 0; i < n; i++)
 					expect += 2 * ((int64_t)k * 1000000 + i) + 1;
-				CHECK(pthread_create(&th[k], NULL, submitter, &s[k]) == 0);
+				CASE_CHECK(pthread_create(&th[k], NULL, submitter, &s[k]) == 0);
 			}
 			int64_t sum = 0;
 			for (int k = 0; k < NT; k++) {
 				pthread_join(th[k], NULL);
-				CHECK(s[k].err == 0);
+				CASE_CHECK(s[k].err == 0);
 				sum += s[k].sum;
 			}
-			CHECK(sum == expect);
+			CASE_CHECK(sum == expect);
 			px_executor_shutdown(ex, true, false);
 			px_executor_stats st;
 			px_executor_stats_get(ex, &st);
-			CHECK(st.completed == (uint64_t)n * NT);
+			CASE_CHECK(st.completed == (uint64_t)n * NT);
 			px_executor_destroy(ex);
 		}
 	}
@@ -604,14 +576,14 @@ static int case_recycle_each_task_with_crashes(void)
 	for (int i = 0; i < n; i++) {
 		bool crash = i % 7 == 3;
 		crashes += crash;
-		CHECK(submit_op(ex, crash ? T_SEGV : T_VALUE, i, 0, NULL, &fs[i]) == 0);
+		CASE_CHECK(submit_op(ex, crash ? T_SEGV : T_VALUE, i, 0, NULL, &fs[i]) == 0);
 	}
 	for (int i = 0; i < n; i++) {
 		if (i % 7 == 3) {
-			CHECK(px_future_wait(fs[i], 20 * PX_SEC) == 0);
-			CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
+			CASE_CHECK(px_future_wait(fs[i], 20 * PX_SEC) == 0);
+			CASE_CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
 		} else {
-			CHECK(want_value(fs[i], i) == 0);
+			CASE_CHECK(want_value(fs[i], i) == 0);
 		}
 		px_future_release(fs[i]);
 	}
@@ -619,13 +591,13 @@ static int case_recycle_each_task_with_crashes(void)
 	px_executor_shutdown(ex, true, false);
 	px_executor_stats st;
 	px_executor_stats_get(ex, &st);
-	CHECK(st.completed == (uint64_t)(n - crashes));
-	CHECK(st.failed == (uint64_t)crashes);
+	CASE_CHECK(st.completed == (uint64_t)(n - crashes));
+	CASE_CHECK(st.failed == (uint64_t)crashes);
 	/* Each task ends its worker, by recycling or crash; every end but the
 	 * last two (one per slot, at shutdown) is replaced. */
-	CHECK(st.respawns >= (uint64_t)n - 2);
+	CASE_CHECK(st.respawns >= (uint64_t)n - 2);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -635,33 +607,33 @@ static int case_tasks_fork_exit_closefds_blocksignals(void)
 {
 	px_executor *ex = open_ex("process:workers=2");
 	px_future *f;
-	CHECK(submit_op(ex, T_FORK, 5, 0, NULL, &f) == 0);
-	CHECK(want_value(f, 5) == 0);
+	CASE_CHECK(submit_op(ex, T_FORK, 5, 0, NULL, &f) == 0);
+	CASE_CHECK(want_value(f, 5) == 0);
 	px_future_release(f);
-	CHECK(submit_op(ex, T_CLOSEFDS, 6, 0, NULL, &f) == 0);
-	CHECK(want_value(f, 6) == 0);
+	CASE_CHECK(submit_op(ex, T_CLOSEFDS, 6, 0, NULL, &f) == 0);
+	CASE_CHECK(want_value(f, 6) == 0);
 	px_future_release(f);
 	/* The worker that closed everything still serves. */
 	for (int i = 0; i < 20; i++) {
-		CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &f) == 0);
-		CHECK(want_value(f, i) == 0);
+		CASE_CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &f) == 0);
+		CASE_CHECK(want_value(f, i) == 0);
 		px_future_release(f);
 	}
-	CHECK(submit_op(ex, T_EXIT0, 0, 0, NULL, &f) == 0);
-	CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
-	CHECK(px_future_error(f) == PX_EWORKERDIED);
-	CHECK(px_future_message(f) && strstr(px_future_message(f), "exited with status 0"));
+	CASE_CHECK(submit_op(ex, T_EXIT0, 0, 0, NULL, &f) == 0);
+	CASE_CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+	CASE_CHECK(px_future_error(f) == PX_EWORKERDIED);
+	CASE_CHECK(px_future_message(f) && strstr(px_future_message(f), "exited with status 0"));
 	px_future_release(f);
 	px_submit_opts o = { .timeout_ns = 50 * PX_MSEC };
-	CHECK(submit_op(ex, T_BLOCKALL, 0, 30 * PX_SEC, &o, &f) == 0);
-	CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
-	CHECK(px_future_error(f) == -ETIMEDOUT);
+	CASE_CHECK(submit_op(ex, T_BLOCKALL, 0, 30 * PX_SEC, &o, &f) == 0);
+	CASE_CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+	CASE_CHECK(px_future_error(f) == -ETIMEDOUT);
 	px_future_release(f);
-	CHECK(submit_op(ex, T_VALUE, 9, 0, NULL, &f) == 0);
-	CHECK(want_value(f, 9) == 0);
+	CASE_CHECK(submit_op(ex, T_VALUE, 9, 0, NULL, &f) == 0);
+	CASE_CHECK(want_value(f, 9) == 0);
 	px_future_release(f);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -673,25 +645,25 @@ static int case_shutdown_nowait_cancel_windows_full(void)
 	int n = (int)test_scaled(5000);
 	px_future **fs = calloc((size_t)n, sizeof(*fs));
 	for (int i = 0; i < n; i++)
-		CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &fs[i]) == 0);
+		CASE_CHECK(submit_op(ex, T_VALUE, i, 0, NULL, &fs[i]) == 0);
 	px_executor_shutdown(ex, false, true);
 	px_future *g;
-	CHECK(submit_op(ex, T_VALUE, 0, 0, NULL, &g) == PX_ESHUTDOWN);
+	CASE_CHECK(submit_op(ex, T_VALUE, 0, 0, NULL, &g) == PX_ESHUTDOWN);
 	px_executor_destroy(ex);
 	int done = 0, cancelled = 0;
 	for (int i = 0; i < n; i++) {
-		CHECK(px_future_is_done(fs[i]));
+		CASE_CHECK(px_future_is_done(fs[i]));
 		if (px_future_state_get(fs[i]) == PX_FUTURE_CANCELLED) {
 			cancelled++;
 		} else {
-			CHECK(want_value(fs[i], i) == 0);
+			CASE_CHECK(want_value(fs[i], i) == 0);
 			done++;
 		}
 		px_future_release(fs[i]);
 	}
 	free(fs);
-	CHECK(done + cancelled == n);
-	CHECK(no_children());
+	CASE_CHECK(done + cancelled == n);
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -702,18 +674,18 @@ static int case_destroy_while_workers_die(void)
 		enum { N = 40 };
 		px_future *fs[N];
 		for (int i = 0; i < N; i++)
-			CHECK(submit_op(ex, i % 3 ? T_VALUE : T_SEGV, i, 0, NULL,
+			CASE_CHECK(submit_op(ex, i % 3 ? T_VALUE : T_SEGV, i, 0, NULL,
 					&fs[i]) == 0);
 		px_executor_destroy(ex);
 		for (int i = 0; i < N; i++) {
-			CHECK(px_future_is_done(fs[i]));
+			CASE_CHECK(px_future_is_done(fs[i]));
 			if (i % 3)
-				CHECK(want_value(fs[i], i) == 0);
+				CASE_CHECK(want_value(fs[i], i) == 0);
 			else
-				CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
+				CASE_CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
 			px_future_release(fs[i]);
 		}
-		CHECK(no_children());
+		CASE_CHECK(test_no_children());
 	}
 	return 0;
 }
@@ -735,11 +707,11 @@ static int case_two_pools_destroyed_in_either_order(void)
 	for (int order = 0; order < 2; order++) {
 		px_executor *a = open_ex("process:workers=1");
 		px_executor *b = open_ex("process:workers=2");
-		CHECK(use_pool(a, 1) == 0 && use_pool(b, 2) == 0);
+		CASE_CHECK(use_pool(a, 1) == 0 && use_pool(b, 2) == 0);
 		px_executor_destroy(order ? b : a);
-		CHECK(use_pool(order ? a : b, 3) == 0);
+		CASE_CHECK(use_pool(order ? a : b, 3) == 0);
 		px_executor_destroy(order ? a : b);
-		CHECK(no_children());
+		CASE_CHECK(test_no_children());
 	}
 	return 0;
 }
@@ -747,10 +719,10 @@ static int case_two_pools_destroyed_in_either_order(void)
 static int case_pool_in_child_of_pool_parent(void)
 {
 	px_executor *a = open_ex("process:workers=1");
-	CHECK(use_pool(a, 1) == 0);
+	CASE_CHECK(use_pool(a, 1) == 0);
 	fflush(NULL);
 	pid_t c = fork();
-	CHECK(c >= 0);
+	CASE_CHECK(c >= 0);
 	if (c == 0) {
 #ifdef __SANITIZE_THREAD__
 		/* TSan cannot follow threads started in a child forked from
@@ -761,14 +733,14 @@ static int case_pool_in_child_of_pool_parent(void)
 		px_executor *b = open_ex("process:workers=2");
 		int r = use_pool(b, 2);
 		px_executor_destroy(b);
-		_exit(r == 0 && no_children() ? 0 : 1);
+		_exit(r == 0 && test_no_children() ? 0 : 1);
 	}
-	CHECK(use_pool(a, 3) == 0);
+	CASE_CHECK(use_pool(a, 3) == 0);
 	int st;
-	CHECK(waitpid(c, &st, 0) == c);
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CASE_CHECK(waitpid(c, &st, 0) == c);
+	CASE_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	px_executor_destroy(a);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -783,18 +755,18 @@ static int case_arena_exhaustion_and_foreign_frees(void)
 	void *m;
 	while (nb < 2048 && px_executor_alloc(ex, 100, &m) == 0)
 		blocks[nb++] = m;
-	CHECK(nb > 10 && nb < 2048);
-	CHECK(px_executor_alloc(ex, 100, &m) == -ENOMEM);
+	CASE_CHECK(nb > 10 && nb < 2048);
+	CASE_CHECK(px_executor_alloc(ex, 100, &m) == -ENOMEM);
 	/* An argument too big for the request slot needs arena room. */
 	char arg[1000] = { 0 };
 	px_future *f;
-	CHECK(px_executor_submit(ex, op_task, arg, sizeof(arg), NULL, &f) == 0);
-	CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
-	CHECK(px_future_error(f) == -ENOMEM);
+	CASE_CHECK(px_executor_submit(ex, op_task, arg, sizeof(arg), NULL, &f) == 0);
+	CASE_CHECK(px_future_wait(f, 20 * PX_SEC) == 0);
+	CASE_CHECK(px_future_error(f) == -ENOMEM);
 	px_future_release(f);
 	/* Pointers it never gave out are ignored. */
 	void *heap = malloc(64), *theirs;
-	CHECK(px_executor_alloc(other, 64, &theirs) == 0);
+	CASE_CHECK(px_executor_alloc(other, 64, &theirs) == 0);
 	px_executor_free(ex, heap);
 	px_executor_free(ex, theirs);
 	px_executor_free(ex, NULL);
@@ -811,15 +783,15 @@ static int case_arena_exhaustion_and_foreign_frees(void)
 	int again = 0;
 	while (again < 2048 && px_executor_alloc(ex, 100, &m) == 0)
 		blocks[again++] = m;
-	CHECK(again == nb);
+	CASE_CHECK(again == nb);
 	for (int i = 0; i < again; i++)
 		px_executor_free(ex, blocks[i]);
 	void *big;
-	CHECK(px_executor_alloc(ex, 60000, &big) == 0);
+	CASE_CHECK(px_executor_alloc(ex, 60000, &big) == 0);
 	px_executor_free(ex, big);
 	struct op o = { .kind = T_VALUE, .v = 8 };
-	CHECK(px_executor_submit(ex, op_task, &o, sizeof(o), NULL, &f) == 0);
-	CHECK(want_value(f, 8) == 0);
+	CASE_CHECK(px_executor_submit(ex, op_task, &o, sizeof(o), NULL, &f) == 0);
+	CASE_CHECK(want_value(f, 8) == 0);
 	px_future_release(f);
 	px_executor_destroy(other);
 	px_executor_destroy(ex);

@@ -41,33 +41,6 @@
 
 #include "test_util.h"
 
-/* Fails the case with its line number as the child's exit status. */
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: %s\n", __func__, __LINE__, #c);  \
-			return __LINE__ % 200 + 2;                             \
-		}                                                              \
-	} while (0)
-
-__attribute__((noinline, no_sanitize_address, no_sanitize_thread,
-	       no_sanitize_undefined)) static void segfault(volatile int *p)
-{
-	*p = 1;
-}
-
-static bool no_children(void)
-{
-	return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
-}
-
-static void spin_for(int64_t ns)
-{
-	int64_t until = test_now_ns() + ns;
-	while (test_now_ns() < until)
-		;
-}
-
 /* Tasks: return 2v+1, after spinning ns, or crash. */
 enum { T_VALUE, T_SEGV, T_SPIN };
 
@@ -85,9 +58,9 @@ static int op_task(px_task *t, const void *arg, size_t len)
 		return -EINVAL;
 	memcpy(&o, arg, sizeof(o));
 	if (o.kind == T_SEGV)
-		segfault(NULL);
+		test_segfault(NULL);
 	if (o.ns)
-		spin_for(o.ns);
+		test_spin_ns(o.ns);
 	int64_t r = 2 * o.v + 1;
 	return px_task_return(t, &r, sizeof(r));
 }
@@ -154,10 +127,10 @@ static int case_waiter_completes_while_collector_blocked(void)
 	main_thread = pthread_self();
 	px_executor *ex = open_ex("process:workers=2");
 	px_future *a;
-	CHECK(submit_op(ex, T_SPIN, 1, 50 * PX_MSEC, 0, &a) == 0);
-	CHECK(px_future_on_done(a, block_cb, NULL) == 0);
+	CASE_CHECK(submit_op(ex, T_SPIN, 1, 50 * PX_MSEC, 0, &a) == 0);
+	CASE_CHECK(px_future_on_done(a, block_cb, NULL) == 0);
 	for (int64_t t0 = test_now_ns(); !atomic_load(&blocker_in);) {
-		CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 		usleep(500);
 	}
 	/* The collector sits in a's callback: only the waiting threads
@@ -166,26 +139,26 @@ static int case_waiter_completes_while_collector_blocked(void)
 	for (int i = 0; i < 50; i++) {
 		px_future *b;
 		struct where wh = { .ran = 0 };
-		CHECK(submit_op(ex, T_VALUE, 100 + i, i % 5 ? 0 : PX_MSEC, 0, &b) == 0);
-		CHECK(px_future_on_done(b, note_thread, &wh) == 0);
+		CASE_CHECK(submit_op(ex, T_VALUE, 100 + i, i % 5 ? 0 : PX_MSEC, 0, &b) == 0);
+		CASE_CHECK(px_future_on_done(b, note_thread, &wh) == 0);
 		int64_t r = -1;
-		CHECK(px_future_get_i64(b, 10 * PX_SEC, &r) == 0);
-		CHECK(r == 2 * (100 + i) + 1);
-		CHECK(atomic_load(&wh.ran) == 1);
-		CHECK(pthread_equal(wh.th, main_thread));
+		CASE_CHECK(px_future_get_i64(b, 10 * PX_SEC, &r) == 0);
+		CASE_CHECK(r == 2 * (100 + i) + 1);
+		CASE_CHECK(atomic_load(&wh.ran) == 1);
+		CASE_CHECK(pthread_equal(wh.th, main_thread));
 		px_future_release(b);
 	}
 	/* px_wait too, over several futures on both workers. */
 	px_future *fs[8];
 	for (int i = 0; i < 8; i++)
-		CHECK(submit_op(ex, T_VALUE, i, 0, 0, &fs[i]) == 0);
-	CHECK(px_wait(fs, 8, PX_ALL_COMPLETED, 10 * PX_SEC, NULL) == 8);
+		CASE_CHECK(submit_op(ex, T_VALUE, i, 0, 0, &fs[i]) == 0);
+	CASE_CHECK(px_wait(fs, 8, PX_ALL_COMPLETED, 10 * PX_SEC, NULL) == 8);
 	for (int i = 0; i < 8; i++) {
-		CHECK(want_value(fs[i], i) == 0);
+		CASE_CHECK(want_value(fs[i], i) == 0);
 		px_future_release(fs[i]);
 	}
 	atomic_store(&blocker_go, 1);
-	CHECK(want_value(a, 1) == 0);
+	CASE_CHECK(want_value(a, 1) == 0);
 	px_future_release(a);
 	px_executor_destroy(ex);
 	return 0;
@@ -199,17 +172,17 @@ static int case_wait_any_across_workers(void)
 	for (int round = 0; round < 5; round++) {
 		px_future *fs[2];
 		/* The long one first: the waiter watches its worker. */
-		CHECK(submit_op(ex, T_SPIN, 1, 3 * PX_SEC, 0, &fs[0]) == 0);
-		CHECK(submit_op(ex, T_SPIN, 2, 20 * PX_MSEC, 0, &fs[1]) == 0);
+		CASE_CHECK(submit_op(ex, T_SPIN, 1, 3 * PX_SEC, 0, &fs[0]) == 0);
+		CASE_CHECK(submit_op(ex, T_SPIN, 2, 20 * PX_MSEC, 0, &fs[1]) == 0);
 		bool done[2];
 		int64_t t0 = test_now_ns();
-		CHECK(px_wait(fs, 2, PX_FIRST_COMPLETED, 10 * PX_SEC, done) == 1);
-		CHECK(test_now_ns() - t0 < 2 * PX_SEC);
-		CHECK(!done[0] && done[1]);
-		CHECK(want_value(fs[1], 2) == 0);
-		CHECK(px_future_cancel(fs[0], PX_CANCEL_RUNNING) == 0);
-		CHECK(px_future_wait(fs[0], 10 * PX_SEC) == 0);
-		CHECK(px_future_error(fs[0]) == -ECANCELED);
+		CASE_CHECK(px_wait(fs, 2, PX_FIRST_COMPLETED, 10 * PX_SEC, done) == 1);
+		CASE_CHECK(test_now_ns() - t0 < 2 * PX_SEC);
+		CASE_CHECK(!done[0] && done[1]);
+		CASE_CHECK(want_value(fs[1], 2) == 0);
+		CASE_CHECK(px_future_cancel(fs[0], PX_CANCEL_RUNNING) == 0);
+		CASE_CHECK(px_future_wait(fs[0], 10 * PX_SEC) == 0);
+		CASE_CHECK(px_future_error(fs[0]) == -ECANCELED);
 		px_future_release(fs[0]);
 		px_future_release(fs[1]);
 	}
@@ -359,13 +332,13 @@ static int case_many_waiters_mixed(void)
 		memset(&ws[i], 0, sizeof(ws[i]));
 		ws[i] = (struct waiter){ .ex = ex, .seed = 0x9e3779b97f4a7c15ull * (i + 1),
 					 .iters = iters, .id = i };
-		CHECK(pthread_create(&th[i], NULL, waiter_main, &ws[i]) == 0);
+		CASE_CHECK(pthread_create(&th[i], NULL, waiter_main, &ws[i]) == 0);
 	}
 	for (int i = 0; i < NT; i++)
-		CHECK(pthread_join(th[i], NULL) == 0);
+		CASE_CHECK(pthread_join(th[i], NULL) == 0);
 	int total = 0, kinds[K_KINDS] = { 0 };
 	for (int i = 0; i < NT; i++) {
-		CHECK(ws[i].bad == 0);
+		CASE_CHECK(ws[i].bad == 0);
 		total += ws[i].nf;
 		for (int k = 0; k < K_KINDS; k++)
 			kinds[k] += ws[i].outcomes[k];
@@ -380,21 +353,21 @@ static int case_many_waiters_mixed(void)
 					all = false;
 		if (all)
 			break;
-		CHECK(test_now_ns() - t0 < 10 * PX_SEC);
+		CASE_CHECK(test_now_ns() - t0 < 10 * PX_SEC);
 		usleep(1000);
 	}
 	for (int i = 0; i < NT; i++)
 		for (int j = 0; j < ws[i].nf; j++)
-			CHECK(atomic_load(&ws[i].fired[j]) == 1);
+			CASE_CHECK(atomic_load(&ws[i].fired[j]) == 1);
 	/* Each kind came up, and the pool counted every task once. */
 	for (int k = 0; k < K_KINDS; k++)
-		CHECK(kinds[k] > 0 || iters < 40);
+		CASE_CHECK(kinds[k] > 0 || iters < 40);
 	px_executor_stats st;
-	CHECK(px_executor_stats_get(ex, &st) == 0);
-	CHECK(st.submitted == (uint64_t)total);
-	CHECK(st.completed + st.failed + st.cancelled == (uint64_t)total);
+	CASE_CHECK(px_executor_stats_get(ex, &st) == 0);
+	CASE_CHECK(st.submitted == (uint64_t)total);
+	CASE_CHECK(st.completed + st.failed + st.cancelled == (uint64_t)total);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -437,26 +410,26 @@ static int case_destroy_racing_waiters(void)
 		px_executor *ex = open_ex("process:workers=2");
 		px_future *fs[NT * PER];
 		for (int i = 0; i < NT * PER; i++)
-			CHECK(submit_op(ex, T_SPIN, i, (int64_t)(i % 4) * 300000, 0,
+			CASE_CHECK(submit_op(ex, T_SPIN, i, (int64_t)(i % 4) * 300000, 0,
 					&fs[i]) == 0);
 		struct dwaiter d[NT];
 		pthread_t th[NT];
 		for (int t = 0; t < NT; t++) {
 			d[t] = (struct dwaiter){ .fs = fs + t * PER, .n = PER,
 						 .first = t * PER };
-			CHECK(pthread_create(&th[t], NULL, dwaiter_main, &d[t]) == 0);
+			CASE_CHECK(pthread_create(&th[t], NULL, dwaiter_main, &d[t]) == 0);
 		}
 		usleep((useconds_t)(round * 700));
 		px_executor_destroy(ex); /* waits for every task */
 		for (int t = 0; t < NT; t++) {
-			CHECK(pthread_join(th[t], NULL) == 0);
-			CHECK(d[t].bad == 0);
+			CASE_CHECK(pthread_join(th[t], NULL) == 0);
+			CASE_CHECK(d[t].bad == 0);
 		}
 		for (int i = 0; i < NT * PER; i++) {
-			CHECK(want_value(fs[i], i) == 0);
+			CASE_CHECK(want_value(fs[i], i) == 0);
 			px_future_release(fs[i]);
 		}
-		CHECK(no_children());
+		CASE_CHECK(test_no_children());
 	}
 	return 0;
 }
@@ -484,29 +457,29 @@ static int case_destroy_from_callback_on_waiter(void)
 	for (int round = 0; round < 6; round++) {
 		struct dctx c = { .ex = open_ex("process:workers=2") };
 		px_future *f, *g;
-		CHECK(submit_op(c.ex, T_VALUE, 1, 0, 0, &g) == 0);
-		CHECK(submit_op(c.ex, T_SPIN, 2, 20 * PX_MSEC, 0, &f) == 0);
-		CHECK(px_future_on_done(f, destroy_cb, &c) == 0);
-		CHECK(want_value(f, 2) == 0);
-		CHECK(want_value(g, 1) == 0);
+		CASE_CHECK(submit_op(c.ex, T_VALUE, 1, 0, 0, &g) == 0);
+		CASE_CHECK(submit_op(c.ex, T_SPIN, 2, 20 * PX_MSEC, 0, &f) == 0);
+		CASE_CHECK(px_future_on_done(f, destroy_cb, &c) == 0);
+		CASE_CHECK(want_value(f, 2) == 0);
+		CASE_CHECK(want_value(g, 1) == 0);
 		/* The callback has run by the time a waiter that ran it
 		 * returns; one the collector ran may still be running. */
 		for (int64_t t0 = test_now_ns(); !atomic_load(&c.wh.ran);) {
-			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+			CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 			usleep(1000);
 		}
-		CHECK(atomic_load(&c.wh.ran) == 1);
+		CASE_CHECK(atomic_load(&c.wh.ran) == 1);
 		on_waiter += pthread_equal(c.wh.th, main_thread) != 0;
 		px_future_release(f);
 		px_future_release(g);
-		for (int64_t t0 = test_now_ns(); !no_children();) {
-			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		for (int64_t t0 = test_now_ns(); !test_no_children();) {
+			CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 			usleep(1000);
 		}
 	}
 	/* The waiter watches f's worker for 20 ms: it, not the collector,
 	 * takes the reply (all but a rare race with a nap's end). */
-	CHECK(on_waiter >= 3);
+	CASE_CHECK(on_waiter >= 3);
 	return 0;
 }
 
@@ -535,21 +508,21 @@ static int case_idle_submits_unwaited(void)
 	static atomic_int fired[N];
 	for (int i = 0; i < N; i++) {
 		usleep(300 + (useconds_t)(i % 3) * 700);
-		CHECK(submit_op(ex, i % 10 == 9 ? T_SEGV : T_VALUE, i, 0, 0, &fs[i]) == 0);
-		CHECK(px_future_on_done(fs[i], count_once, &fired[i]) == 0);
+		CASE_CHECK(submit_op(ex, i % 10 == 9 ? T_SEGV : T_VALUE, i, 0, 0, &fs[i]) == 0);
+		CASE_CHECK(px_future_on_done(fs[i], count_once, &fired[i]) == 0);
 	}
 	for (int i = 0; i < N; i++) {
 		/* Polled, not waited for: wait_help would take the reply. */
 		for (int64_t t0 = test_now_ns(); !px_future_is_done(fs[i]);) {
-			CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+			CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 			usleep(200);
 		}
 		if (i % 10 == 9) {
-			CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
+			CASE_CHECK(px_future_error(fs[i]) == PX_EWORKERDIED);
 		} else {
 			int64_t r = -1;
-			CHECK(px_future_get_i64(fs[i], 0, &r) == 0);
-			CHECK(r == 2 * i + 1);
+			CASE_CHECK(px_future_get_i64(fs[i], 0, &r) == 0);
+			CASE_CHECK(r == 2 * i + 1);
 		}
 	}
 	/* A callback runs once its future is done, on the completing
@@ -557,22 +530,22 @@ static int case_idle_submits_unwaited(void)
 	for (int64_t t0 = test_now_ns();;) {
 		int all = 1;
 		for (int i = 0; i < N; i++)
-			CHECK(atomic_load(&fired[i]) <= 1);
+			CASE_CHECK(atomic_load(&fired[i]) <= 1);
 		for (int i = 0; i < N && all; i++)
 			all = atomic_load(&fired[i]) == 1;
 		if (all)
 			break;
-		CHECK(test_now_ns() - t0 < 20 * PX_SEC);
+		CASE_CHECK(test_now_ns() - t0 < 20 * PX_SEC);
 		usleep(1000);
 	}
 	px_executor_stats st;
-	CHECK(px_executor_stats_get(ex, &st) == 0);
-	CHECK(st.completed == N - N / 10);
-	CHECK(st.failed == N / 10);
+	CASE_CHECK(px_executor_stats_get(ex, &st) == 0);
+	CASE_CHECK(st.completed == N - N / 10);
+	CASE_CHECK(st.failed == N / 10);
 	for (int i = 0; i < N; i++)
 		px_future_release(fs[i]);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 
@@ -660,18 +633,18 @@ static int case_no_foreign_callback_in_submit(void)
 	px_executor *ex = open_ex("process:workers=1,spin_us=0");
 	struct b_ctx b = { .ex = ex };
 	pthread_t bt;
-	CHECK(pthread_create(&bt, NULL, b_submits, &b) == 0);
+	CASE_CHECK(pthread_create(&bt, NULL, b_submits, &b) == 0);
 	int gs = 0;
 	for (int round = 0; round < 20; round++) {
 		px_future *t;
 		/* Two replies close together: the worker streams, so a
 		 * submit may add to its window while it holds f. */
 		for (int k = 0; k < 2; k++) {
-			CHECK(submit_op(ex, T_VALUE, k, 0, 0, &t) == 0);
-			CHECK(px_future_wait(t, 10 * PX_SEC) == 0);
+			CASE_CHECK(submit_op(ex, T_VALUE, k, 0, 0, &t) == 0);
+			CASE_CHECK(px_future_wait(t, 10 * PX_SEC) == 0);
 			px_future_release(t);
 		}
-		spin_for(40 * 1000); /* it parks */
+		test_spin_ns(40 * 1000); /* it parks */
 		atomic_store(&b_done, 0);
 		px_future *f;
 		tl_in_submit = 1;
@@ -684,13 +657,13 @@ static int case_no_foreign_callback_in_submit(void)
 		}
 		while (!atomic_load(&b_done))
 			usleep(50);
-		CHECK(r == 0);
-		CHECK(!atomic_load(&cb_in_submit));
-		CHECK(px_future_wait(f, 10 * PX_SEC) == 0);
+		CASE_CHECK(r == 0);
+		CASE_CHECK(!atomic_load(&cb_in_submit));
+		CASE_CHECK(px_future_wait(f, 10 * PX_SEC) == 0);
 		px_future_release(f);
 		if (b.g) {
 			gs++;
-			CHECK(px_future_wait(b.g, 10 * PX_SEC) == 0);
+			CASE_CHECK(px_future_wait(b.g, 10 * PX_SEC) == 0);
 			px_future_release(b.g);
 		}
 	}
@@ -698,12 +671,12 @@ static int case_no_foreign_callback_in_submit(void)
 	pthread_join(bt, NULL);
 	/* Each callback once, on whichever thread completed g. */
 	for (int64_t t0 = test_now_ns(); atomic_load(&cb_ran) < gs;) {
-		CHECK(test_now_ns() - t0 < 10 * PX_SEC);
+		CASE_CHECK(test_now_ns() - t0 < 10 * PX_SEC);
 		usleep(1000);
 	}
-	CHECK(atomic_load(&cb_ran) == gs);
+	CASE_CHECK(atomic_load(&cb_ran) == gs);
 	px_executor_destroy(ex);
-	CHECK(no_children());
+	CASE_CHECK(test_no_children());
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #define PX_TEST_UTIL_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -144,6 +145,38 @@ static inline int test_run_cases(const char *group,
 	int r = _cmocka_run_group_tests(group, tests, k, NULL, NULL);
 	free(tests);
 	return r;
+}
+
+/* Fails a case of test_run_cases() (a harness child) with its line number
+ * as the child's exit status, after printing the failed condition. */
+#define CASE_CHECK(c)                                                          \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "%s:%d: %s\n", __func__, __LINE__, #c);  \
+			return __LINE__ % 200 + 2;                             \
+		}                                                              \
+	} while (0)
+
+/* A genuine segfault, uninstrumented so no sanitizer turns it into a report
+ * and an exit status. */
+__attribute__((noinline, unused, no_sanitize_address, no_sanitize_thread,
+	       no_sanitize_undefined)) static void test_segfault(volatile int *p)
+{
+	*p = 1;
+}
+
+/* No children left: every fork server and worker was reaped. */
+static inline bool test_no_children(void)
+{
+	return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
+}
+
+/* Keeps the CPU busy for ns. */
+static inline void test_spin_ns(int64_t ns)
+{
+	int64_t until = test_now_ns() + ns;
+	while (test_now_ns() < until)
+		;
 }
 
 /* Defines the cmocka test `name` that runs int name##_in_child(void) through
